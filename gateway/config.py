@@ -1,0 +1,90 @@
+"""All settings in one place.
+
+Every setting comes from an environment variable with the ``SHELFCOUNT_`` prefix (the name is
+the field name upper-cased), and every default runs as it is on a fresh machine. CLI flags
+override the environment by passing keyword overrides to :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PREFIX = "SHELFCOUNT_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration; see README "Settings" for the documented meaning of each."""
+
+    # Where the catalog, the count store and stored photos live.
+    data_dir: Path = Path("./data")
+    # host:port of an external Triton (gRPC). Empty: start the embedded tritonserver.
+    triton_url: str = ""
+    model_repository: Path = REPO_ROOT / "triton_models"
+    triton_start_timeout_s: float = 120.0
+    triton_request_timeout_s: float = 30.0
+    # Regular expression for bin location codes such as A-12-3.
+    location_pattern: str = r"[A-Z]{1,2}-\d{1,3}-\d{1,2}"
+    # Regular expression for SKU codes printed on labels, such as SKU-10234.
+    sku_pattern: str = r"SKU-?[A-Z0-9]{3,12}"
+    max_image_bytes: int = 25 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    # Gateway (issue 4).
+    host: str = "0.0.0.0"
+    port: int = 8080
+    grpc_port: int = 8081
+    tls: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    database_url: str = ""
+    photo_retention_days: int = 30
+    log_level: str = "WARNING"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from ``env`` (default ``os.environ``) and explicit overrides.
+
+    Unknown ``SHELFCOUNT_*`` variables are kept in ``extra`` so that plug-ins (sinks, cameras)
+    can read their own settings without this module knowing them all.
+    """
+    env = dict(os.environ if env is None else env)
+    values: dict[str, object] = {}
+    extra: dict[str, str] = {}
+    fields = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+    for key, raw in env.items():
+        if not key.startswith(PREFIX):
+            continue
+        name = key[len(PREFIX):].lower()
+        f = fields.get(name)
+        if f is None:
+            extra[name] = raw
+            continue
+        values[name] = _convert(f.type, raw, key)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["extra"] = extra
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _convert(type_name: object, raw: str, key: str) -> object:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            return _bool(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"{key}={raw!r} is not a valid {kind}") from exc
+    return raw

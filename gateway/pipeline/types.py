@@ -1,0 +1,75 @@
+"""Plain data passed between pipeline stages.
+
+Boxes are always ``(x0, y0, x1, y1)`` in pixels of the decoded (EXIF-rotated) photo, so every
+stage and every client draws them on the same picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Box = tuple[float, float, float, float]
+
+
+class PipelineError(Exception):
+    """A photo the pipeline refuses, with a stable machine-readable code.
+
+    ``code`` is what clients switch on (e.g. ``not_an_image``, ``too_large``); ``message`` is
+    one human line. Never carries a traceback to the user.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Code:
+    """One decoded barcode / 2D code."""
+
+    format: str  # e.g. "EAN-13", "UPC-A", "Code128", "DataMatrix", "QRCode"
+    text: str  # GS1: bracketed HRI form "(01)...(17)..."
+    box: Box
+    engine: str  # "zxing" or "zbar"
+    gtin: str | None = None  # GTIN-14, zero-padded, when the code carries one
+    ai: dict[str, str] = field(default_factory=dict)  # GS1 application identifiers
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One recognised text line from OCR."""
+
+    text: str
+    score: float
+    box: Box
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One item (carton / box / bottle facing) found by the item detector."""
+
+    box: Box
+    score: float
+
+
+@dataclass
+class CountResult:
+    """What a counted photo yields: rows in the CSV schema plus what a client draws."""
+
+    rows: list[dict[str, object]]
+    boxes: list[list[object]]  # [x0, y0, x1, y1, score, sku]
+    codes: list[dict[str, object]]
+    timings_ms: dict[str, float]
+    width: int = 0
+    height: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "rows": self.rows,
+            "boxes": self.boxes,
+            "codes": self.codes,
+            "timings_ms": self.timings_ms,
+            "width": self.width,
+            "height": self.height,
+        }
