@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := libzbar0
+APT_PACKAGES := libzbar0 chromium chromium-driver fonts-dejavu-core
 
 .PHONY: run test system venv models bench bench-load lint proto clean
 
