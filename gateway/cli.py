@@ -1,0 +1,252 @@
+"""The ``shelfcount`` command line.
+
+The forms ``count``, ``codes``, ``catalog import`` and ``serve`` are a contract with outside
+benchmarks and clients: extend them, never rename them. Errors are one line on stderr and a
+non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.config import Settings, load_settings
+from gateway.logs import setup_logging
+from gateway.schema import COLUMNS, safe_cell
+
+EXIT_OK, EXIT_PHOTO_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="shelfcount",
+        description="Count stock on warehouse shelves from photos (through NVIDIA Triton).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("count", help="count the items in shelf photos and print count rows")
+    c.add_argument("--catalog", metavar="FILE", type=Path,
+                   help="catalog CSV (SKU,Barcode,Product_Description,Unit_Price,Location); "
+                        "default: the catalog imported with 'shelfcount catalog import'")
+    c.add_argument("--location", metavar="LOC",
+                   help="bin location to use when the photo shows no readable bin label")
+    c.add_argument("--format", choices=("csv", "jsonl"), default="csv",
+                   help="csv: header + one row per (photo, location, SKU); "
+                        "jsonl: one JSON object per row with an extra 'Image' key")
+    c.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    c.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG or WebP photos")
+
+    k = sub.add_parser("codes", help="print every barcode / 2D code decoded in photos")
+    k.add_argument("--format", choices=("jsonl",), default="jsonl",
+                   help="jsonl: one JSON object per code with Image, Format, Text, GTIN")
+    k.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG or WebP photos")
+
+    cat = sub.add_parser("catalog", help="manage the product catalog")
+    cat_sub = cat.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    imp = cat_sub.add_parser("import", help="validate a catalog CSV and store it for serve/count")
+    imp.add_argument("file", type=Path, metavar="FILE", help="catalog CSV file")
+
+    s = sub.add_parser("serve", help="run the gateway (HTTP + WebSocket + gRPC) with Triton")
+    s.add_argument("--host", help="address to listen on (SHELFCOUNT_HOST, default 0.0.0.0)")
+    s.add_argument("--port", type=int, help="HTTP/WebSocket port (SHELFCOUNT_PORT, default 8080)")
+    s.add_argument("--grpc-port", type=int,
+                   help="gRPC port for fixed cameras (SHELFCOUNT_GRPC_PORT, default 8081)")
+    s.add_argument("--data-dir", type=Path,
+                   help="catalog, count store and photos (SHELFCOUNT_DATA_DIR, default ./data)")
+    s.add_argument("--tls", action="store_true", default=None,
+                   help="serve HTTPS/WSS (self-signed certificate unless SHELFCOUNT_TLS_CERT "
+                        "and SHELFCOUNT_TLS_KEY name files)")
+
+    d = sub.add_parser("device", help="pair phones and cameras")
+    d_sub = d.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    add = d_sub.add_parser("add", help="create a device token (printed alone on the first line, "
+                                       "then a QR code for the phone)")
+    add.add_argument("name", help="a name for the device, e.g. 'walker-anna'")
+    add.add_argument("--role", choices=("walker", "manager"), default="walker",
+                     help="walkers count; managers also read every session (default walker)")
+
+    for name, helptext in (("train", "train or fine-tune the item detector"),
+                           ("eval", "evaluate the item detector (AP@0.5 and count accuracy)")):
+        sub.add_parser(name, help=f"{helptext} (see 'shelfcount {name} --help')")
+
+    e = sub.add_parser("export", help="re-send a session's confirmed counts to a sink")
+    e.add_argument("session", help="count session id")
+    e.add_argument("--to", required=True, choices=("sheets", "tryton", "folder"),
+                   help="sink to send to (it must be configured, see 'shelfcount doctor')")
+
+    sub.add_parser("doctor", help="check each configured sink, one line each")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("train", "eval"):
+        # The training commands own their options (and their --help).
+        from gateway.training import cli as training_cli
+
+        entry = training_cli.train_main if argv[0] == "train" else training_cli.eval_main
+        return entry(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(
+            data_dir=getattr(args, "data_dir", None),
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            grpc_port=getattr(args, "grpc_port", None),
+            tls=getattr(args, "tls", None),
+        )
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    setup_logging(settings.log_level)
+    try:
+        return _dispatch(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.catalog import CatalogError
+
+    try:
+        match args.command:
+            case "count":
+                return cmd_count(args, settings)
+            case "codes":
+                return cmd_codes(args, settings)
+            case "catalog":
+                from gateway.catalog import import_catalog
+
+                catalog = import_catalog(args.file, settings.data_dir)
+                print(f"imported {len(catalog)} products into {settings.data_dir}", file=sys.stderr)
+                return EXIT_OK
+            case "serve":
+                from gateway.server.serve import serve_main
+
+                return serve_main(settings)
+            case "device":
+                return cmd_device_add(args, settings)
+            case "export":
+                from gateway.sinks.commands import export_main
+
+                return export_main(settings, args.session, args.to)
+            case "doctor":
+                from gateway.sinks.commands import doctor_main
+
+                return doctor_main(settings)
+    except CatalogError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    return EXIT_USAGE
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"shelfcount: {message}", file=sys.stderr)
+    return code
+
+
+def _load_catalog(args: argparse.Namespace, settings: Settings):
+    from gateway.catalog import Catalog, load_catalog
+
+    return Catalog.from_csv(args.catalog) if args.catalog else load_catalog(settings.data_dir)
+
+
+def cmd_count(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from gateway.inference.client import InferenceClient, InferenceUnavailable
+    from gateway.inference.embedded import start_triton
+    from gateway.pipeline.run import Pipeline
+    from gateway.pipeline.types import PipelineError
+
+    catalog = _load_catalog(args, settings)
+    try:
+        url, server = start_triton(settings)
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        return _fail(f"cannot start Triton: {exc}", EXIT_UNAVAILABLE)
+    client = InferenceClient(url, timeout_s=settings.triton_request_timeout_s)
+    pipeline = Pipeline(settings, client, catalog)
+    out = sys.stdout
+    writer = csv.writer(out, lineterminator="\n")
+    if args.format == "csv":
+        writer.writerow(COLUMNS)
+    failed = 0
+    show_progress = len(args.images) > 1 and not args.quiet
+    try:
+        for path in tqdm(args.images, desc="counting", unit="photo", file=sys.stderr,
+                         disable=not show_progress, leave=False):
+            try:
+                data = Path(path).read_bytes()
+                result = pipeline.count(data, location=args.location)
+            except OSError as exc:
+                failed += 1
+                print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+                continue
+            except PipelineError as exc:
+                failed += 1
+                print(f"{path}: {exc.code}: {exc.message}", file=sys.stderr)
+                continue
+            except InferenceUnavailable as exc:
+                failed += 1
+                print(f"{path}: triton_unavailable: {exc}", file=sys.stderr)
+                continue
+            for row in result.rows:
+                if args.format == "csv":
+                    writer.writerow([safe_cell(row[c]) for c in COLUMNS])
+                else:
+                    out.write(json.dumps({**row, "Image": path}) + "\n")
+            out.flush()
+    finally:
+        pipeline.close()
+        client.close()
+        if server is not None:
+            server.stop()
+    return EXIT_PHOTO_FAILED if failed else EXIT_OK
+
+
+def cmd_codes(args: argparse.Namespace, settings: Settings) -> int:
+    import cv2
+
+    from gateway.pipeline.codes import code_to_json, read_codes
+    from gateway.pipeline.decode import decode_image
+    from gateway.pipeline.types import PipelineError
+
+    failed = 0
+    for path in args.images:
+        try:
+            image = decode_image(Path(path).read_bytes(), max_bytes=settings.max_image_bytes,
+                                 max_pixels=settings.max_image_pixels)
+        except OSError as exc:
+            failed += 1
+            print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            continue
+        except PipelineError as exc:
+            failed += 1
+            print(f"{path}: {exc.code}: {exc.message}", file=sys.stderr)
+            continue
+        for code in read_codes(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)):
+            print(json.dumps({"Image": path, **code_to_json(code)}))
+    return EXIT_PHOTO_FAILED if failed else EXIT_OK
+
+
+def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
+    import io
+
+    import qrcode
+
+    from gateway.server.serve import device_add
+
+    token = device_add(settings, args.name, args.role)
+    print(token)
+    qr = qrcode.QRCode(border=1)
+    qr.add_data(token)
+    buf = io.StringIO()
+    qr.print_ascii(out=buf, invert=True)
+    print(buf.getvalue(), end="")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Fuse codes, text and detections into rows of the count CSV schema.
+
+Every figure says where it came from: the location from a bin-label code beats OCR of the label,
+which beats what the walker's session says; a SKU from a code beats SKU text, which beats the
+catalog's home SKU for the bin. Count_Confidence multiplies how sure each of those sources is,
+so a count that leans on a guess never looks as sure as one read off codes and the detector.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from gateway.catalog import Catalog
+from gateway.pipeline.gtin import gs1_date
+from gateway.pipeline.ocr_regions import Region
+from gateway.pipeline.text import find_expiry, find_location, find_sku
+from gateway.pipeline.types import Box, Code, Detection, TextLine
+
+# How sure a source is, before model scores: a decoded code is verified by its check digit; the
+# walker's chosen location is usually right; a bin's home SKU is a guess about what is there.
+LOCATION_CONF = {"code": 1.0, "session": 0.85, "none": 0.3}
+SKU_CONF = {"own": 1.0, "neighbour": 0.85, "home": 0.7, "unknown": 0.3}
+CODES_ONLY_COUNT_CONF = 0.6  # without the detector, hidden items (no visible code) are missed
+UNIDENTIFIED = "Unidentified items"
+CENT = Decimal("0.01")
+
+
+@dataclass
+class Evidence:
+    """What the photo says, gathered by the earlier stages."""
+
+    codes: list[Code]
+    ocr: list[tuple[Region, list[TextLine]]] = field(default_factory=list)
+    detections: list[Detection] | None = None  # None: no item detector deployed
+    item_skus: list[str | None] | None = None  # per detection, from assign_items
+    item_sources: list[str] | None = None  # per detection: own / neighbour / home / unknown
+    count_confidence: dict[str, float] | None = None  # per SKU, from the detector's scores
+
+
+@dataclass(frozen=True)
+class ItemCode:
+    """A code that names a product, with what else it told us."""
+
+    box: Box
+    sku: str
+    expiry: date | None
+
+
+def classify_codes(
+    codes: list[Code], catalog: Catalog, location_pattern: str, sku_pattern: str
+) -> tuple[list[ItemCode], list[tuple[Box, str]]]:
+    """Split codes into product codes (with SKU) and bin-label location codes."""
+    items: list[ItemCode] = []
+    locations: list[tuple[Box, str]] = []
+    for code in codes:
+        entry = catalog.by_gtin(code.gtin) or catalog.by_code_text(code.text)
+        sku = entry.sku if entry else None
+        if sku is None and not code.gtin:
+            loc = find_location(code.text, location_pattern)
+            if loc and len(loc) >= len(code.text.strip()) - 1:
+                locations.append((code.box, loc))
+                continue
+            sku = find_sku(code.text, sku_pattern)
+        if sku is None and code.gtin:
+            sku = code.gtin  # a product we do not know yet: keep its GTIN visible, not drop it
+        if sku is None:
+            continue
+        expiry = gs1_date(code.ai["17"]) if "17" in code.ai else None
+        items.append(ItemCode(code.box, sku, expiry))
+    return items, locations
+
+
+def pick_location(
+    location_codes: list[tuple[Box, str]],
+    ocr: list[tuple[Region, list[TextLine]]],
+    session_location: str | None,
+    pattern: str,
+) -> tuple[str, float, str]:
+    """(location, confidence, source) in the order bin code > OCR > session."""
+    if location_codes:
+        votes = Counter(loc for _, loc in location_codes)
+        return votes.most_common(1)[0][0], LOCATION_CONF["code"], "code"
+    best: tuple[float, str] | None = None
+    for _, lines in ocr:
+        for line in lines:
+            loc = find_location(line.text, pattern)
+            if loc and (best is None or line.score > best[0]):
+                best = (line.score, loc)
+    if best is not None:
+        return best[1], round(0.95 * best[0], 3), "ocr"
+    if session_location:
+        return session_location, LOCATION_CONF["session"], "session"
+    return "", LOCATION_CONF["none"], "none"
+
+
+def text_evidence(
+    ocr: list[tuple[Region, list[TextLine]]], sku_pattern: str
+) -> tuple[list[tuple[Box, str]], dict[str, date]]:
+    """SKU text seen on labels (with photo boxes) and the expiry printed next to each SKU."""
+    labelled: list[tuple[Box, str]] = []
+    expiry: dict[str, date] = {}
+    for region, lines in ocr:
+        skus = [(region.to_photo(ln.box), s) for ln in lines
+                if (s := find_sku(ln.text, sku_pattern))]
+        dates = [(region.to_photo(ln.box), d) for ln in lines if (d := find_expiry(ln.text))]
+        if region.purpose == "overview":
+            labelled.extend(skus)
+        for dbox, day in dates:
+            sku = region.sku or (skus[0][1] if len(skus) == 1 else _nearest(dbox, skus))
+            if sku and (sku not in expiry or day < expiry[sku]):
+                expiry[sku] = day
+    return labelled, expiry
+
+
+def _nearest(box: Box, candidates: list[tuple[Box, str]]) -> str | None:
+    if not candidates:
+        return None
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    height = max(1.0, box[3] - box[1])
+
+    def dist(c: tuple[Box, str]) -> float:
+        b = c[0]
+        return abs((b[0] + b[2]) / 2 - cx) + abs((b[1] + b[3]) / 2 - cy)
+
+    best = min(candidates, key=dist)
+    return best[1] if dist(best) < 8 * height else None
+
+
+def money(value: Decimal) -> str:
+    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def build_rows(
+    evidence: Evidence,
+    catalog: Catalog,
+    *,
+    session_location: str | None,
+    location_pattern: str,
+    sku_pattern: str,
+    now: datetime,
+) -> tuple[list[dict[str, object]], list[list[object]]]:
+    """Rows (one per location and SKU) and the boxes a client draws."""
+    item_codes, location_codes = classify_codes(
+        evidence.codes, catalog, location_pattern, sku_pattern
+    )
+    location, loc_conf, _ = pick_location(
+        location_codes, evidence.ocr, session_location, location_pattern
+    )
+    text_skus, expiry = text_evidence(evidence.ocr, sku_pattern)
+    for ic in item_codes:
+        if ic.expiry and (ic.sku not in expiry or ic.expiry < expiry[ic.sku]):
+            expiry[ic.sku] = ic.expiry
+    home = catalog.home_sku(location)
+    code_counts = Counter(ic.sku for ic in item_codes)
+
+    counts: Counter[str] = Counter()
+    sku_conf: dict[str, float] = {}
+    boxes: list[list[object]] = []
+    if evidence.detections is not None and evidence.item_skus is not None:
+        sources = evidence.item_sources or ["own"] * len(evidence.detections)
+        per_sku_sources: dict[str, list[float]] = defaultdict(list)
+        for det, sku, src in zip(evidence.detections, evidence.item_skus, sources, strict=True):
+            key = sku or ""
+            counts[key] += 1
+            per_sku_sources[key].append(SKU_CONF.get(src, SKU_CONF["unknown"]))
+            boxes.append([*(round(v, 1) for v in det.box), round(det.score, 3), key])
+        sku_conf = {k: sum(v) / len(v) for k, v in per_sku_sources.items()}
+        count_conf = dict(evidence.count_confidence or {})
+    else:
+        # No detector: count the distinct items identified by a code, else by SKU text.
+        for ic in item_codes:
+            boxes.append([*(round(v, 1) for v in ic.box), 1.0, ic.sku])
+        counts.update(code_counts)
+        for box, sku in text_skus:
+            if sku not in code_counts:
+                counts[sku] += 1
+                boxes.append([*(round(v, 1) for v in box), 1.0, sku])
+        sku_conf = {k: SKU_CONF["own"] for k in counts}
+        count_conf = {k: CODES_ONLY_COUNT_CONF for k in counts}
+
+    if home and counts.get(home, 0) == 0:
+        counts[home] = 0
+        sku_conf.setdefault(home, SKU_CONF["home"])
+    if not counts:
+        counts[""] = 0
+
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = []
+    for sku in sorted(counts, key=lambda s: (s == "", s)):
+        qty = counts[sku]
+        entry = catalog.by_sku(sku) if sku else None
+        price = entry.unit_price if entry else Decimal("0")
+        exp = expiry.get(sku)
+        if qty == 0:
+            condition = "Out of Stock"
+        elif exp is not None and exp < now.date():
+            condition = "Expired"
+        else:
+            condition = "Good"
+        agreement = 1.0
+        if evidence.detections is not None and code_counts.get(sku, 0) > qty > 0:
+            agreement = qty / code_counts[sku]  # more codes than detected items: missed items
+        conf = loc_conf * sku_conf.get(sku, SKU_CONF["unknown"])
+        conf *= count_conf.get(sku, CODES_ONLY_COUNT_CONF) * agreement
+        if not sku:
+            conf *= SKU_CONF["unknown"]
+        description = entry.description if entry else (UNIDENTIFIED if not sku else "")
+        rows.append({
+            "Location": location,
+            "SKU": sku,
+            "Product_Description": description,
+            "Quantity_Counted": qty,
+            "Unit_Price": money(price),
+            "Total_Value": money(price * qty),
+            "Condition": condition,
+            "Expiration_Date": exp.isoformat() if exp else "",
+            "Last_Updated": stamp,
+            "Count_Confidence": round(max(0.0, min(1.0, conf)), 3),
+        })
+    return rows, boxes

@@ -1,0 +1,192 @@
+"""The pipeline: photo bytes in, count rows out, one stage after another.
+
+decode -> codes (zxing-cpp + pyzbar) and, at the same time, the item detector in Triton ->
+OCR of the few regions that pay -> fuse -> rows. The detector runs in a worker thread while the
+barcode engines run here: Triton is another process, so the two cores are both busy instead of
+one waiting on the other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import cv2
+import numpy as np
+
+from gateway.catalog import Catalog
+from gateway.config import Settings
+from gateway.inference.client import InferenceClient
+from gateway.pipeline.codes import code_to_json, read_codes
+from gateway.pipeline.decode import decode_image
+from gateway.pipeline.fuse import Evidence, build_rows, classify_codes
+from gateway.pipeline.ocr_regions import choose_regions
+from gateway.pipeline.types import Box, Code, CountResult, Detection
+
+PREVIEW_MAX_SIDE = 960
+DETECTOR_MODEL = "item_detector"
+DETECTOR_RECHECK_S = 30.0
+
+
+class Pipeline:
+    """Counts one photo at a time; safe to share between threads (no per-photo state)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: InferenceClient,
+        catalog: Catalog,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.catalog = catalog
+        self.clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline")
+        self._detector_checked = -1e9
+        self._detector_ready = False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return decode_image(
+            data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
+        )
+
+    def codes(self, data: bytes) -> list[Code]:
+        image = self.decode(data)
+        return read_codes(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+
+    def detector_ready(self) -> bool:
+        """Whether the item detector is deployed; re-checked now and then, not per photo."""
+        now = time.monotonic()
+        if now - self._detector_checked > DETECTOR_RECHECK_S:
+            self._detector_ready = self.client.model_ready(DETECTOR_MODEL)
+            self._detector_checked = now
+        return self._detector_ready
+
+    def count(
+        self, data: bytes, *, location: str | None = None, preview: bool = False
+    ) -> CountResult:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        image = self.decode(data)
+        height, width = image.shape[:2]
+        scale = 1.0
+        if preview and max(height, width) > PREVIEW_MAX_SIDE:
+            scale = PREVIEW_MAX_SIDE / max(height, width)
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        timings["decode"] = _ms(t0)
+
+        detect_future: Future[tuple[list[Detection], float]] | None = None
+        if self.detector_ready():
+            detect_future = self._executor.submit(self._detect, image, preview)
+
+        t = time.perf_counter()
+        codes = read_codes(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        timings["codes"] = _ms(t)
+
+        s = self.settings
+        item_codes, location_codes = classify_codes(
+            codes, self.catalog, s.location_pattern, s.sku_pattern
+        )
+        ocr = []
+        if not preview:
+            t = time.perf_counter()
+            regions = choose_regions(
+                image,
+                [(ic.box, ic.sku) for ic in item_codes],
+                need_overview=not location_codes or not item_codes,
+            )
+            if regions:
+                texts = self.client.ocr([r.image for r in regions])
+                ocr = list(zip(regions, texts, strict=True))
+            timings["ocr"] = _ms(t)
+
+        evidence = Evidence(codes=codes, ocr=ocr)
+        if detect_future is not None:
+            detections, timings["detect"] = detect_future.result()
+            self._assign(evidence, detections, item_codes, location_codes, location)
+
+        t = time.perf_counter()
+        rows, boxes = build_rows(
+            evidence,
+            self.catalog,
+            session_location=location,
+            location_pattern=s.location_pattern,
+            sku_pattern=s.sku_pattern,
+            now=self.clock(),
+        )
+        timings["fuse"] = _ms(t)
+        timings["total"] = _ms(t0)
+        if scale != 1.0:
+            boxes = [[*(round(v / scale, 1) for v in b[:4]), *b[4:]] for b in boxes]
+        return CountResult(
+            rows=rows,
+            boxes=boxes,
+            codes=[_code_json(c, scale) for c in codes],
+            timings_ms={k: round(v, 1) for k, v in timings.items()},
+            width=width,
+            height=height,
+        )
+
+    def _detect(self, image: np.ndarray, preview: bool) -> tuple[list[Detection], float]:
+        from gateway.pipeline.detect import detect_items
+
+        t = time.perf_counter()
+        detections = detect_items(image, self.client, preview=preview)
+        return detections, _ms(t)
+
+    def _assign(
+        self,
+        evidence: Evidence,
+        detections: list[Detection],
+        item_codes: list,
+        location_codes: list,
+        session_location: str | None,
+    ) -> None:
+        """Give each detected item a SKU: its own code/label, its row's neighbours, the bin's."""
+        from gateway.pipeline.assign import assign_items
+        from gateway.pipeline.detect import count_confidence
+        from gateway.pipeline.fuse import pick_location, text_evidence
+
+        s = self.settings
+        text_skus, _ = text_evidence(evidence.ocr, s.sku_pattern)
+        labelled: list[tuple[Box, str]] = [(ic.box, ic.sku) for ic in item_codes] + text_skus
+        location, _, _ = pick_location(location_codes, evidence.ocr, session_location,
+                                       s.location_pattern)
+        home = self.catalog.home_sku(location)
+        skus = assign_items(detections, labelled, home)
+        sources = []
+        for det, sku in zip(detections, skus, strict=True):
+            own = any(_inside(_centre(b), det.box) and k == sku for b, k in labelled)
+            sources.append("own" if own else "home" if sku and sku == home
+                           else "neighbour" if sku else "unknown")
+        by_sku: dict[str, list[Detection]] = {}
+        for det, sku in zip(detections, skus, strict=True):
+            by_sku.setdefault(sku or "", []).append(det)
+        evidence.detections = detections
+        evidence.item_skus = skus
+        evidence.item_sources = sources
+        evidence.count_confidence = {k: count_confidence(v) for k, v in by_sku.items()}
+
+
+def _centre(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def _inside(point: tuple[float, float], box: Box) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def _code_json(code: Code, scale: float) -> dict[str, object]:
+    out = code_to_json(code)
+    out["Box"] = [round(v / scale, 1) for v in code.box]
+    return out
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
