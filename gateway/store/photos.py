@@ -1,0 +1,62 @@
+"""Photos on disk, addressed by the SHA-256 of their bytes (never in the database).
+
+Content addressing makes the same photo sent twice one file, and lets the database refer to a
+photo by a short stable key. Files are written to a temporary name, fsynced and renamed, so a
+photo the gateway acknowledged is complete on disk even after a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+class PhotoStore:
+    """A directory of photos: ``<root>/ab/cd/<sha256>``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        if not _HASH.fullmatch(digest):
+            raise ValueError(f"not a photo hash: {digest!r}")
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` durably and return its hash (a no-op when already stored)."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path(digest)
+        if target.exists() and target.stat().st_size == len(data):
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        return self.path(digest).read_bytes()
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).exists()
+
+    def delete(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)

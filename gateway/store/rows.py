@@ -1,0 +1,98 @@
+"""Applying people's corrections to the model's rows.
+
+The model's rows stay untouched in the stored result; a correction stores the full row as the
+person left it, and the effective rows of a count are the model rows with each corrected line
+(same Location and SKU) replaced by its latest correction, plus lines the person added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from gateway.schema import COLUMNS
+
+from .types import Correction, to_ts
+
+
+def _key(row: Mapping[str, Any]) -> tuple[str, str]:
+    return (str(row.get("Location") or ""), str(row.get("SKU") or ""))
+
+
+def _decimal(value: object) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def find_row(
+    rows: Iterable[Mapping[str, Any]], sku: str, location: str | None
+) -> Mapping[str, Any] | None:
+    """The line a correction is about: same SKU (and Location when given)."""
+    for row in rows:
+        if str(row.get("SKU") or "") == sku and (
+            location is None or str(row.get("Location") or "") == location
+        ):
+            return row
+    return None
+
+
+def corrected_row(
+    base: Mapping[str, Any] | None,
+    *,
+    location: str | None,
+    sku: str,
+    quantity: int,
+    now: datetime,
+    catalog: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The full CSV row after a person set ``quantity`` for ``sku``.
+
+    ``base`` is the model's (or the previous) row for that line, None for a line the person
+    added; ``catalog`` may supply Product_Description / Unit_Price for added lines. A person's
+    figure is taken as certain, so Count_Confidence becomes 1.0.
+    """
+    row: dict[str, Any] = {column: "" for column in COLUMNS}
+    if base is not None:
+        row.update({k: base[k] for k in COLUMNS if k in base})
+    elif catalog:
+        row["Product_Description"] = catalog.get("Product_Description", "")
+        row["Unit_Price"] = catalog.get("Unit_Price", "")
+    row["SKU"] = sku
+    if location is not None or not row["Location"]:
+        row["Location"] = location or row["Location"] or ""
+    row["Quantity_Counted"] = quantity
+    price = _decimal(row.get("Unit_Price"))
+    if price is not None:
+        total = (price * quantity).quantize(Decimal("0.01"))
+        # Keep the representation the pipeline used (text or number); numbers for new lines.
+        as_text = isinstance(row.get("Total_Value"), str) and row["Total_Value"] != ""
+        row["Total_Value"] = str(total) if as_text else float(total)
+    if quantity == 0:
+        row["Condition"] = "Out of Stock"
+    elif row.get("Condition") in ("", "Out of Stock", None):
+        row["Condition"] = "Good"
+    row["Last_Updated"] = to_ts(now).replace("+00:00", "Z")
+    row["Count_Confidence"] = 1.0
+    return row
+
+
+def effective_rows(
+    model_rows: Iterable[Mapping[str, Any]], corrections: Iterable[Correction]
+) -> list[dict[str, Any]]:
+    """Model rows with corrections applied (latest correction of a line wins)."""
+    rows = [dict(row) for row in model_rows]
+    index = {_key(row): i for i, row in enumerate(rows)}
+    for correction in sorted(corrections, key=lambda c: c.corrected_at):
+        key = _key(correction.row)
+        if key in index:
+            rows[index[key]] = dict(correction.row)
+        else:
+            index[key] = len(rows)
+            rows.append(dict(correction.row))
+    return rows

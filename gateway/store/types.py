@@ -1,0 +1,138 @@
+"""Records the store hands out. Plain frozen dataclasses so callers never hold a DB cursor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ROLES: tuple[str, ...] = ("walker", "manager", "camera")
+
+# Life of a count: queued -> processing -> done | failed; "waiting" = Triton was unreachable,
+# the photo is kept and retried when it answers again.
+STATUSES: tuple[str, ...] = ("queued", "processing", "waiting", "done", "failed")
+UNFINISHED: tuple[str, ...] = ("queued", "processing", "waiting")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_ts(moment: datetime) -> str:
+    """Timestamp text: always UTC, always microseconds, so text order == time order."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_ts(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class StoreError(Exception):
+    """A request the store refuses, with a stable code (``not_found``, ``conflict`` ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Device:
+    """A phone, handheld, fixed camera or manager that holds a token."""
+
+    id: str
+    name: str
+    role: str
+    created_at: datetime
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == "manager"
+
+
+@dataclass(frozen=True)
+class Session:
+    """One walker's pass over some locations."""
+
+    id: str
+    device_id: str
+    walker: str
+    label: str | None
+    created_at: datetime
+    confirmed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A person's change to one line; the model's figure is kept next to it."""
+
+    id: str
+    count_id: str
+    location: str | None
+    sku: str
+    model_quantity: int | None  # None: the line was added by the person
+    quantity: int
+    row: dict[str, Any]
+    by_device: str
+    by_name: str
+    corrected_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "location": self.location,
+            "sku": self.sku,
+            "model_quantity": self.model_quantity,
+            "quantity": self.quantity,
+            "by": self.by_name,
+            "at": to_ts(self.corrected_at),
+        }
+
+
+@dataclass(frozen=True)
+class CountRecord:
+    """One stored photo and what became of it."""
+
+    id: str
+    session_id: str
+    device_id: str
+    client_id: str
+    source: str
+    location: str | None
+    photo_hash: str
+    photo_bytes: int
+    status: str
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    confirmed_at: datetime | None
+    confirmed_by: str | None
+    corrections: tuple[Correction, ...] = field(default_factory=tuple)
+
+    @property
+    def model_rows(self) -> list[dict[str, Any]]:
+        return list((self.result or {}).get("rows") or [])
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """The rows of one confirmed bay, waiting to be delivered to each sink.
+
+    Written in the same transaction that confirms the bay, so a confirmation can never be
+    lost between the database and a sink. ``id`` is stable and unique: sinks use it (or
+    ``count_id``) as their idempotency key. ``rows`` are the ten CSV columns
+    (gateway.schema.COLUMNS) after the walker's corrections.
+    """
+
+    id: str
+    count_id: str
+    session_id: str
+    walker: str
+    location: str | None
+    rows: list[dict[str, Any]]
+    created_at: datetime
