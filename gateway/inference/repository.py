@@ -1,0 +1,112 @@
+"""Prepare the Triton model repository: ``python -m gateway.inference.repository``.
+
+The PP-OCRv4 ONNX weights come from the ``rapidocr-onnxruntime`` wheel (installed with
+``--no-deps`` only for its model files) rather than from the network, so set-up works offline
+and the weights are pinned by the wheel version. They are copied, not committed. The
+recognition alphabet is not shipped as a file: it lives in the rec model's ONNX metadata, and
+Triton does not expose model metadata to the Python backend, so it is dumped to ``keys.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+from gateway.config import REPO_ROOT
+
+DET_ONNX = "ch_PP-OCRv4_det_infer.onnx"
+REC_ONNX = "ch_PP-OCRv4_rec_infer.onnx"
+WHEEL_HINT = "pip install --no-deps rapidocr-onnxruntime==1.4.4"
+
+
+class RepositoryError(Exception):
+    """The model repository cannot be prepared (missing wheel, unreadable model)."""
+
+
+def rapidocr_models_dir() -> Path:
+    """Folder of the ONNX files inside the installed rapidocr_onnxruntime package.
+
+    Located without importing the package: its ``__init__`` imports ``cv2`` and friends, which
+    we deliberately did not install from its dependency list.
+    """
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        raise RepositoryError(f"rapidocr_onnxruntime is not installed; run: {WHEEL_HINT}")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    for name in (DET_ONNX, REC_ONNX):
+        if not (folder / name).is_file():
+            raise RepositoryError(f"{folder / name} is missing; reinstall with: {WHEEL_HINT}")
+    return folder
+
+
+def read_keys(rec_onnx: Path) -> list[str]:
+    """The recognition alphabet stored in the rec model's ``character`` metadata entry."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(rec_onnx), options, providers=["CPUExecutionProvider"])
+    text = session.get_modelmeta().custom_metadata_map.get("character")
+    if not text:
+        raise RepositoryError(f"{rec_onnx} has no 'character' metadata (not a PP-OCR rec model?)")
+    # split("\n"), not splitlines(): the alphabet may hold characters splitlines() breaks on.
+    return text.split("\n")
+
+
+def _copy_if_changed(src: Path, dst: Path) -> bool:
+    """Copy ``src`` to ``dst`` unless an identical file is already there; True if copied."""
+    if dst.is_file() and dst.stat().st_size == src.stat().st_size:
+        if dst.read_bytes() == src.read_bytes():
+            return False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(dst.suffix + ".tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)  # atomic: a running Triton never sees a half-written model
+    return True
+
+
+def prepare(repository: Path) -> list[Path]:
+    """Copy the OCR weights and keys into ``repository``; returns the files that changed."""
+    models = rapidocr_models_dir()
+    changed: list[Path] = []
+    det = repository / "ocr_det" / "1" / "model.onnx"
+    rec = repository / "ocr_rec" / "1" / "model.onnx"
+    keys = repository / "ocr_rec" / "1" / "keys.txt"
+    for src, dst in ((models / DET_ONNX, det), (models / REC_ONNX, rec)):
+        if _copy_if_changed(src, dst):
+            changed.append(dst)
+    text = "\n".join(read_keys(rec)) + "\n"
+    if not keys.is_file() or keys.read_text(encoding="utf-8") != text:
+        tmp = keys.with_suffix(".txt.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(keys)
+        changed.append(keys)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--repository",
+        type=Path,
+        default=REPO_ROOT / "triton_models",
+        help="model repository to fill (default: triton_models/ of this checkout)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        changed = prepare(args.repository)
+    except RepositoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in changed:
+        print(f"wrote {path}")
+    if not changed:
+        print(f"model repository {args.repository} is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
