@@ -1,0 +1,766 @@
+// ShelfCount walker app: pair, set the location, count with the camera, review, confirm.
+import { Camera, qrDetector } from "./camera.js";
+import { drawBoxes, skuColour } from "./draw.js";
+import { Link, uuid } from "./link.js";
+import * as store from "./store.js";
+
+const PREVIEW_INTERVAL_MS = 300; // ~3 preview frames a second
+const LOCATION_RE = /\b[A-Z]{1,2}-\d{1,3}-\d{1,2}\b/;
+const LOW_CONFIDENCE = 0.6;
+const MEDIUM_CONFIDENCE = 0.85;
+const EXPIRY_WARN_DAYS = 30;
+
+const $ = (id) => document.getElementById(id);
+const link = new Link();
+const cam = new Camera($("video"));
+
+// Figures the tests and the benchmark read (window.__sc.stats).
+const stats = {
+  previews: 0, previewTimes: [], lastPreviewMs: null,
+  shutters: [], photoVia: null,
+};
+
+const ui = {
+  screen: null,
+  location: null,
+  photoId: null, // photo shown on the result screen
+  shutterAt: null, // performance.now() of the last shutter tap, for the tap -> result figure
+  edit: null, // {id, sku, qty, damaged, typed}
+  previewTimer: null,
+  previewBusy: false,
+  detected: null,
+  lastPreview: null,
+};
+
+// ---------- feedback ----------
+let audio = null;
+function beep(freq = 880, ms = 120) {
+  try {
+    audio = audio || new AudioContext();
+    const o = audio.createOscillator();
+    const g = audio.createGain();
+    o.frequency.value = freq;
+    g.gain.value = 0.15;
+    o.connect(g).connect(audio.destination);
+    o.start();
+    o.stop(audio.currentTime + ms / 1000);
+  } catch {
+    // no audio: the vibration and the screen still say it
+  }
+}
+function buzz(pattern) {
+  if (navigator.vibrate) navigator.vibrate(pattern);
+}
+let toastTimer = null;
+function toast(text) {
+  const t = $("toast");
+  t.replaceChildren(Object.assign(document.createElement("span"), { textContent: text }));
+  t.classList.add("on");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => t.classList.remove("on"), 2500);
+}
+
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v);
+  }
+  for (const k of kids) if (k !== null && k !== undefined) e.append(k);
+  return e;
+}
+
+// ---------- screens ----------
+async function show(name) {
+  ui.screen = name;
+  for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== `screen-${name}`;
+  document.querySelector(".topbar").hidden = name === "pair";
+  if (name === "count") {
+    clearLive();
+    await startCamera();
+    startPreviews();
+  } else {
+    stopPreviews();
+  }
+  if (name === "session") {
+    cam.stop();
+    await renderSession();
+  }
+  if (name !== "pair") stopQrScan();
+}
+
+async function startCamera() {
+  const msg = $("cam-msg");
+  try {
+    await cam.start();
+    msg.hidden = true;
+    $("torch").hidden = !cam.hasTorch();
+  } catch (e) {
+    msg.textContent = `Camera not available: ${e.message || e.name}`;
+    msg.hidden = false;
+  }
+}
+
+// ---------- pairing ----------
+// The QR may hold the bare token, a link to this app with #token=... / ?token=..., or JSON.
+function tokenFrom(text) {
+  const t = (text || "").trim();
+  if (!t) return null;
+  try {
+    const j = JSON.parse(t);
+    if (j && typeof j.token === "string") return j.token;
+  } catch {
+    // not JSON
+  }
+  if (/^https?:\/\//i.test(t)) {
+    const u = new URL(t);
+    const p = new URLSearchParams(u.hash.replace(/^#/, ""));
+    return p.get("token") || u.searchParams.get("token") || null;
+  }
+  return t;
+}
+
+async function pairWith(token, device) {
+  $("pair-error").textContent = "";
+  try {
+    await link.pair(token, device);
+    toast("Paired");
+    buzz(60);
+    await show("count");
+    if (!ui.location) openLocations();
+  } catch (e) {
+    $("pair-error").textContent = `Not paired: ${e.message}`;
+  }
+}
+
+let qrStop = null;
+async function startQrScan() {
+  const detector = await qrDetector();
+  const video = $("pair-video");
+  const msg = $("pair-cam-msg");
+  $("pair-cam").hidden = false;
+  if (!detector) {
+    msg.textContent = "This browser cannot read QR codes. Open the QR's link with the phone's "
+      + "camera app, or type the token below.";
+    return;
+  }
+  const c = new Camera(video);
+  try {
+    await c.start();
+  } catch (e) {
+    msg.textContent = `Camera not available: ${e.message || e.name}`;
+    return;
+  }
+  let running = true;
+  qrStop = () => {
+    running = false;
+    c.stop();
+    $("pair-cam").hidden = true;
+  };
+  for (let i = 0; running && i < 2400; i++) {
+    try {
+      const found = await detector.detect(video);
+      const token = found.length ? tokenFrom(found[0].rawValue) : null;
+      if (token) {
+        stopQrScan();
+        $("pair-token").value = token;
+        await pairWith(token, $("pair-device").value.trim());
+        return;
+      }
+    } catch {
+      // frame not ready yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+function stopQrScan() {
+  if (qrStop) qrStop();
+  qrStop = null;
+}
+
+// ---------- location ----------
+async function setLocation(loc) {
+  ui.location = loc || null;
+  await store.setKv("location", ui.location);
+  if (ui.location) {
+    const recent = (await store.getKv("recentLocations", [])).filter((x) => x !== ui.location);
+    recent.unshift(ui.location);
+    await store.setKv("recentLocations", recent.slice(0, 30));
+  }
+  renderLocation();
+}
+
+function renderLocation() {
+  $("loc-value").textContent = ui.location || "tap to set";
+  $("loc-btn").classList.toggle("unset", !ui.location);
+  $("detected").hidden = true;
+}
+
+// Locations to pick from: the ones used lately and the ones the gateway read in this session.
+async function knownLocations() {
+  const recent = await store.getKv("recentLocations", []);
+  const seen = (await store.allPhotos()).map((p) => p.location || locationFromResult(p.result));
+  return [...new Set([...recent, ...seen.filter(Boolean)])].slice(0, 40);
+}
+
+async function openLocations() {
+  $("scan-msg").textContent = "";
+  $("loc-input").value = ui.location || "";
+  const list = $("loc-list");
+  list.replaceChildren();
+  for (const loc of await knownLocations()) {
+    list.append(el("li", {}, el("button", {
+      type: "button", class: "btn",
+      onclick: async () => {
+        await setLocation(loc);
+        $("locations").close();
+      },
+    }, loc)));
+  }
+  if (!$("locations").open) $("locations").showModal();
+}
+
+// The bin label's location as the gateway read it: a row's Location or a code's text.
+function locationFromResult(r) {
+  if (!r) return null;
+  for (const row of r.rows || []) {
+    if (row.Location) return String(row.Location);
+  }
+  for (const c of r.codes || []) {
+    const m = String(c.Text || c.text || "").match(LOCATION_RE);
+    if (m) return m[0];
+  }
+  return null;
+}
+
+async function scanLabel() {
+  const msg = $("scan-msg");
+  if (link.state !== "online") {
+    msg.textContent = "Offline: type or pick the location.";
+    return;
+  }
+  msg.textContent = "Reading the label...";
+  try {
+    await startCamera();
+    const c = cam.frameToCanvas(1920);
+    if (!c) throw new Error("no camera picture yet");
+    const blob = await Camera.toJpeg(c, 0.85);
+    const r = await link.preview(blob, null);
+    const loc = locationFromResult(r);
+    if (!loc) {
+      msg.textContent = "No location label found: aim at the bin label and try again.";
+      return;
+    }
+    await setLocation(loc);
+    buzz(40);
+    beep(1200, 80);
+    toast(`Location ${loc}`);
+    $("locations").close();
+  } catch (e) {
+    msg.textContent = `Could not read the label: ${e.message}`;
+  }
+}
+
+// ---------- live preview ----------
+function startPreviews() {
+  stopPreviews();
+  ui.previewTimer = setInterval(previewTick, PREVIEW_INTERVAL_MS);
+}
+function stopPreviews() {
+  clearInterval(ui.previewTimer);
+  ui.previewTimer = null;
+}
+
+async function previewTick() {
+  if (ui.previewBusy || ui.screen !== "count" || link.state !== "online" || !cam.running) return;
+  if (document.hidden) return;
+  ui.previewBusy = true;
+  try {
+    const blob = await cam.previewFrame();
+    const r = blob ? await link.preview(blob, ui.location) : null;
+    if (r && ui.screen === "count") {
+      drawLive(r);
+      stats.previews += 1;
+      stats.lastPreviewMs = r.latency;
+      stats.previewTimes.push(performance.now());
+      if (stats.previewTimes.length > 50) stats.previewTimes.shift();
+    }
+  } finally {
+    ui.previewBusy = false;
+  }
+}
+
+function clearLive() {
+  drawBoxes($("overlay"), [], 0, 0, 0, 0, "cover");
+  $("live").replaceChildren();
+  $("detected").hidden = true;
+}
+
+function drawLive(r) {
+  const v = $("video");
+  drawBoxes($("overlay"), r.boxes, r.width, r.height, v.videoWidth, v.videoHeight, "cover");
+  const live = $("live");
+  const kids = [el("span", { class: "chip chip-total" }, `${(r.boxes || []).length} items`)];
+  for (const row of r.rows || []) {
+    if (!row.SKU) continue;
+    const chip = el("span", { class: "chip" }, `${row.SKU}: ${row.Quantity_Counted}`);
+    chip.style.borderColor = skuColour(row.SKU);
+    kids.push(chip);
+  }
+  live.replaceChildren(...kids);
+  const loc = locationFromResult(r);
+  const d = $("detected");
+  if (loc && loc !== ui.location) {
+    ui.detected = loc;
+    d.textContent = ui.location ? `Label ${loc}: switch?` : `Label ${loc}: use it`;
+    d.hidden = false;
+  } else {
+    d.hidden = true;
+  }
+}
+
+// ---------- shutter ----------
+async function shutter() {
+  const btn = $("shutter");
+  if (btn.disabled) return;
+  btn.disabled = true;
+  ui.shutterAt = performance.now();
+  try {
+    $("flash").classList.remove("on");
+    void $("flash").offsetWidth;
+    $("flash").classList.add("on");
+    buzz(30);
+    const { blob, via } = await cam.takePhoto();
+    stats.photoVia = via;
+    const photo = {
+      id: uuid(), created: Date.now(), location: ui.location, blob, status: "queued",
+      result: null, error: null, edits: {},
+    };
+    // Persist first: once this resolves the photo survives a reload or a crash of the tab.
+    await store.addPhoto(photo);
+    ui.photoId = photo.id;
+    await show("result");
+    await renderResult(photo);
+    link.flush();
+    updatePending();
+  } catch (e) {
+    toast(`Photo failed: ${e.message}`);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// ---------- result and review ----------
+function confidenceOf(row) {
+  const raw = row.Count_Confidence;
+  if (raw === null || raw === undefined || raw === "") return { level: "medium", value: null };
+  const s = String(raw).trim().toLowerCase();
+  let v = parseFloat(s);
+  if (!Number.isNaN(v)) {
+    if (s.endsWith("%") || v > 1) v /= 100;
+    const level = v < LOW_CONFIDENCE ? "low" : v < MEDIUM_CONFIDENCE ? "medium" : "high";
+    return { level, value: v };
+  }
+  const level = s.startsWith("l") ? "low" : s.startsWith("h") ? "high" : "medium";
+  return { level, value: null };
+}
+
+function expiryClass(text) {
+  if (!text) return "";
+  const d = new Date(`${String(text).slice(0, 10)}T00:00:00`);
+  if (Number.isNaN(d.getTime())) return "";
+  const days = (d - new Date()) / 86400000;
+  if (days < 0) return "expired";
+  return days < EXPIRY_WARN_DAYS ? "expiring" : "";
+}
+
+function lineQuantity(photo, row) {
+  const e = photo.edits && photo.edits[row.SKU];
+  return e ? e.quantity : Number(row.Quantity_Counted) || 0;
+}
+
+const STATUS_TEXT = {
+  queued: "Saved on this phone. It is counted as soon as the gateway is reachable.",
+  sending: "Sending...",
+  acked: "Stored on the gateway, counting...",
+  counted: "",
+  confirming: "Confirmation queued.",
+  confirmed: "Bay confirmed.",
+  failed: "Failed",
+};
+
+async function renderResult(photo) {
+  if (!photo) return;
+  const img = $("photo");
+  if (photo.blob) {
+    if (img.dataset.id !== photo.id) {
+      if (img.src) URL.revokeObjectURL(img.src);
+      img.src = URL.createObjectURL(photo.blob);
+      img.dataset.id = photo.id;
+      await img.decode().catch(() => {});
+    }
+  } else {
+    img.removeAttribute("src");
+    img.dataset.id = "";
+  }
+  const r = photo.result;
+  const where = photo.location || locationFromResult(r) || "no location";
+  let status = STATUS_TEXT[photo.status] ?? "";
+  if (photo.error) status = `${status} ${photo.error}`.trim();
+  if (photo.note && !r) status = `${status} (${photo.note})`;
+  if (r && photo.status !== "confirmed") {
+    const t = r.timings_ms && r.timings_ms.total;
+    status = `${where}: ${(r.boxes || []).length} items${t ? ` in ${Math.round(t)} ms` : ""}`;
+    if (photo.status === "confirming") status += " · confirmation queued";
+  } else if (photo.status === "confirmed") {
+    status = `${where}: bay confirmed.`;
+  }
+  $("result-status").textContent = status;
+  const lines = $("lines");
+  lines.replaceChildren();
+  for (const row of r ? r.rows || [] : []) {
+    const conf = confidenceOf(row);
+    const qty = lineQuantity(photo, row);
+    const edit = photo.edits && photo.edits[row.SKU];
+    const damaged = edit ? edit.condition === "Damaged" : row.Condition === "Damaged";
+    const exp = row.Expiration_Date || "";
+    const meta = [
+      conf.value !== null ? `confidence ${Math.round(conf.value * 100)}%` : `confidence ${conf.level}`,
+      exp ? `exp ${exp}` : null,
+      row.Condition && row.Condition !== "Good" ? row.Condition : null,
+    ].filter(Boolean);
+    const b = el("button", {
+      type: "button",
+      class: `line${conf.level === "low" ? " low" : ""}${edit ? " edited" : ""}${damaged ? " damaged" : ""}`,
+      "data-sku": row.SKU,
+      "aria-label": `${row.SKU} quantity ${qty}, ${conf.level} confidence. Tap to correct.`,
+      onclick: () => openEdit(photo, row),
+    },
+    el("span", { class: `conf conf-${conf.level}` }),
+    el("span", { class: "what" },
+      el("div", { class: "sku" }, row.SKU || "unknown item"),
+      el("div", { class: "desc" }, row.Product_Description || ""),
+      el("div", { class: `meta ${expiryClass(exp)}` }, meta.join(" · "))),
+    el("span", { class: "q" }, String(qty)));
+    lines.append(el("li", {}, b));
+  }
+  $("confirm").disabled = !r || photo.status === "confirmed" || photo.status === "confirming";
+  requestAnimationFrame(() => {
+    if (r) {
+      drawBoxes($("photo-overlay"), r.boxes, r.width, r.height, img.naturalWidth,
+        img.naturalHeight, "contain", { numbers: false });
+    } else {
+      drawBoxes($("photo-overlay"), [], 0, 0, 0, 0, "contain");
+    }
+  });
+}
+
+function openEdit(photo, row) {
+  const edit = photo.edits && photo.edits[row.SKU];
+  ui.edit = {
+    id: photo.id, sku: row.SKU, qty: lineQuantity(photo, row), typed: false,
+    damaged: edit ? edit.condition === "Damaged" : row.Condition === "Damaged",
+    origCondition: row.Condition || "Good",
+  };
+  $("edit-sku").textContent = row.SKU;
+  $("edit-desc").textContent = row.Product_Description || "";
+  renderEdit();
+  $("edit").showModal();
+}
+
+function renderEdit() {
+  $("qty").textContent = String(ui.edit.qty);
+  $("damaged").setAttribute("aria-pressed", String(ui.edit.damaged));
+  $("damaged").textContent = ui.edit.damaged ? "Damaged (tap to undo)" : "Mark Damaged";
+}
+
+function keypad(k) {
+  const e = ui.edit;
+  if (k === "clear") {
+    e.qty = 0;
+    e.typed = true;
+  } else if (k === "back") {
+    e.qty = Math.floor(e.qty / 10);
+    e.typed = true;
+  } else {
+    e.qty = e.typed ? Math.min(99999, e.qty * 10 + Number(k)) : Number(k);
+    e.typed = true;
+  }
+  renderEdit();
+}
+
+async function saveEdit() {
+  const e = ui.edit;
+  if (!e) return;
+  const condition = e.damaged ? "Damaged" : e.origCondition === "Damaged" ? "Good" : null;
+  await store.addCorrection(e.id, e.sku, e.qty, condition);
+  buzz(30);
+  ui.edit = null;
+  await renderResult(await store.getPhoto(ui.photoId));
+  link.flush();
+  updatePending();
+}
+
+async function confirmBay() {
+  const id = ui.photoId;
+  if (!id) return;
+  await store.addConfirm(id);
+  await renderResult(await store.getPhoto(id));
+  link.flush();
+  updatePending();
+}
+
+async function nextLocation() {
+  await setLocation(null);
+  await show("count");
+  openLocations();
+}
+
+// ---------- session ----------
+function authHeaders() {
+  return { Authorization: `Bearer ${link.token}` };
+}
+
+async function renderSession() {
+  const photos = await store.allPhotos();
+  const items = await store.outbox();
+  $("session-id").textContent = link.session ? `Session ${link.session}` : "No session yet";
+  let bays = 0;
+  let counted = 0;
+  let units = 0;
+  let value = 0;
+  for (const p of photos) {
+    if (p.status === "confirmed") bays += 1;
+    if (!p.result) continue;
+    counted += 1;
+    for (const row of p.result.rows || []) {
+      const q = lineQuantity(p, row);
+      units += q;
+      value += q * (parseFloat(row.Unit_Price) || 0);
+    }
+  }
+  $("t-bays").textContent = String(bays);
+  $("t-photos").textContent = String(counted);
+  $("t-items").textContent = String(units);
+  $("t-value").textContent = value.toFixed(2);
+
+  const byId = new Map(photos.map((p) => [p.id, p]));
+  const queued = $("queued");
+  queued.replaceChildren();
+  for (const it of items) {
+    const p = byId.get(it.id);
+    const where = (p && p.location) || "no location";
+    const what = it.kind === "photo" ? `Photo at ${where}`
+      : it.kind === "correct" ? `Correction ${it.sku} -> ${it.quantity}${it.condition ? ` (${it.condition})` : ""}`
+        : `Confirm ${where}`;
+    queued.append(el("li", { class: "wait" }, `${what}${p && p.note ? ` · ${p.note}` : ""}`));
+  }
+  for (const p of photos) {
+    if (p.status === "acked" && !p.result && !p.error) {
+      queued.append(el("li", { class: "wait" }, `Photo at ${p.location || "no location"}: stored on the gateway, waiting for the count`));
+    }
+  }
+  if (!queued.children.length) queued.append(el("li", { class: "empty" }, "Nothing waiting."));
+
+  const failed = $("failed");
+  failed.replaceChildren();
+  for (const p of photos.filter((x) => x.error)) {
+    failed.append(el("li", { class: "fail" }, `${p.location || "no location"}: ${p.error}`));
+  }
+  if (!failed.children.length) failed.append(el("li", { class: "empty" }, "Nothing failed."));
+
+  const bayList = $("bays");
+  bayList.replaceChildren();
+  for (const p of [...photos].reverse()) {
+    const n = p.result ? (p.result.rows || []).reduce((s, r) => s + lineQuantity(p, r), 0) : null;
+    const cls = p.status === "confirmed" ? "done" : p.error ? "fail" : "wait";
+    const label = `${p.location || locationFromResult(p.result) || "no location"} · `
+      + `${n === null ? "not counted yet" : `${n} items`} · ${p.status}`;
+    bayList.append(el("li", { class: cls }, el("button", {
+      type: "button",
+      onclick: async () => {
+        ui.photoId = p.id;
+        await show("result");
+        await renderResult(await store.getPhoto(p.id));
+      },
+    }, label)));
+  }
+  if (!bayList.children.length) bayList.append(el("li", { class: "empty" }, "No photos yet."));
+}
+
+async function downloadCsv() {
+  if (!link.session) return toast("No session yet");
+  try {
+    const r = await fetch(`api/v1/sessions/${encodeURIComponent(link.session)}/counts.csv`,
+      { headers: authHeaders() });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const url = URL.createObjectURL(await r.blob());
+    const a = el("a", { href: url, download: `shelfcount-${link.session}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) {
+    toast(`CSV not available: ${e.message}`);
+  }
+}
+
+// ---------- status ----------
+async function updatePending() {
+  const items = await store.outbox();
+  const b = $("pending");
+  b.hidden = items.length === 0;
+  b.textContent = `${items.length} pending`;
+}
+
+function renderNet(state, why) {
+  const n = $("net");
+  const text = { online: "online", connecting: "connecting", offline: "offline", unpaired: "not paired" };
+  n.textContent = text[state] || state;
+  n.title = why || "";
+  n.className = `pill ${state === "online" ? "pill-on" : state === "connecting" ? "pill-wait" : "pill-off"}`;
+}
+
+// ---------- wiring ----------
+function wire() {
+  $("pair-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = tokenFrom($("pair-token").value);
+    if (token) pairWith(token, $("pair-device").value.trim());
+  });
+  $("pair-scan").addEventListener("click", startQrScan);
+  $("shutter").addEventListener("click", shutter);
+  $("torch").addEventListener("click", async () => {
+    const on = !cam.torchOn;
+    if (await cam.setTorch(on)) $("torch").setAttribute("aria-pressed", String(on));
+  });
+  $("loc-btn").addEventListener("click", openLocations);
+  $("next-loc").addEventListener("click", nextLocation);
+  $("result-next-loc").addEventListener("click", nextLocation);
+  $("session-btn").addEventListener("click", () => show("session"));
+  $("pending").addEventListener("click", () => show("session"));
+  $("back-count").addEventListener("click", () => show("count"));
+  $("next-photo").addEventListener("click", () => show("count"));
+  $("confirm").addEventListener("click", confirmBay);
+  $("csv").addEventListener("click", downloadCsv);
+  $("new-session").addEventListener("click", async () => {
+    await link.newSession();
+    toast("New session started");
+    await renderSession();
+  });
+  $("unpair").addEventListener("click", async () => {
+    const pending = (await store.outbox()).length;
+    if (pending && !confirm(`${pending} items are not sent yet. Unpair anyway and lose them?`)) return;
+    link.goOffline();
+    await store.clearAll();
+    location.reload();
+  });
+  $("detected").addEventListener("click", async () => {
+    if (ui.detected) await setLocation(ui.detected);
+    buzz(40);
+  });
+  $("scan-label").addEventListener("click", scanLabel);
+  $("loc-form").addEventListener("submit", async (e) => {
+    if (e.submitter && e.submitter.value === "set") {
+      const v = $("loc-input").value.trim().toUpperCase();
+      if (v) await setLocation(v);
+    }
+  });
+  $("minus").addEventListener("click", () => {
+    ui.edit.qty = Math.max(0, ui.edit.qty - 1);
+    ui.edit.typed = false;
+    renderEdit();
+  });
+  $("plus").addEventListener("click", () => {
+    ui.edit.qty += 1;
+    ui.edit.typed = false;
+    renderEdit();
+  });
+  for (const b of $("keypad").querySelectorAll("button")) {
+    b.addEventListener("click", () => keypad(b.dataset.k || b.textContent.trim()));
+  }
+  $("damaged").addEventListener("click", () => {
+    ui.edit.damaged = !ui.edit.damaged;
+    renderEdit();
+  });
+  $("edit").addEventListener("close", () => {
+    if ($("edit").returnValue === "save") saveEdit();
+    else ui.edit = null;
+  });
+
+  link.addEventListener("state", (e) => {
+    renderNet(e.detail.state, e.detail.why);
+    if (e.detail.state === "unpaired" && ui.screen !== "pair") {
+      $("pair-error").textContent = e.detail.why ? `Pairing needed: ${e.detail.why}` : "";
+      show("pair");
+    }
+    updatePending();
+  });
+  link.addEventListener("changed", async (e) => {
+    updatePending();
+    if (ui.screen === "result" && e.detail.id && e.detail.id === ui.photoId) {
+      const p = await store.getPhoto(ui.photoId);
+      await renderResult(p);
+      if (p && p.status === "confirmed") {
+        buzz([40, 40, 40]);
+        beep(1320, 150);
+        toast(`Bay ${p.location || ""} confirmed`);
+      }
+    }
+    if (ui.screen === "session") renderSession();
+  });
+  link.addEventListener("result", async (e) => {
+    updatePending();
+    const { id, photo } = e.detail;
+    if (!ui.location) {
+      const loc = locationFromResult(photo.result);
+      if (loc) await setLocation(loc);
+    }
+    if (ui.screen === "result" && id === ui.photoId) {
+      await renderResult(photo);
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      if (ui.shutterAt !== null) {
+        stats.shutters.push(performance.now() - ui.shutterAt);
+        ui.shutterAt = null;
+      }
+      buzz([40, 30, 40]);
+      beep();
+    }
+    if (ui.screen === "session") renderSession();
+    store.pruneBlobs();
+  });
+  link.addEventListener("gateway-error", (e) => {
+    const m = e.detail;
+    toast(`${m.code || "error"}: ${m.message || ""}`);
+    buzz([200]);
+  });
+  addEventListener("resize", () => {
+    if (ui.screen === "result") store.getPhoto(ui.photoId).then(renderResult);
+  });
+}
+
+async function main() {
+  wire();
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("sw.js").catch(() => {});
+  }
+  // A pairing link (the QR opened by the phone's camera app): #token=...
+  const hashToken = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
+  if (hashToken) history.replaceState(null, "", location.pathname + location.search);
+  ui.location = await store.getKv("location");
+  renderLocation();
+  await link.start();
+  window.__sc = { stats, link, store, ui };
+  if (hashToken) {
+    await show("pair");
+    await pairWith(hashToken, "");
+  } else if (link.state === "unpaired") {
+    await show("pair");
+  } else {
+    await show("count");
+  }
+  updatePending();
+}
+
+main();

@@ -1,0 +1,122 @@
+// Rear camera: live stream, torch, full-resolution stills and small preview frames.
+//
+// facingMode is asked as a preference ("environment"), never {exact: ...}: devices without a
+// facing mode (desktop webcams, the test's fake camera) must still work.
+const PREVIEW_WIDTH = 640;
+const PREVIEW_QUALITY = 0.6;
+const PHOTO_QUALITY = 0.9;
+const TAKE_PHOTO_TIMEOUT_MS = 2500;
+
+export class Camera {
+  constructor(video) {
+    this.video = video;
+    this.stream = null;
+    this.track = null;
+    this.torchOn = false;
+    this.grab = document.createElement("canvas");
+  }
+
+  async start() {
+    if (this.stream) return;
+    if (!navigator.mediaDevices?.getUserMedia) {
+      throw new Error("This browser has no camera access (an HTTPS address is needed).");
+    }
+    // Ask for a large picture: the still is taken from this stream where ImageCapture is
+    // missing, so its resolution is the photo's resolution.
+    this.stream = await navigator.mediaDevices.getUserMedia({
+      audio: false,
+      video: { facingMode: "environment", width: { ideal: 3840 }, height: { ideal: 2160 } },
+    });
+    this.track = this.stream.getVideoTracks()[0];
+    this.video.srcObject = this.stream;
+    this.video.muted = true;
+    this.video.setAttribute("playsinline", "");
+    await this.video.play().catch(() => {});
+    if (!this.video.videoWidth) {
+      await new Promise((r) => this.video.addEventListener("loadedmetadata", r, { once: true }));
+    }
+  }
+
+  stop() {
+    if (this.stream) for (const t of this.stream.getTracks()) t.stop();
+    this.stream = null;
+    this.track = null;
+    this.video.srcObject = null;
+  }
+
+  get running() {
+    return !!this.track && this.track.readyState === "live";
+  }
+
+  hasTorch() {
+    try {
+      return !!this.track?.getCapabilities?.().torch;
+    } catch {
+      return false;
+    }
+  }
+
+  async setTorch(on) {
+    if (!this.hasTorch()) return false;
+    await this.track.applyConstraints({ advanced: [{ torch: on }] });
+    this.torchOn = on;
+    return true;
+  }
+
+  frameToCanvas(maxWidth) {
+    const v = this.video;
+    const w = v.videoWidth;
+    const h = v.videoHeight;
+    if (!w || !h) return null;
+    const scale = Math.min(1, maxWidth / w);
+    const c = this.grab;
+    c.width = Math.round(w * scale);
+    c.height = Math.round(h * scale);
+    c.getContext("2d").drawImage(v, 0, 0, c.width, c.height);
+    return c;
+  }
+
+  static toJpeg(canvas, quality) {
+    return new Promise((resolve, reject) => {
+      canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("could not encode JPEG"))),
+        "image/jpeg", quality);
+    });
+  }
+
+  async previewFrame() {
+    const c = this.frameToCanvas(PREVIEW_WIDTH);
+    return c ? Camera.toJpeg(c, PREVIEW_QUALITY) : null;
+  }
+
+  // Full-resolution still: ImageCapture.takePhoto (the sensor's photo mode, often larger than
+  // the video) where it exists and answers quickly, else the current video frame.
+  async takePhoto() {
+    if (!this.running) throw new Error("camera is not running");
+    if (typeof ImageCapture !== "undefined") {
+      try {
+        const ic = new ImageCapture(this.track);
+        const blob = await Promise.race([
+          ic.takePhoto(),
+          new Promise((_, rej) => setTimeout(() => rej(new Error("slow")), TAKE_PHOTO_TIMEOUT_MS)),
+        ]);
+        if (blob && blob.size && blob.type === "image/jpeg") return { blob, via: "ImageCapture" };
+      } catch {
+        // fall through to the video frame
+      }
+    }
+    const c = this.frameToCanvas(100000);
+    return { blob: await Camera.toJpeg(c, PHOTO_QUALITY), via: "video frame" };
+  }
+}
+
+// QR reading on the phone itself where the browser has BarcodeDetector (Android Chrome).
+export async function qrDetector() {
+  if (typeof BarcodeDetector === "undefined") return null;
+  try {
+    const formats = await BarcodeDetector.getSupportedFormats();
+    if (!formats.includes("qr_code")) return null;
+    return new BarcodeDetector({ formats: ["qr_code"] });
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,68 @@
+// Drawing boxes over a picture shown with CSS object-fit (cover for the live video, contain for
+// the result photo). Boxes arrive in pixels of the picture the gateway counted (result width /
+// height), so they are normalised first and then mapped onto the element's box.
+
+const PALETTE = ["#ffcc00", "#4cc9f0", "#f72585", "#80ed99", "#ff9f1c", "#b388ff", "#ff5d5d",
+  "#2ec4b6", "#e9ff70", "#ffafcc"];
+
+export function skuColour(sku) {
+  if (!sku) return "#9aa4ad";
+  let h = 0;
+  for (const ch of String(sku)) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return PALETTE[h % PALETTE.length];
+}
+
+// Map from source picture pixels (sw x sh) to the element's CSS pixels (ew x eh).
+export function fitTransform(sw, sh, ew, eh, fit) {
+  const s = fit === "cover" ? Math.max(ew / sw, eh / sh) : Math.min(ew / sw, eh / sh);
+  return { s, ox: (ew - sw * s) / 2, oy: (eh - sh * s) / 2 };
+}
+
+// Size a canvas to its CSS box at device pixel ratio; returns the 2D context in CSS pixels.
+export function prepCanvas(canvas) {
+  const r = canvas.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round(r.width * dpr));
+  const h = Math.max(1, Math.round(r.height * dpr));
+  if (canvas.width !== w || canvas.height !== h) {
+    canvas.width = w;
+    canvas.height = h;
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, r.width, r.height);
+  return { ctx, w: r.width, h: r.height };
+}
+
+// boxes: [[x0,y0,x1,y1,score,sku], ...] in a (srcW x srcH) picture; the picture is shown as
+// (picW x picH) media (video or image natural size; same aspect as src) with the given fit.
+export function drawBoxes(canvas, boxes, srcW, srcH, picW, picH, fit, opts = {}) {
+  const { ctx, w, h } = prepCanvas(canvas);
+  if (!boxes || !srcW || !srcH) return 0;
+  const t = fitTransform(picW || srcW, picH || srcH, w, h, fit);
+  const kx = (picW || srcW) / srcW;
+  const ky = (picH || srcH) / srcH;
+  ctx.lineWidth = opts.lineWidth || 2.5;
+  ctx.font = "bold 13px system-ui, sans-serif";
+  let n = 0;
+  for (const b of boxes) {
+    const [x0, y0, x1, y1, , sku] = b;
+    const X = t.ox + x0 * kx * t.s;
+    const Y = t.oy + y0 * ky * t.s;
+    const W = (x1 - x0) * kx * t.s;
+    const H = (y1 - y0) * ky * t.s;
+    const c = skuColour(sku);
+    ctx.strokeStyle = c;
+    ctx.strokeRect(X, Y, W, H);
+    if (opts.numbers) {
+      n += 1;
+      const label = String(n);
+      const tw = ctx.measureText(label).width + 6;
+      ctx.fillStyle = c;
+      ctx.fillRect(X, Y, tw, 16);
+      ctx.fillStyle = "#000";
+      ctx.fillText(label, X + 3, Y + 12);
+    }
+  }
+  return boxes.length;
+}

@@ -1,0 +1,368 @@
+// The one WebSocket to the gateway (`/ws/count`) and the ordered flush of the outbox.
+//
+// Protocol (fixed by the gateway): hello -> welcome; per photo a JSON header then one binary
+// JPEG -> ack (stored durably) then result | error; correct; confirm -> confirmed. Photo ids are
+// client UUIDs and the gateway dedupes on them, so re-sending after a dropped connection is safe.
+// Outbox items are sent strictly in the order they were made, each one after the previous one was
+// acknowledged, so a correction never overtakes the photo it corrects.
+import * as store from "./store.js";
+
+const ACK_TIMEOUT_MS = 60000;
+const PREVIEW_TIMEOUT_MS = 5000;
+const MAX_BACKOFF_MS = 30000;
+// Error codes that mean "try again later" rather than "this photo is bad".
+const RETRYABLE = /unavailable|rate|busy|timeout|overload|internal|queue/i;
+
+export function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+export function wsUrl(base = location.href) {
+  const u = new URL("ws/count", new URL(".", base));
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  return u.href;
+}
+
+export class Link extends EventTarget {
+  constructor() {
+    super();
+    this.ws = null;
+    this.state = "offline"; // offline | connecting | online | unpaired
+    this.token = null;
+    this.session = null;
+    this.device = "";
+    this.backoff = 1000;
+    this.retryTimer = null;
+    this.waiters = new Map(); // key "kind:id" -> {resolve, timer}
+    this.previews = new Map(); // preview id -> {resolve, timer, sent}
+    this.flushing = false;
+    this.conn = 0; // bumped per connection so stale waits end
+    addEventListener("offline", () => this.goOffline());
+    addEventListener("online", () => this.connect());
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  setState(s, why = "") {
+    this.state = s;
+    this.emit("state", { state: s, why });
+  }
+
+  async start() {
+    this.token = await store.getKv("token");
+    this.session = await store.getKv("session");
+    this.device = await store.getKv("device", "");
+    if (!this.token) {
+      this.setState("unpaired");
+      return;
+    }
+    this.connect();
+  }
+
+  // Try a token: resolves with the session id on welcome, rejects with the gateway's reason.
+  pair(token, device) {
+    this.token = token;
+    this.device = device;
+    this.session = null;
+    return new Promise((resolve, reject) => {
+      const onState = (e) => {
+        if (e.detail.state === "online") {
+          cleanup();
+          resolve(this.session);
+        } else if (e.detail.state === "unpaired") {
+          cleanup();
+          reject(new Error(e.detail.why || "token refused"));
+        }
+      };
+      const cleanup = () => this.removeEventListener("state", onState);
+      this.addEventListener("state", onState);
+      this.connect();
+    });
+  }
+
+  goOffline() {
+    // set_offline / a real network drop does not close an open WebSocket by itself; close it so
+    // nothing is sent into a dead pipe and the UI says "offline" at once.
+    clearTimeout(this.retryTimer);
+    if (this.ws) this.ws.close();
+    this.ws = null;
+    this.endWaits();
+    this.setState("offline", "no network");
+  }
+
+  connect() {
+    clearTimeout(this.retryTimer);
+    if (!this.token) return;
+    if (!navigator.onLine) {
+      this.setState("offline", "no network");
+      return;
+    }
+    if (this.ws && this.ws.readyState <= 1) this.ws.close();
+    const conn = ++this.conn;
+    let welcomed = false;
+    let refused = "";
+    const ws = new WebSocket(wsUrl());
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    this.setState("connecting");
+    ws.onopen = () => {
+      ws.send(JSON.stringify({
+        type: "hello", token: this.token, session: this.session || null,
+        device: this.device || navigator.userAgent.slice(0, 60),
+      }));
+    };
+    ws.onmessage = async (ev) => {
+      if (conn !== this.conn || typeof ev.data !== "string") return;
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (msg.type === "welcome") {
+        welcomed = true;
+        this.session = msg.session;
+        await store.setKv("session", msg.session);
+        await store.setKv("token", this.token);
+        await store.setKv("device", this.device);
+        this.backoff = 1000;
+        this.setState("online");
+        this.flush();
+        return;
+      }
+      if (!welcomed && msg.type === "error") {
+        refused = `${msg.code || "error"}: ${msg.message || "refused"}`;
+        return;
+      }
+      this.onMessage(msg);
+    };
+    ws.onclose = (ev) => {
+      if (conn !== this.conn) return;
+      this.ws = null;
+      this.endWaits();
+      if (!welcomed && (refused || ev.code === 1008 || ev.code === 4001 || ev.code === 4003)) {
+        this.setState("unpaired", refused || ev.reason || "token refused");
+        return;
+      }
+      this.setState("offline", navigator.onLine ? "gateway unreachable" : "no network");
+      if (navigator.onLine) {
+        this.retryTimer = setTimeout(() => this.connect(), this.backoff);
+        this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
+      }
+    };
+  }
+
+  endWaits() {
+    for (const w of this.waiters.values()) {
+      clearTimeout(w.timer);
+      w.resolve({ type: "closed" });
+    }
+    this.waiters.clear();
+    for (const p of this.previews.values()) {
+      clearTimeout(p.timer);
+      p.resolve(null);
+    }
+    this.previews.clear();
+  }
+
+  wait(key, ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(key);
+        resolve({ type: "timeout" });
+      }, ms);
+      this.waiters.set(key, { resolve, timer });
+    });
+  }
+
+  settle(key, msg) {
+    const w = this.waiters.get(key);
+    if (!w) return false;
+    clearTimeout(w.timer);
+    this.waiters.delete(key);
+    w.resolve(msg);
+    return true;
+  }
+
+  async onMessage(msg) {
+    const id = msg.id;
+    const pv = id && this.previews.get(id);
+    if (pv) {
+      clearTimeout(pv.timer);
+      this.previews.delete(id);
+      pv.resolve(msg.type === "result" ? { ...msg, latency: performance.now() - pv.sent } : null);
+      return;
+    }
+    if (msg.type === "ack") {
+      await store.updatePhoto(id, (p) => {
+        if (p.status === "queued" || p.status === "sending") p.status = "acked";
+      });
+      this.settle(`photo:${id}`, msg);
+      this.emit("changed", { id });
+    } else if (msg.type === "result") {
+      const p = await store.updatePhoto(id, (r) => {
+        r.result = msg;
+        r.error = null;
+        if (r.status !== "confirmed" && r.status !== "confirming") r.status = "counted";
+      });
+      this.settle(`photo:${id}`, msg);
+      this.settle(`correct:${id}`, msg);
+      if (p) this.emit("result", { id, photo: p });
+    } else if (msg.type === "confirmed") {
+      await store.updatePhoto(id, (p) => {
+        p.status = "confirmed";
+      });
+      this.settle(`confirm:${id}`, msg);
+      this.emit("changed", { id });
+    } else if (msg.type === "corrected") {
+      this.settle(`correct:${id}`, msg);
+    } else if (msg.type === "error") {
+      if (id && (this.settle(`photo:${id}`, msg) || this.settle(`correct:${id}`, msg) ||
+                 this.settle(`confirm:${id}`, msg))) return;
+      if (id) {
+        // An error after the ack: the photo is stored on the gateway but could not be counted.
+        await store.updatePhoto(id, (p) => {
+          p.error = `${msg.code}: ${msg.message}`;
+        });
+        this.emit("changed", { id });
+      }
+      this.emit("gateway-error", msg);
+    }
+  }
+
+  send(obj, blob) {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this.ws.send(JSON.stringify(obj));
+    if (blob) this.ws.send(blob);
+    return true;
+  }
+
+  // Send the outbox in order. Each item waits for the gateway's acknowledgement; an item that
+  // cannot be acknowledged now stays and the flush stops until the next connection.
+  async flush() {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      await this.resendUncounted();
+      for (let guard = 0; guard < 10000 && this.state === "online"; guard++) {
+        const items = await store.outbox();
+        if (!items.length) break;
+        const ok = await this.sendItem(items[0]);
+        this.emit("changed", {});
+        if (!ok) break;
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  // Photos the gateway acknowledged but whose result never arrived (connection dropped in
+  // between): sending the same id again returns the stored count, never a second one.
+  async resendUncounted() {
+    const queued = new Set((await store.outbox()).filter((i) => i.kind === "photo").map((i) => i.id));
+    for (const p of await store.allPhotos()) {
+      if (p.status === "acked" && !p.result && !p.error && p.blob && !queued.has(p.id)) {
+        this.send({ type: "photo", id: p.id, location: p.location || undefined, preview: false },
+          p.blob);
+      }
+    }
+  }
+
+  async sendItem(item) {
+    const conn = this.conn;
+    if (item.kind === "photo") {
+      const p = await store.getPhoto(item.id);
+      if (!p || !p.blob) {
+        await store.removeOutbox(item.seq);
+        return true;
+      }
+      const head = { type: "photo", id: p.id, preview: false };
+      if (p.location) head.location = p.location;
+      const reply = this.wait(`photo:${p.id}`, ACK_TIMEOUT_MS);
+      if (!this.send(head, p.blob)) return false;
+      await store.updatePhoto(p.id, (r) => {
+        if (r.status === "queued") r.status = "sending";
+      });
+      return this.afterReply(item, await reply, conn);
+    }
+    if (item.kind === "correct") {
+      const msg = { type: "correct", id: item.id, sku: item.sku, quantity: item.quantity };
+      if (item.condition) msg.condition = item.condition;
+      const reply = this.wait(`correct:${item.id}`, ACK_TIMEOUT_MS);
+      if (!this.send(msg)) return false;
+      return this.afterReply(item, await reply, conn);
+    }
+    if (item.kind === "confirm") {
+      const reply = this.wait(`confirm:${item.id}`, ACK_TIMEOUT_MS);
+      if (!this.send({ type: "confirm", id: item.id })) return false;
+      return this.afterReply(item, await reply, conn);
+    }
+    await store.removeOutbox(item.seq);
+    return true;
+  }
+
+  async afterReply(item, reply, conn) {
+    if (reply.type === "closed" || conn !== this.conn) return false;
+    if (reply.type === "timeout") {
+      // No answer: drop this connection; the item is re-sent (same id) on the next one.
+      if (this.ws) this.ws.close();
+      return false;
+    }
+    if (reply.type === "error") {
+      const why = `${reply.code}: ${reply.message}`;
+      if (RETRYABLE.test(reply.code || "")) {
+        await store.updatePhoto(item.id, (p) => {
+          p.note = `waiting: ${why}`;
+        });
+        this.retryLater();
+        return false;
+      }
+      await store.updatePhoto(item.id, (p) => {
+        if (item.kind === "photo") p.status = "failed";
+        p.error = `${item.kind} ${why}`;
+      });
+      this.emit("gateway-error", { ...reply, kind: item.kind });
+    }
+    await store.removeOutbox(item.seq);
+    return true;
+  }
+
+  retryLater() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.flush(), this.backoff);
+    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
+  }
+
+  // A live preview frame: not queued, not stored; resolves with the result or null.
+  preview(blob, location) {
+    if (this.state !== "online") return Promise.resolve(null);
+    const id = uuid();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.previews.delete(id);
+        resolve(null);
+      }, PREVIEW_TIMEOUT_MS);
+      this.previews.set(id, { resolve, timer, sent: performance.now() });
+      const head = { type: "photo", id, preview: true };
+      if (location) head.location = location;
+      if (!this.send(head, blob)) {
+        clearTimeout(timer);
+        this.previews.delete(id);
+        resolve(null);
+      }
+    });
+  }
+
+  async newSession() {
+    this.session = null;
+    await store.setKv("session", null);
+    this.connect();
+  }
+}

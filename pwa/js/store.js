@@ -1,0 +1,176 @@
+// Durable local state in IndexedDB.
+//
+// Everything the walker photographs or types is written here *before* it is sent, so a reload,
+// a tab crash or a dead connection never loses it. Three stores:
+//   kv      - small settings: token, session id, device name, sticky location, recent locations
+//   photos  - one record per full photo, keyed by its client UUID (the id the gateway dedupes on):
+//             the JPEG blob, location, status, result, local edits, error
+//   outbox  - what still has to reach the gateway, in the order it happened (autoIncrement seq):
+//             {kind: "photo"|"correct"|"confirm", id, ...}
+const DB_NAME = "shelfcount";
+const DB_VERSION = 1;
+// Keep the JPEGs of this many finished photos for review; older blobs are dropped (the
+// gateway has them), their results stay.
+const KEEP_BLOBS = 40;
+
+let dbPromise = null;
+
+function req(r) {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+function done(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error || new Error("transaction aborted"));
+  });
+}
+
+export function openDb() {
+  if (!dbPromise) {
+    dbPromise = new Promise((resolve, reject) => {
+      const r = indexedDB.open(DB_NAME, DB_VERSION);
+      r.onupgradeneeded = () => {
+        const db = r.result;
+        db.createObjectStore("kv");
+        const photos = db.createObjectStore("photos", { keyPath: "id" });
+        photos.createIndex("created", "created");
+        db.createObjectStore("outbox", { keyPath: "seq", autoIncrement: true });
+      };
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+  }
+  return dbPromise;
+}
+
+async function tx(stores, mode, fn) {
+  const db = await openDb();
+  const t = db.transaction(stores, mode);
+  const out = fn(t);
+  await done(t);
+  return out;
+}
+
+export async function getKv(key, fallback = null) {
+  const db = await openDb();
+  const v = await req(db.transaction("kv").objectStore("kv").get(key));
+  return v === undefined ? fallback : v;
+}
+
+export async function setKv(key, value) {
+  await tx(["kv"], "readwrite", (t) => t.objectStore("kv").put(value, key));
+}
+
+export async function clearAll() {
+  await tx(["kv", "photos", "outbox"], "readwrite", (t) => {
+    for (const s of ["kv", "photos", "outbox"]) t.objectStore(s).clear();
+  });
+}
+
+// A new photo and its outbox entry are written in ONE transaction: either both exist or neither.
+export async function addPhoto(photo) {
+  await tx(["photos", "outbox"], "readwrite", (t) => {
+    t.objectStore("photos").put(photo);
+    t.objectStore("outbox").add({ kind: "photo", id: photo.id, created: photo.created });
+  });
+}
+
+export async function getPhoto(id) {
+  const db = await openDb();
+  return (await req(db.transaction("photos").objectStore("photos").get(id))) || null;
+}
+
+export async function allPhotos() {
+  const db = await openDb();
+  const list = await req(db.transaction("photos").objectStore("photos").getAll());
+  return list.sort((a, b) => a.created - b.created);
+}
+
+// Read-modify-write of one photo record; `fn` mutates the record in place.
+export async function updatePhoto(id, fn) {
+  let out = null;
+  await tx(["photos"], "readwrite", (t) => {
+    const s = t.objectStore("photos");
+    const r = s.get(id);
+    r.onsuccess = () => {
+      if (!r.result) return;
+      fn(r.result);
+      s.put(r.result);
+      out = r.result;
+    };
+  });
+  return out;
+}
+
+// A correction: the photo's local edit and the outbox entry in one transaction. An unsent
+// correction of the same line is replaced, not repeated, so the gateway sees the last value once.
+export async function addCorrection(id, sku, quantity, condition) {
+  await tx(["photos", "outbox"], "readwrite", (t) => {
+    const photos = t.objectStore("photos");
+    const g = photos.get(id);
+    g.onsuccess = () => {
+      const p = g.result;
+      if (p) {
+        p.edits = p.edits || {};
+        p.edits[sku] = { quantity, condition };
+        photos.put(p);
+      }
+    };
+    const outbox = t.objectStore("outbox");
+    const c = outbox.openCursor();
+    let replaced = false;
+    c.onsuccess = () => {
+      const cur = c.result;
+      if (cur) {
+        const v = cur.value;
+        if (!replaced && v.kind === "correct" && v.id === id && v.sku === sku && !v.sentOn) {
+          cur.update({ ...v, quantity, condition });
+          replaced = true;
+        }
+        cur.continue();
+      } else if (!replaced) {
+        outbox.add({ kind: "correct", id, sku, quantity, condition, created: Date.now() });
+      }
+    };
+  });
+}
+
+export async function addConfirm(id) {
+  await tx(["photos", "outbox"], "readwrite", (t) => {
+    const photos = t.objectStore("photos");
+    const g = photos.get(id);
+    g.onsuccess = () => {
+      if (g.result) {
+        g.result.status = g.result.status === "confirmed" ? "confirmed" : "confirming";
+        photos.put(g.result);
+      }
+    };
+    t.objectStore("outbox").add({ kind: "confirm", id, created: Date.now() });
+  });
+}
+
+export async function outbox() {
+  const db = await openDb();
+  return req(db.transaction("outbox").objectStore("outbox").getAll());
+}
+
+export async function removeOutbox(seq) {
+  await tx(["outbox"], "readwrite", (t) => t.objectStore("outbox").delete(seq));
+}
+
+// Drop the blobs of old finished photos so storage stays bounded on a long shift.
+export async function pruneBlobs() {
+  const photos = await allPhotos();
+  const finished = photos.filter((p) => p.blob && p.result && p.status !== "queued");
+  const drop = finished.slice(0, Math.max(0, finished.length - KEEP_BLOBS));
+  for (const p of drop) {
+    await updatePhoto(p.id, (r) => {
+      delete r.blob;
+    });
+  }
+}

@@ -1,0 +1,265 @@
+"""Support for the PWA's browser tests: fake camera, Chromium launch, a protocol test double.
+
+Chromium gets a fake rear camera from a y4m file (the only way to feed a chosen picture to
+getUserMedia headless); flags and facts come from /work/shared/notes/browser-testing.md.
+``FakeGateway`` speaks the gateway's WebSocket protocol (issue 4) for unit-level UI tests only:
+it lets the UI's queueing and rendering be tested without Triton. End-to-end tests use the
+real gateway and the real Triton.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+PWA_DIR = REPO / "pwa"
+ARTIFACTS = REPO / "artifacts" / "pwa"
+CHROMIUM = "/usr/bin/chromium"
+
+BASE_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--mute-audio",
+]
+
+
+def chromium_available() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+def camera_flags(y4m: Path) -> list[str]:
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+    ]
+
+
+def write_y4m(path: Path, bgr: np.ndarray, frames: int = 1) -> Path:
+    """Write a still as a y4m clip (I420) that Chromium's fake camera plays in a loop."""
+    h, w = bgr.shape[:2]
+    if w % 2 or h % 2:
+        bgr = bgr[: h - h % 2, : w - w % 2]
+        h, w = bgr.shape[:2]
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n")
+            f.write(i420)
+    return path
+
+
+def synthetic_shelf(width: int = 1280, height: int = 720, seed: int = 0) -> np.ndarray:
+    """A plain picture with box-like shapes, for tests that only need *a* camera picture."""
+    rng = np.random.default_rng(seed)
+    img = np.full((height, width, 3), (60, 70, 80), np.uint8)
+    for row in range(2):
+        y0 = 60 + row * height // 2
+        cv2.rectangle(img, (0, y0 + height // 2 - 90), (width, y0 + height // 2 - 70),
+                      (200, 200, 200), -1)
+        for i in range(6):
+            x0 = 40 + i * (width - 80) // 6
+            color = tuple(int(c) for c in rng.integers(60, 220, 3))
+            cv2.rectangle(img, (x0, y0 + 40), (x0 + (width - 80) // 6 - 20, y0 + height // 2 - 95),
+                          color, -1)
+    return img
+
+
+@contextmanager
+def browser_context(playwright: Any, y4m: Path, *, profile: Path | None = None,
+                    device: str = "Pixel 7", **overrides: Any) -> Iterator[Any]:
+    """A phone-emulating Chromium context with the fake camera and camera permission.
+
+    With ``profile`` the context is persistent (needed for installability checks: a normal
+    context counts as incognito).
+    """
+    opts = dict(playwright.devices[device])
+    opts.pop("default_browser_type", None)
+    opts.update(permissions=["camera"], **overrides)
+    args = BASE_FLAGS + camera_flags(y4m)
+    if profile is not None:
+        ctx = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=args, **opts)
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+        return
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    try:
+        ctx = browser.new_context(**opts)
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+    finally:
+        browser.close()
+
+
+def shot(page: Any, name: str) -> Path:
+    """Save a screenshot under artifacts/pwa/ (git-ignored) and return its path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def page_errors(page: Any) -> list[str]:
+    """Collect uncaught page errors and console errors into a list the test can assert on."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
+# Test double of the gateway's WebSocket protocol (unit-level UI tests only).
+
+FAKE_TOKEN = "test-token-walker"
+FAKE_LOCATION = "A-01-1"
+
+
+def _fake_rows(location: str | None, n: int) -> list[dict[str, object]]:
+    loc = location or FAKE_LOCATION
+    return [
+        {"Location": loc, "SKU": "SKU-10001", "Product_Description": "Cardboard carton",
+         "Quantity_Counted": n - 1, "Unit_Price": "12.50", "Total_Value": f"{12.5 * (n - 1):.2f}",
+         "Condition": "Good", "Expiration_Date": "", "Last_Updated": "2026-01-01T00:00:00Z",
+         "Count_Confidence": 0.93},
+        {"Location": loc, "SKU": "SKU-10002", "Product_Description": "Stretch film roll",
+         "Quantity_Counted": 1, "Unit_Price": "8.90", "Total_Value": "8.90",
+         "Condition": "Good", "Expiration_Date": "2027-03-31", "Last_Updated": "2026-01-01T00:00:00Z",
+         "Count_Confidence": 0.41},
+    ]
+
+
+class FakeGateway:
+    """Serves pwa/ and a protocol-faithful /ws/count; records what reached it.
+
+    Idempotent on photo ids like the real gateway, so tests can assert "exactly once" by
+    looking at ``counts`` (distinct stored photos) and ``messages`` (everything received).
+    """
+
+    def __init__(self) -> None:
+        from flask import Flask, send_from_directory
+        from flask_sock import Sock
+
+        self.messages: list[dict[str, Any]] = []
+        self.counts: dict[str, dict[str, Any]] = {}
+        self.corrections: list[dict[str, Any]] = []
+        self.confirmed: list[str] = []
+        self.sessions = 0
+        self.lock = threading.Lock()
+        app = Flask(__name__)
+        sock = Sock(app)
+
+        @app.get("/")
+        def index() -> Any:
+            return send_from_directory(PWA_DIR, "index.html")
+
+        @app.get("/<path:name>")
+        def static_file(name: str) -> Any:
+            return send_from_directory(PWA_DIR, name)
+
+        @sock.route("/ws/count")
+        def ws(conn: Any) -> None:
+            self._serve(conn)
+
+        self.app = app
+        self.server: Any = None
+        self.thread: threading.Thread | None = None
+
+    def _serve(self, conn: Any) -> None:
+        hello = json.loads(conn.receive())
+        with self.lock:
+            self.messages.append(hello)
+        if hello.get("type") != "hello" or hello.get("token") != FAKE_TOKEN:
+            conn.send(json.dumps({"type": "error", "code": "unauthorized",
+                                  "message": "unknown token"}))
+            conn.close(reason=1008)
+            return
+        with self.lock:
+            session = hello.get("session")
+            if not session:
+                self.sessions += 1
+                session = f"S{self.sessions}"
+        conn.send(json.dumps({"type": "welcome", "session": session}))
+        while True:
+            text = conn.receive()
+            if text is None:
+                return
+            msg = json.loads(text)
+            with self.lock:
+                self.messages.append(msg)
+            kind = msg.get("type")
+            if kind == "photo":
+                data = conn.receive()
+                frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                if frame is None:
+                    conn.send(json.dumps({"type": "error", "id": msg["id"], "code": "not_an_image",
+                                          "message": "not an image"}))
+                    continue
+                result = self._result(msg, frame)
+                if not msg.get("preview"):
+                    with self.lock:
+                        stored = self.counts.setdefault(msg["id"], {**msg, "result": result})
+                    result = stored["result"]
+                    conn.send(json.dumps({"type": "ack", "id": msg["id"]}))
+                conn.send(json.dumps(result))
+            elif kind == "correct":
+                with self.lock:
+                    self.corrections.append(msg)
+                conn.send(json.dumps({"type": "corrected", "id": msg["id"]}))
+            elif kind == "confirm":
+                with self.lock:
+                    if msg["id"] not in self.confirmed:
+                        self.confirmed.append(msg["id"])
+                conn.send(json.dumps({"type": "confirmed", "id": msg["id"]}))
+
+    @staticmethod
+    def _result(msg: dict[str, Any], frame: np.ndarray) -> dict[str, Any]:
+        h, w = frame.shape[:2]
+        boxes = [[w * (0.1 + 0.15 * i), h * 0.2, w * (0.22 + 0.15 * i), h * 0.45, 0.9,
+                  "SKU-10001" if i < 4 else "SKU-10002"] for i in range(5)]
+        return {"type": "result", "id": msg["id"], "rows": _fake_rows(msg.get("location"), 5),
+                "boxes": boxes, "codes": [{"Format": "Code128", "Text": FAKE_LOCATION}],
+                "timings_ms": {"total": 5.0}, "width": w, "height": h}
+
+    def start(self) -> str:
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=Quiet)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_port}/"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def full_photos(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [m for m in self.messages if m.get("type") == "photo" and not m.get("preview")]
+
