@@ -1,0 +1,115 @@
+"""The Flask application: REST blueprint, WebSocket route, health, and the PWA's files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request, send_from_directory
+from flask_sock import Sock
+from werkzeug.exceptions import HTTPException, NotFound
+
+from . import ws
+from .core import Services
+from .errors import ApiError
+from .rest import api
+
+log = logging.getLogger("shelfcount.gateway.http")
+
+RECEIVE_BYTES = 256 * 1024  # socket reads for WebSocket frames (default 4 KiB is slow for JPEGs)
+PING_INTERVAL_S = 25.0  # finds phones that vanished without closing
+
+
+def create_app(settings: Any, services: Services) -> Flask:
+    """Build the app around already-constructed ``services`` (tests pass their own)."""
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_message_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_message_bytes
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "max_message_size": settings.max_message_bytes,
+        "receive_bytes": RECEIVE_BYTES,
+        "ping_interval": PING_INTERVAL_S,
+    }
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["shelfcount"] = services
+    app.register_blueprint(api)
+    sock = Sock(app)
+    pwa_dir = Path(settings.pwa_dir).resolve()
+
+    @sock.route("/ws/count")
+    def ws_count(socket: Any) -> None:
+        ws.handle(socket, services)
+
+    @app.before_request
+    def limit_connections() -> Response | None:
+        if request.path.startswith(("/api/", "/ws/")) and request.path != "/api/v1/healthz":
+            if not services.connections.acquire():
+                response = jsonify(ApiError("too_many_connections",
+                                            "the gateway is at its connection limit").to_json())
+                response.status_code = 503
+                response.headers["Retry-After"] = "5"
+                return response
+            g.holds_connection = True
+        return None
+
+    @app.teardown_request
+    def release_connection(_exc: BaseException | None) -> None:
+        if g.pop("holds_connection", False):
+            services.connections.release()
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> tuple[Response, int]:
+        response = jsonify(exc.to_json())
+        if exc.code == "unauthorized":
+            response.headers["WWW-Authenticate"] = "Bearer"
+        retry = exc.extra.get("retry_after_s")
+        if retry is not None:
+            response.headers["Retry-After"] = str(max(1, round(float(str(retry)))))
+        return response, exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.code or 500, "bad_request")
+        return jsonify({"type": "error", "code": code, "message": exc.description}), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify({"type": "error", "code": "internal_error",
+                        "message": "internal error"}), 500
+
+    def healthz() -> tuple[Response, int]:
+        ok, body = services.health()
+        return jsonify(body), 200 if ok else 503
+
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/api/v1/healthz", "api_healthz", healthz)
+
+    @app.get("/")
+    def pwa_index() -> Response:
+        return _pwa_file(pwa_dir, "index.html")
+
+    @app.get("/<path:filename>")
+    def pwa_files(filename: str) -> Response:
+        return _pwa_file(pwa_dir, filename)
+
+    return app
+
+
+def _pwa_file(root: Path, filename: str) -> Response:
+    """A file of the PWA (send_from_directory refuses paths leaving ``root``)."""
+    if not root.is_dir():
+        raise NotFound("the PWA is not installed")
+    response = send_from_directory(root, filename)
+    if filename in ("index.html", "sw.js", "service-worker.js", "manifest.webmanifest"):
+        # The app shell must update when the gateway does; the service worker caches it.
+        response.headers["Cache-Control"] = "no-cache"
+    return response

@@ -1,0 +1,635 @@
+"""The gateway's engine, shared by the WebSocket, REST and gRPC front ends.
+
+``Services`` owns the store, the photo directory, the work queue and its worker threads, the
+preview runner and the limits. Every protocol goes through ``submit_photo`` (store the photo on
+disk, record it in the database, only then acknowledge and queue it) and hears about outcomes
+through the ``Hub``. Work survives restarts because the database, not the in-memory queue, is
+the source of truth: on start every unfinished count is queued again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.store import (
+    CountRecord,
+    Device,
+    PhotoStore,
+    Session,
+    Store,
+    StoreError,
+    open_photos,
+    open_store,
+)
+from gateway.store.rows import effective_rows
+from gateway.store.types import to_ts, utcnow
+
+from .errors import STORE_STATUS, ApiError
+from .limits import ConnectionLimiter, RateLimiter
+
+log = logging.getLogger("shelfcount.gateway")
+
+MAX_ATTEMPTS = 3  # a photo that crashes the pipeline this often is failed, not retried forever
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
+class CountingPipeline(Protocol):
+    """What the gateway needs from gateway.pipeline.run.Pipeline."""
+
+    def count(self, data: bytes, *, location: str | None = None, preview: bool = False) -> Any: ...
+
+
+class PipelineProvider:
+    """Builds the pipeline lazily and rebuilds it when the catalog file changes.
+
+    ``shelfcount catalog import`` while the gateway runs must take effect without a restart.
+    """
+
+    def __init__(self, settings: Any, triton_url: str) -> None:
+        from gateway.inference.client import InferenceClient
+
+        self.settings = settings
+        # The worker queues and retries itself during an outage, so the client should give up
+        # quickly instead of holding a worker thread for its default 20 s.
+        self.client = InferenceClient(
+            triton_url, timeout_s=settings.triton_request_timeout_s, retry_wait_s=1.0
+        )
+        self._catalog_path = Path(settings.data_dir) / "catalog.csv"
+        self._stamp: float | None = None
+        self._pipeline: Any = None
+        self._lock = threading.Lock()
+
+    def _catalog_stamp(self) -> float:
+        try:
+            return self._catalog_path.stat().st_mtime
+        except FileNotFoundError:
+            return -1.0
+
+    def get(self) -> Any:
+        stamp = self._catalog_stamp()
+        with self._lock:
+            if self._pipeline is None or stamp != self._stamp:
+                from gateway.catalog import load_catalog
+                from gateway.pipeline.run import Pipeline
+
+                old = self._pipeline
+                self._pipeline = Pipeline(
+                    self.settings, self.client, load_catalog(self.settings.data_dir)
+                )
+                self._stamp = stamp
+                if old is not None:
+                    old.close()
+            return self._pipeline
+
+    def catalog_entry(self, sku: str) -> dict[str, Any] | None:
+        entry = self.get().catalog.by_sku(sku)
+        if entry is None:
+            return None
+        return {"Product_Description": entry.description, "Unit_Price": str(entry.unit_price)}
+
+    def triton_ready(self) -> bool:
+        return self.client.is_ready()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pipeline is not None:
+                self._pipeline.close()
+            self.client.close()
+
+
+class Hub:
+    """Fan-out of count outcomes to whoever listens (WebSocket connections, waiting calls)."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, set[Callable[[dict[str, Any]], None]]] = {}
+        self._lock = threading.Lock()
+
+    def subscribe(self, count_id: str, listener: Callable[[dict[str, Any]], None]) -> None:
+        with self._lock:
+            self._listeners.setdefault(count_id, set()).add(listener)
+
+    def unsubscribe(self, count_id: str, listener: Callable[[dict[str, Any]], None]) -> None:
+        with self._lock:
+            listeners = self._listeners.get(count_id)
+            if listeners is not None:
+                listeners.discard(listener)
+                if not listeners:
+                    del self._listeners[count_id]
+
+    def publish(self, count_id: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            listeners = list(self._listeners.get(count_id, ()))
+        for listener in listeners:
+            try:
+                listener(message)
+            except Exception:  # noqa: BLE001 - one broken client must not stop the others
+                log.debug("listener for %s failed", count_id, exc_info=True)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    from gateway.inference.client import InferenceUnavailable
+
+    return isinstance(exc, InferenceUnavailable)
+
+
+class CountWorker:
+    """Threads that count stored photos, in arrival order, and park them during outages."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._waiting: set[str] = set()
+        self._waiting_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.triton_down = threading.Event()
+        self.busy = 0
+
+    def start(self) -> None:
+        resumed = 0
+        for record in self.services.store.unfinished_counts():
+            if record.attempts >= MAX_ATTEMPTS:
+                self.services.store.fail_count(
+                    record.id, "internal_error", "counting this photo failed repeatedly"
+                )
+                continue
+            self._queue.put(record.id)
+            resumed += 1
+        if resumed:
+            log.warning("resuming %d unfinished count(s)", resumed)
+        n = max(1, int(self.services.settings.workers))
+        for i in range(n):
+            self._spawn(self._loop, f"count-worker-{i}")
+        self._spawn(self._retry_loop, "count-retry")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def submit(self, count_id: str) -> None:
+        self._queue.put(count_id)
+
+    def depth(self) -> dict[str, int]:
+        with self._waiting_lock:
+            waiting = len(self._waiting)
+        return {"queued": self._queue.qsize(), "waiting_for_triton": waiting, "busy": self.busy}
+
+    def stop(self) -> None:
+        self._stop.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            count_id = self._queue.get()
+            if count_id is None:
+                return
+            self.busy += 1
+            try:
+                self._process(count_id)
+            except Exception:  # noqa: BLE001 - a worker thread must survive anything
+                log.exception("count %s: unexpected error", count_id)
+            finally:
+                self.busy -= 1
+
+    def _park(self, count_id: str, reason: str) -> None:
+        store = self.services.store
+        store.set_status(count_id, "waiting")
+        with self._waiting_lock:
+            self._waiting.add(count_id)
+        record = store.get_count(count_id)
+        if record is not None:
+            self.services.publish(record)
+        log.warning("count %s waits for Triton: %s", count_id, reason)
+
+    def _process(self, count_id: str) -> None:
+        services = self.services
+        store = services.store
+        record = store.get_count(count_id)
+        if record is None or record.status in ("done", "failed"):
+            return
+        if self.triton_down.is_set():
+            self._park(count_id, "Triton is down")
+            return
+        try:
+            data = services.photos.get(record.photo_hash)
+        except FileNotFoundError:
+            store.fail_count(count_id, "photo_missing", "the stored photo file is missing")
+            services.publish(store.get_count(count_id))
+            return
+        store.set_status(count_id, "processing", attempt=True)
+        from gateway.pipeline.types import PipelineError
+
+        try:
+            result = services.pipelines.get().count(data, location=record.location)
+        except PipelineError as exc:
+            store.fail_count(count_id, exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            if is_unavailable(exc):
+                self.triton_down.set()
+                self._park(count_id, str(exc))
+                return
+            log.exception("count %s failed", count_id)
+            if record.attempts + 1 >= MAX_ATTEMPTS:
+                store.fail_count(count_id, "internal_error", "counting this photo failed")
+            else:
+                store.set_status(count_id, "queued")
+                self._queue.put(count_id)
+                return
+        else:
+            store.finish_count(count_id, result.to_json())
+        services.publish(store.get_count(count_id))
+
+    def _retry_loop(self) -> None:
+        """During an outage: poll Triton, and queue the parked photos again when it answers."""
+        interval = max(0.2, float(self.services.settings.triton_retry_s))
+        while not self._stop.wait(interval):
+            with self._waiting_lock:
+                parked = bool(self._waiting)
+            if not parked and not self.triton_down.is_set():
+                continue
+            try:
+                ready = self.services.pipelines.triton_ready()
+            except Exception:  # noqa: BLE001 - keep polling
+                ready = False
+            if not ready:
+                continue
+            self.triton_down.clear()
+            with self._waiting_lock:
+                waiting, self._waiting = sorted(self._waiting), set()
+            log.warning("Triton is back: counting %d queued photo(s)", len(waiting))
+            for count_id in waiting:
+                self.services.store.set_status(count_id, "queued")
+                self._queue.put(count_id)
+
+
+class PreviewRunner:
+    """Counts live preview frames, never stored; a newer frame replaces a waiting older one.
+
+    A phone sends frames faster than two cores count them for twenty walkers; counting stale
+    frames would only add latency, so per client only the newest waiting frame is kept.
+    """
+
+    def __init__(self, services: Services, workers: int) -> None:
+        self.services = services
+        self._pending: dict[str, tuple[bytes, str | None, Callable[[dict[str, Any]], None]]] = {}
+        self._order: deque[str] = deque()
+        self._cv = threading.Condition()
+        self._stop = False
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"preview-{i}", daemon=True)
+            for i in range(max(1, workers))
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def submit(
+        self, key: str, photo_id: str, data: bytes, location: str | None,
+        done: Callable[[dict[str, Any]], None],
+    ) -> None:
+        def finish(message: dict[str, Any]) -> None:
+            done({**message, "id": photo_id, "preview": True})
+
+        with self._cv:
+            old = self._pending.get(key)
+            self._pending[key] = (data, location, finish)
+            if old is None:
+                self._order.append(key)
+            self._cv.notify()
+        if old is not None:
+            old[2](ApiError("preview_dropped", "a newer preview frame replaced this one").to_json())
+
+    def _loop(self) -> None:
+        from gateway.pipeline.types import PipelineError
+
+        while True:
+            with self._cv:
+                while not self._order and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                key = self._order.popleft()
+                data, location, finish = self._pending.pop(key)
+            try:
+                if self.services.worker.triton_down.is_set():
+                    raise ApiError("triton_unavailable", "Triton is unavailable", queued=False)
+                result = self.services.pipelines.get().count(data, location=location, preview=True)
+                finish({"type": "result", **result.to_json()})
+            except ApiError as exc:
+                finish(exc.to_json())
+            except PipelineError as exc:
+                finish(ApiError(exc.code, exc.message).to_json())
+            except Exception as exc:  # noqa: BLE001 - reported to the client, logged here
+                if is_unavailable(exc):
+                    finish(ApiError("triton_unavailable", str(exc), queued=False).to_json())
+                else:
+                    log.exception("preview frame failed")
+                    finish(ApiError("internal_error", "counting the frame failed").to_json())
+
+
+class Services:
+    """Everything the front ends share. ``start()`` / ``stop()`` run the background threads."""
+
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        triton_url: str,
+        store: Store | None = None,
+        photos: PhotoStore | None = None,
+        pipelines: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings)
+        self.photos = photos or open_photos(settings)
+        self.pipelines = pipelines or PipelineProvider(settings, triton_url)
+        self.hub = Hub()
+        self.worker = CountWorker(self)
+        self.previews = PreviewRunner(self, settings.preview_workers)
+        self.photo_limit = RateLimiter(settings.photo_rate_per_min / 60.0, 10)
+        self.preview_limit = RateLimiter(settings.preview_rate_per_s, 10)
+        self.connections = ConnectionLimiter(settings.max_connections)
+        self.sockets: set[Any] = set()  # open WebSocket connections, closed on stop()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.started_at = time.time()
+
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.worker.start()
+        self.previews.start()
+        thread = threading.Thread(target=self._retention_loop, name="retention", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for connection in list(self.sockets):
+            connection.close(1001, "the gateway is shutting down")
+        self.worker.stop()
+        self.previews.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        close = getattr(self.pipelines, "close", None)
+        if close is not None:
+            close()
+        self.store.close()
+
+    # -- authentication and access ------------------------------------------------------------
+    def authenticate(self, token: str | None) -> Device:
+        device = self.store.device_by_token(token or "")
+        if device is None:
+            raise ApiError("unauthorized", "a valid device token is required", 401)
+        return device
+
+    def session_for(self, device: Device, session_id: str) -> Session:
+        """The session, if this device may use it (walkers: their own; managers: all)."""
+        session = self.store.get_session(str(session_id))
+        if session is None or (session.device_id != device.id and not device.is_manager):
+            # Same answer for "absent" and "not yours": ids of others' sessions do not leak.
+            raise ApiError("unknown_session", "no such session", 404)
+        return session
+
+    def count_for(self, device: Device, count_id: str) -> CountRecord:
+        record = self.store.get_count(str(count_id))
+        if record is None or (record.device_id != device.id and not device.is_manager):
+            raise ApiError("not_found", "no such count", 404)
+        return record
+
+    # -- photos -------------------------------------------------------------------------------
+    def submit_photo(
+        self,
+        device: Device,
+        *,
+        session: Session,
+        client_id: str | None,
+        data: bytes,
+        location: str | None,
+        source: str,
+        rate_limit: bool = True,
+    ) -> tuple[CountRecord, bool]:
+        """Store a photo durably and queue it; idempotent on the client's photo id.
+
+        Returns (count, created). When this returns, the photo is on disk (fsynced) and in the
+        database: only then may the caller acknowledge it.
+        """
+        client_id = client_id or uuid.uuid4().hex
+        if not _CLIENT_ID.fullmatch(client_id):
+            raise ApiError("bad_request", "photo id must be 1-100 letters, digits or ._:-")
+        if location is not None and (not isinstance(location, str) or len(location) > 64):
+            raise ApiError("bad_request", "location must be text of at most 64 characters")
+        existing = self.store.count_by_client(device.id, client_id)
+        if existing is not None:
+            return existing, False
+        if not data:
+            raise ApiError("empty", "the photo is empty")
+        if len(data) > self.settings.max_image_bytes:
+            raise ApiError(
+                "too_large", f"photo exceeds {self.settings.max_image_bytes} bytes", 413
+            )
+        wait = self.photo_limit.take(device.id) if rate_limit else 0.0
+        if wait:
+            raise ApiError(
+                "rate_limited", "too many photos from this device", 429,
+                retry_after_s=round(wait, 2),
+            )
+        digest = self.photos.put(data)
+        record, created = self.store.add_count(
+            session_id=session.id, device_id=device.id, client_id=client_id, source=source,
+            location=location or None, photo_hash=digest, photo_bytes=len(data),
+        )
+        if created:
+            self.worker.submit(record.id)
+        return record, created
+
+    def submit_preview(
+        self, device: Device, key: str, photo_id: str, data: bytes, location: str | None,
+        done: Callable[[dict[str, Any]], None],
+    ) -> None:
+        if not data:
+            raise ApiError("empty", "the frame is empty")
+        if len(data) > self.settings.max_image_bytes:
+            raise ApiError("too_large", "frame too large", 413)
+        wait = self.preview_limit.take(device.id)
+        if wait:
+            raise ApiError("rate_limited", "too many preview frames", 429,
+                           retry_after_s=round(wait, 2))
+        self.previews.submit(key, photo_id, data, location, done)
+
+    def publish(self, record: CountRecord | None) -> None:
+        if record is None:
+            return
+        message = outcome_message(record)
+        if message is not None:
+            self.hub.publish(record.id, message)
+
+    def wait_outcome(self, record: CountRecord, timeout_s: float) -> dict[str, Any] | None:
+        """Block until the count has an outcome (result, error, or queued for Triton)."""
+        event = threading.Event()
+        box: list[dict[str, Any]] = []
+
+        def listener(message: dict[str, Any]) -> None:
+            box.append(message)
+            event.set()
+
+        self.hub.subscribe(record.id, listener)
+        try:
+            current = self.store.get_count(record.id)
+            message = outcome_message(current) if current else None
+            if message is not None:
+                return message
+            if event.wait(timeout_s):
+                return box[-1]
+            return None
+        finally:
+            self.hub.unsubscribe(record.id, listener)
+
+    def correct(self, device: Device, record: CountRecord, body: dict[str, Any]) -> CountRecord:
+        sku = body.get("sku")
+        quantity = body.get("quantity")
+        location = body.get("location")
+        if not isinstance(sku, str) or not sku.strip():
+            raise ApiError("bad_request", "sku (text) is required")
+        if not isinstance(quantity, int) or isinstance(quantity, bool):
+            raise ApiError("bad_request", "quantity must be an integer")
+        if location is not None and not isinstance(location, str):
+            raise ApiError("bad_request", "location must be text")
+        try:
+            catalog = self.pipelines.catalog_entry(sku.strip())
+        except Exception:  # noqa: BLE001 - a broken catalog must not block corrections
+            catalog = None
+        try:
+            return self.store.correct(
+                record.id, sku=sku.strip(), quantity=quantity, by=device, location=location,
+                catalog=catalog,
+            )
+        except StoreError as exc:
+            raise store_error(exc) from None
+
+    def confirm(self, device: Device, record: CountRecord) -> tuple[CountRecord, bool]:
+        try:
+            return self.store.confirm_count(record.id, device)
+        except StoreError as exc:
+            raise store_error(exc) from None
+
+    # -- health and retention -------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        store_ok = self.store.ping()
+        try:
+            triton_ok = bool(self.pipelines.triton_ready())
+        except Exception:  # noqa: BLE001 - health reports, never raises
+            triton_ok = False
+        body = {
+            "status": "ok" if store_ok and triton_ok else "degraded",
+            "gateway": "ok",
+            "triton": "ok" if triton_ok else "unavailable",
+            "store": "ok" if store_ok else "unavailable",
+            "queue": self.worker.depth(),
+            "connections": self.connections.open,
+        }
+        return store_ok and triton_ok, body
+
+    def purge_photos(self) -> int:
+        """Delete photo files older than the retention period (records stay)."""
+        days = int(self.settings.photo_retention_days)
+        if days <= 0:
+            return 0
+        expired = self.store.expired_photos(utcnow() - timedelta(days=days))
+        if not expired:
+            return 0
+        self.store.mark_purged([count_id for count_id, _ in expired])
+        removed = 0
+        for digest in {digest for _, digest in expired}:
+            if not self.store.photo_in_use(digest):
+                self.photos.delete(digest)
+                removed += 1
+        return removed
+
+    def _retention_loop(self) -> None:
+        while True:
+            try:
+                removed = self.purge_photos()
+                if removed:
+                    log.warning("retention: removed %d photo file(s)", removed)
+            except Exception:  # noqa: BLE001 - try again next time
+                log.exception("photo retention failed")
+            if self._stop.wait(3600):
+                return
+
+
+def store_error(exc: StoreError) -> ApiError:
+    return ApiError(exc.code, exc.message, STORE_STATUS.get(exc.code, 400))
+
+
+def outcome_message(record: CountRecord) -> dict[str, Any] | None:
+    """What a client is told about a count now; None while it is still being counted."""
+    base = {"id": record.client_id, "count_id": record.id, "session": record.session_id}
+    if record.status == "done":
+        result = dict(record.result or {})
+        return {
+            "type": "result", **base,
+            "rows": effective_rows(record.model_rows, record.corrections),
+            "boxes": result.get("boxes", []), "codes": result.get("codes", []),
+            "timings_ms": result.get("timings_ms", {}),
+            "width": result.get("width", 0), "height": result.get("height", 0),
+            "confirmed": record.confirmed_at is not None,
+        }
+    if record.status == "failed":
+        return {"type": "error", **base, "code": record.error_code or "failed",
+                "message": record.error_message or "counting failed"}
+    if record.status == "waiting":
+        return {"type": "error", **base, "code": "triton_unavailable", "queued": True,
+                "message": "the inference server is unavailable; the photo is stored and "
+                           "will be counted when it is back (the result follows)"}
+    return None
+
+
+def count_json(record: CountRecord) -> dict[str, Any]:
+    """The full REST view of a count: effective rows, the model's rows and the corrections."""
+    result = dict(record.result or {})
+    return {
+        "id": record.id,
+        "photo_id": record.client_id,
+        "session": record.session_id,
+        "source": record.source,
+        "status": record.status,
+        "location": record.location,
+        "photo_sha256": record.photo_hash,
+        "created_at": to_ts(record.created_at),
+        "finished_at": record.finished_at and to_ts(record.finished_at),
+        "rows": effective_rows(record.model_rows, record.corrections),
+        "model_rows": record.model_rows,
+        "corrections": [c.to_json() for c in record.corrections],
+        "boxes": result.get("boxes", []),
+        "codes": result.get("codes", []),
+        "timings_ms": result.get("timings_ms", {}),
+        "width": result.get("width", 0),
+        "height": result.get("height", 0),
+        "error": None if record.status != "failed"
+        else {"code": record.error_code, "message": record.error_message},
+        "confirmed_at": record.confirmed_at and to_ts(record.confirmed_at),
+        "confirmed_by": record.confirmed_by,
+    }

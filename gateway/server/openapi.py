@@ -1,0 +1,181 @@
+"""OpenAPI 3.1 description of the REST API, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway import __version__
+from gateway.schema import COLUMNS
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def openapi_spec() -> dict[str, Any]:
+    row = {
+        "type": "object",
+        "description": "One count line in the CSV schema.",
+        "properties": {column: {} for column in COLUMNS},
+        "required": list(COLUMNS),
+    }
+    count_id = {"name": "count_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    session_id = {"name": "session_id", "in": "path", "required": True,
+                  "schema": {"type": "string"}}
+    common_errors = {"401": _error("missing or invalid token"),
+                     "404": _error("no such count/session (or not yours)")}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ShelfCount gateway",
+            "version": __version__,
+            "description": "Shelf photos in, stock-count rows out. Live counting also over "
+                           "WebSocket /ws/count and gRPC shelfcount.v1.CountService.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "device token from `shelfcount "
+                                                          "device add`"}},
+            "schemas": {
+                "Row": row,
+                "Result": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"const": "result"},
+                        "id": {"type": "string", "description": "the client's photo id"},
+                        "count_id": {"type": "string"},
+                        "session": {"type": "string"},
+                        "rows": {"type": "array", "items": _ref("Row")},
+                        "boxes": {"type": "array", "description": "[x0, y0, x1, y1, score, sku]",
+                                  "items": {"type": "array"}},
+                        "codes": {"type": "array", "items": {"type": "object"}},
+                        "timings_ms": {"type": "object",
+                                       "additionalProperties": {"type": "number"}},
+                        "width": {"type": "integer"},
+                        "height": {"type": "integer"},
+                        "confirmed": {"type": "boolean"},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"const": "error"},
+                        "id": {"type": "string"},
+                        "code": {"type": "string", "examples": [
+                            "unauthorized", "not_an_image", "too_large", "rate_limited",
+                            "triton_unavailable", "not_ready", "already_confirmed"]},
+                        "message": {"type": "string"},
+                        "queued": {"type": "boolean",
+                                   "description": "true: the photo is stored and will be "
+                                                  "counted when Triton is back"},
+                    },
+                    "required": ["code", "message"],
+                },
+                "Correction": {
+                    "type": "object",
+                    "properties": {
+                        "sku": {"type": "string"},
+                        "quantity": {"type": "integer", "minimum": 0},
+                        "location": {"type": "string"},
+                    },
+                    "required": ["sku", "quantity"],
+                },
+                "Count": {
+                    "type": "object",
+                    "description": "A stored count: effective rows (corrections applied), the "
+                                   "model's rows, and each correction with who and when.",
+                    "properties": {
+                        "id": {"type": "string"}, "photo_id": {"type": "string"},
+                        "session": {"type": "string"},
+                        "status": {"enum": ["queued", "processing", "waiting", "done", "failed"]},
+                        "rows": {"type": "array", "items": _ref("Row")},
+                        "model_rows": {"type": "array", "items": _ref("Row")},
+                        "corrections": {"type": "array", "items": {"type": "object"}},
+                        "confirmed_at": {"type": ["string", "null"]},
+                        "confirmed_by": {"type": ["string", "null"]},
+                    },
+                },
+                "Session": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"}, "walker": {"type": "string"},
+                        "created_at": {"type": "string"},
+                        "confirmed_at": {"type": ["string", "null"]},
+                        "counts": {"type": "array", "items": _ref("Count")},
+                    },
+                },
+            },
+        },
+        "paths": {
+            "/counts": {"post": {
+                "summary": "Count a photo",
+                "parameters": [{"name": "Idempotency-Key", "in": "header",
+                                "schema": {"type": "string"},
+                                "description": "the same key never creates a second count"}],
+                "requestBody": {"required": True, "content": {"multipart/form-data": {
+                    "schema": {"type": "object", "required": ["photo"], "properties": {
+                        "photo": {"type": "string", "format": "binary"},
+                        "location": {"type": "string"},
+                        "session": {"type": "string"}}}}}},
+                "responses": {
+                    "200": _json(_ref("Result"), "counted"),
+                    "202": _json(_ref("Error"), "stored and queued (e.g. Triton unavailable)"),
+                    "413": _error("photo too large"),
+                    "422": _error("not a usable photo"),
+                    "429": _error("photo rate limit"),
+                    **common_errors,
+                },
+            }},
+            "/counts/{count_id}": {
+                "get": {"summary": "A count", "parameters": [count_id],
+                        "responses": {"200": _json(_ref("Count"), "the count"),
+                                      **common_errors}},
+                "patch": {"summary": "Correct a line's quantity (model figure kept)",
+                          "parameters": [count_id],
+                          "requestBody": {"required": True, "content": {
+                              "application/json": {"schema": _ref("Correction")}}},
+                          "responses": {"200": _json(_ref("Count"), "corrected"),
+                                        "409": _error("not counted yet or already confirmed"),
+                                        **common_errors}},
+            },
+            "/counts/{count_id}/confirm": {"post": {
+                "summary": "Confirm the bay (rows go to the sinks); repeating is harmless",
+                "parameters": [count_id],
+                "responses": {"200": _json({"type": "object"}, "confirmed"),
+                              "409": _error("not counted yet"), **common_errors}}},
+            "/sessions": {"get": {
+                "summary": "Sessions visible to this token (managers: all)",
+                "responses": {"200": _json({"type": "object"}, "sessions")}}},
+            "/sessions/{session_id}": {"get": {
+                "summary": "A session with its counts", "parameters": [session_id],
+                "responses": {"200": _json(_ref("Session"), "the session"), **common_errors}}},
+            "/sessions/{session_id}/confirm": {"post": {
+                "summary": "Confirm every counted bay of the session", "parameters": [session_id],
+                "responses": {"200": _json({"type": "object"}, "confirmed"), **common_errors}}},
+            "/sessions/{session_id}/counts.csv": {"get": {
+                "summary": "The session's lines in the count CSV schema",
+                "parameters": [session_id, {"name": "confirmed", "in": "query",
+                                            "schema": {"type": "boolean"}}],
+                "responses": {"200": {"description": "CSV",
+                                      "content": {"text/csv": {"schema": {"type": "string"}}}},
+                              **common_errors}}},
+            "/devices/me": {"get": {"summary": "The token's device name and role",
+                                    "responses": {"200": _json({"type": "object"}, "device")}}},
+            "/healthz": {"get": {
+                "summary": "Readiness of gateway, Triton and store (no token; served at "
+                           "/healthz)",
+                "security": [],
+                "responses": {"200": _json({"type": "object"}, "all ready"),
+                              "503": _json({"type": "object"}, "something is not ready")}}},
+        },
+    }

@@ -1,0 +1,151 @@
+"""Entry points the CLI calls: ``serve_main(settings)`` and ``device_add(settings, name, role)``.
+
+``GatewayServer`` puts the pieces together (services, HTTP(S)+WebSocket server, gRPC server,
+camera schedule) so ``serve`` and the tests start exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from gateway.store import open_store
+
+from .app import create_app
+from .cameras import CameraScheduler, load_cameras
+from .core import Services
+from .grpc_api import start_grpc
+from .tls import server_context, tls_files
+
+log = logging.getLogger("shelfcount.gateway")
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+
+class GatewayServer:
+    """The whole gateway around one Triton URL; ``start()`` returns once it listens."""
+
+    def __init__(self, settings: Any, *, triton_url: str, pipelines: Any = None) -> None:
+        self.settings = settings
+        self.services = Services(settings, triton_url=triton_url, pipelines=pipelines)
+        self.app = create_app(settings, self.services)
+        self.tls: tuple[Path, Path] | None = tls_files(settings) if settings.tls else None
+        cameras = load_cameras(settings.cameras_config) if settings.cameras_config else []
+        self.cameras = CameraScheduler(self.services, cameras) if cameras else None
+        self._http: BaseWSGIServer | None = None
+        self._http_thread: threading.Thread | None = None
+        self._grpc: Any = None
+        self.http_port = 0
+        self.grpc_port = 0
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
+        return f"{scheme}://{host}:{self.http_port}"
+
+    def start(self) -> GatewayServer:
+        self.services.start()
+        try:
+            ssl_context = server_context(*self.tls) if self.tls else None
+            self._http = make_server(
+                self.settings.host, int(self.settings.port), self.app, threaded=True,
+                ssl_context=ssl_context,
+            )
+            self.http_port = self._http.server_port
+            self._http_thread = threading.Thread(
+                target=self._http.serve_forever, name="http", daemon=True
+            )
+            self._http_thread.start()
+            self._grpc, self.grpc_port = start_grpc(
+                self.services, self.settings.host, int(self.settings.grpc_port), self.tls
+            )
+            if self.cameras is not None:
+                self.cameras.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop taking work, then stop the workers (unfinished work resumes on restart)."""
+        if self.cameras is not None:
+            self.cameras.stop()
+        if self._grpc is not None:
+            self._grpc.stop(grace=2).wait(5)
+            self._grpc = None
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._http_thread is not None:
+            self._http_thread.join(timeout=10)
+            self._http_thread = None
+        self.services.stop()
+
+    def __enter__(self) -> GatewayServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_main(settings: Any) -> int:
+    """``shelfcount serve``: Triton (embedded unless SHELFCOUNT_TRITON_URL), HTTP(S)+WS, gRPC.
+
+    Runs until SIGTERM or SIGINT, then stops cleanly (work in progress is resumed next start).
+    """
+    logging.basicConfig(
+        level=getattr(logging, str(settings.log_level).upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from gateway.inference.embedded import start_triton
+
+    try:
+        triton_url, triton = start_triton(settings)
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        print(f"shelfcount serve: cannot start Triton: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    gateway: GatewayServer | None = None
+    try:
+        try:
+            gateway = GatewayServer(settings, triton_url=triton_url).start()
+        except (OSError, ValueError) as exc:
+            print(f"shelfcount serve: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(
+            f"ShelfCount gateway: {gateway.base_url}/ (PWA), {gateway.base_url}/api/v1, "
+            f"WebSocket /ws/count, gRPC port {gateway.grpc_port}, Triton {triton_url}",
+            file=sys.stderr, flush=True,
+        )
+        stop.wait()
+        print("shelfcount serve: stopping", file=sys.stderr, flush=True)
+        return EXIT_OK
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        if triton is not None:
+            triton.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def device_add(settings: Any, name: str, role: str = "walker") -> str:
+    """``shelfcount device add``: create (or re-pair) a device and return its new token."""
+    store = open_store(settings)
+    try:
+        _, token = store.add_device(name, role)
+    finally:
+        store.close()
+    return token

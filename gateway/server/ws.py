@@ -1,0 +1,276 @@
+"""WebSocket ``/ws/count``: the live protocol phones speak (see issue 4 / README).
+
+Client -> server: ``hello`` (token, session or null, device), then per photo a ``photo`` text
+message followed by one binary message with the JPEG; ``correct``; ``confirm``; ``ping``.
+Server -> client: ``welcome``, ``ack`` (photo on disk and in the database), ``result``,
+``error``, ``corrected``, ``confirmed``, ``pong``. Protocol mistakes are answered with an
+``error`` message and the connection stays open, up to a limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from typing import Any
+
+from gateway.store import CountRecord, Device, Session
+
+from .core import Services, outcome_message
+from .errors import ApiError
+
+log = logging.getLogger("shelfcount.gateway.ws")
+
+HELLO_TIMEOUT_S = 30.0
+IDLE_TIMEOUT_S = 600.0
+MAX_PROTOCOL_ERRORS = 20
+POLICY_VIOLATION = 1008
+
+
+class Connection:
+    """One phone's socket. Worker threads send results here, so sends take a lock."""
+
+    def __init__(self, ws: Any, services: Services) -> None:
+        self.ws = ws
+        self.services = services
+        self.device: Device | None = None
+        self.session: Session | None = None
+        self.key = uuid.uuid4().hex  # preview-slot key: per connection
+        self._send_lock = threading.Lock()
+        self._subscribed: set[str] = set()
+        self._sent: set[tuple[str, str, str]] = set()  # (count, type, code) already told
+        self._errors = 0
+        self.closed = False
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        with self._send_lock:
+            if self.closed:
+                return
+            try:
+                self.ws.send(json.dumps(message, default=str))
+            except Exception:  # noqa: BLE001 - the reader loop notices the closed socket
+                self.closed = True
+
+    def on_outcome(self, message: dict[str, Any]) -> None:
+        """Hub listener: forward each distinct outcome of a count once."""
+        key = (str(message.get("count_id")), str(message.get("type")), str(message.get("code")))
+        with self._send_lock:
+            if key in self._sent:
+                return
+            self._sent.add(key)
+        self.send(message)
+
+    def follow(self, record: CountRecord) -> None:
+        """Subscribe to a count and send its outcome if it already has one."""
+        if record.id not in self._subscribed:
+            self._subscribed.add(record.id)
+            self.services.hub.subscribe(record.id, self.on_outcome)
+        current = self.services.store.get_count(record.id)
+        message = outcome_message(current) if current else None
+        if message is not None:
+            self.on_outcome(message)
+
+    def error(self, code: str, message: str, photo_id: str | None = None, **extra: Any) -> None:
+        self._errors += 1
+        self.send(ApiError(code, message, **extra).to_json(photo_id))
+
+    def close(self, reason: int | None = None, message: str | None = None) -> None:
+        with self._send_lock:
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                self.ws.close(reason=reason, message=message)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    def cleanup(self) -> None:
+        self.closed = True
+        for count_id in self._subscribed:
+            self.services.hub.unsubscribe(count_id, self.on_outcome)
+        self._subscribed.clear()
+
+    # -- the conversation ------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            if not self._hello():
+                return
+            pending_photo: dict[str, Any] | None = None
+            while not self.closed and self._errors < MAX_PROTOCOL_ERRORS:
+                data = self.ws.receive(timeout=IDLE_TIMEOUT_S)
+                if data is None:
+                    self.close(POLICY_VIOLATION, "idle timeout")
+                    return
+                if isinstance(data, bytes | bytearray):
+                    if pending_photo is None:
+                        self.error("unexpected_binary", "send a photo message before its bytes")
+                        continue
+                    self._photo(pending_photo, bytes(data))
+                    pending_photo = None
+                    continue
+                message = self._parse(data)
+                if message is None:
+                    continue
+                if pending_photo is not None:
+                    self.error("missing_photo_bytes", "the photo message was not followed by "
+                               "its binary message", pending_photo.get("id"))
+                    pending_photo = None
+                kind = message.get("type")
+                if kind == "photo":
+                    pending_photo = self._photo_header(message)
+                elif kind == "correct":
+                    self._correct(message)
+                elif kind == "confirm":
+                    self._confirm(message)
+                elif kind == "ping":
+                    self.send({"type": "pong"})
+                elif kind == "hello":
+                    self.error("bad_request", "already said hello")
+                else:
+                    self.error("unknown_type", f"unknown message type {kind!r}")
+            if self._errors >= MAX_PROTOCOL_ERRORS:
+                self.close(POLICY_VIOLATION, "too many protocol errors")
+        finally:
+            self.cleanup()
+
+    def _parse(self, text: str) -> dict[str, Any] | None:
+        try:
+            message = json.loads(text)
+        except (json.JSONDecodeError, TypeError):
+            self.error("bad_json", "text messages must be JSON objects")
+            return None
+        if not isinstance(message, dict):
+            self.error("bad_json", "text messages must be JSON objects")
+            return None
+        return message
+
+    def _hello(self) -> bool:
+        data = self.ws.receive(timeout=HELLO_TIMEOUT_S)
+        if data is None or isinstance(data, bytes | bytearray):
+            self.error("hello_required", "the first message must be a hello")
+            self.close(POLICY_VIOLATION, "hello required")
+            return False
+        message = self._parse(data)
+        if message is None or message.get("type") != "hello":
+            self.error("hello_required", "the first message must be a hello")
+            self.close(POLICY_VIOLATION, "hello required")
+            return False
+        token = message.get("token")
+        try:
+            self.device = self.services.authenticate(token if isinstance(token, str) else None)
+            requested = message.get("session")
+            if requested is None:
+                label = message.get("device")
+                self.session = self.services.store.create_session(
+                    self.device, label if isinstance(label, str) else None
+                )
+            else:
+                self.session = self.services.session_for(self.device, str(requested))
+        except ApiError as exc:
+            self.send(exc.to_json())
+            self.close(POLICY_VIOLATION, exc.code)
+            return False
+        # Photos of this session still being counted: their results come on this connection.
+        pending = [
+            record for record in self.services.store.session_counts(self.session.id)
+            if record.device_id == self.device.id and outcome_message(record) is None
+        ]
+        self.send({
+            "type": "welcome",
+            "session": self.session.id,
+            "device": self.device.name,
+            "role": self.device.role,
+            "pending": [record.client_id for record in pending],
+            "max_message_bytes": self.services.settings.max_message_bytes,
+        })
+        for record in pending:
+            self.follow(record)
+        return True
+
+    def _photo_header(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        photo_id = message.get("id")
+        if not isinstance(photo_id, str) or not photo_id:
+            self.error("bad_request", "photo needs an id (a UUID chosen by the client)")
+            return None
+        location = message.get("location")
+        if location is not None and not isinstance(location, str):
+            self.error("bad_request", "location must be text", photo_id)
+            return None
+        return {"id": photo_id, "location": location or None,
+                "preview": bool(message.get("preview"))}
+
+    def _photo(self, header: dict[str, Any], data: bytes) -> None:
+        assert self.device is not None and self.session is not None
+        photo_id = header["id"]
+        try:
+            if header["preview"]:
+                self.services.submit_preview(
+                    self.device, self.key, photo_id, data, header["location"], self.send
+                )
+                return
+            record, _ = self.services.submit_photo(
+                self.device, session=self.session, client_id=photo_id, data=data,
+                location=header["location"], source="ws",
+            )
+        except ApiError as exc:
+            if exc.code != "rate_limited":  # a busy walker is not a broken client
+                self._errors += 1
+            self.send(exc.to_json(photo_id))
+            return
+        self.send({"type": "ack", "id": photo_id, "count_id": record.id})
+        self.follow(record)
+
+    def _own_count(self, message: dict[str, Any]) -> CountRecord | None:
+        assert self.device is not None
+        photo_id = message.get("id")
+        if not isinstance(photo_id, str) or not photo_id:
+            self.error("bad_request", "the message needs the photo id")
+            return None
+        record = self.services.store.count_by_client(self.device.id, photo_id)
+        if record is None:
+            self.error("not_found", "no photo with this id from this device", photo_id)
+        return record
+
+    def _correct(self, message: dict[str, Any]) -> None:
+        record = self._own_count(message)
+        if record is None:
+            return
+        assert self.device is not None
+        try:
+            updated = self.services.correct(self.device, record, message)
+        except ApiError as exc:
+            self._errors += 1
+            self.send(exc.to_json(record.client_id))
+            return
+        result = outcome_message(updated) or {}
+        self.send({"type": "corrected", "id": record.client_id, "count_id": record.id,
+                   "rows": result.get("rows", []),
+                   "corrections": [c.to_json() for c in updated.corrections]})
+
+    def _confirm(self, message: dict[str, Any]) -> None:
+        record = self._own_count(message)
+        if record is None:
+            return
+        assert self.device is not None
+        try:
+            self.services.confirm(self.device, record)
+        except ApiError as exc:
+            self._errors += 1
+            self.send(exc.to_json(record.client_id))
+            return
+        self.send({"type": "confirmed", "id": record.client_id, "count_id": record.id})
+
+
+def handle(ws: Any, services: Services) -> None:
+    connection = Connection(ws, services)
+    services.sockets.add(connection)
+    try:
+        connection.run()
+    except Exception as exc:  # noqa: BLE001 - a closed socket ends the conversation
+        if type(exc).__name__ != "ConnectionClosed":
+            log.exception("websocket handler failed")
+        connection.cleanup()
+    finally:
+        services.sockets.discard(connection)
