@@ -47,6 +47,17 @@ class Settings:
     database_url: str = ""
     photo_retention_days: int = 30
     log_level: str = "WARNING"
+    # Gateway limits and workers (issue 4).
+    workers: int = 2  # threads counting stored photos
+    preview_workers: int = 1  # threads counting live preview frames (never stored)
+    max_message_bytes: int = 26 * 1024 * 1024  # one WebSocket / gRPC / HTTP message
+    max_connections: int = 200  # concurrent WebSocket + HTTP API + gRPC stream connections
+    photo_rate_per_min: float = 60.0  # stored photos per device per minute (burst: 10)
+    preview_rate_per_s: float = 5.0  # preview frames per device per second (burst: 10)
+    triton_retry_s: float = 2.0  # how often queued photos re-check Triton during an outage
+    request_wait_s: float = 60.0  # REST/gRPC Count: how long to wait for a result
+    cameras_config: str = ""  # YAML of zones -> camera snapshot URLs + cron (default none)
+    pwa_dir: Path = REPO_ROOT / "pwa"
     extra: dict[str, str] = field(default_factory=dict)
 
 
