@@ -141,6 +141,13 @@ def code_size(fmt: str, text: str, gs1: bool = False) -> tuple[int, int]:
     return mods.shape[1], mods.shape[0]
 
 
+def solid(h: int, w: int, color: object) -> np.ndarray:
+    """A ``h`` x ``w`` BGR image of one colour (cv2 fills ~50x faster than numpy broadcast)."""
+    img = np.empty((h, w, 3), np.uint8)
+    cv2.rectangle(img, (0, 0), (w, h), tuple(int(c) for c in color), -1)  # type: ignore[union-attr]
+    return img
+
+
 def paste(dst: np.ndarray, src: np.ndarray, x: int, y: int, alpha: np.ndarray | None = None
           ) -> None:
     """Copy ``src`` (BGR) into ``dst`` at (x, y), clipped, optionally through an alpha mask."""

@@ -18,6 +18,7 @@ from gateway.training.scene_draw import (
     fit_cap,
     paste,
     render_code,
+    solid,
     text_mask,
 )
 
@@ -107,8 +108,7 @@ def render_label(spec: LabelSpec, width: int, rng: np.random.Generator,
     sku_h = text_mask(spec.sku, cap_sku).shape[0]
     exp_h = text_mask(spec.expiry_text, cap_exp).shape[0]
     height = pad + sku_h + gap + code.shape[0] + gap + exp_h + pad
-    img = np.empty((height, width, 3), np.uint8)
-    img[:] = bg
+    img = solid(height, width, bg)
     sprite = Sprite(img)
     ink = (20, 20, 20)
     y = pad
@@ -136,8 +136,7 @@ def _shade(img: np.ndarray, top: float, bottom: float) -> None:
 def carton(w: int, h: int, rng: np.random.Generator, label: Sprite | None) -> Sprite:
     """Brown corrugated case: tape, flap seam, printed brand and handling marks, label."""
     base = np.array([rng.uniform(55, 95), rng.uniform(115, 150), rng.uniform(160, 205)])
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = base.astype(np.uint8)
+    img = solid(h, w, base.astype(np.uint8))
     _shade(img, rng.uniform(1.0, 1.12), rng.uniform(0.8, 0.95))
     sprite = Sprite(img)
     edge = tuple(int(c) for c in base * 0.6)
@@ -177,8 +176,7 @@ def printed_box(w: int, h: int, rng: np.random.Generator, label: Sprite | None) 
     hue = int(rng.integers(0, 180))
     hsv = np.uint8([[[hue, rng.integers(120, 255), rng.integers(90, 230)]]])
     base = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = base
+    img = solid(h, w, base)
     band_col = tuple(int(c) for c in 255 - base)
     by = round(h * rng.uniform(0.15, 0.45))
     cv2.rectangle(img, (0, by), (w, by + round(h * 0.15)), band_col, -1)
@@ -209,8 +207,7 @@ def bottle(w: int, h: int, rng: np.random.Generator, label: Sprite | None) -> Sp
     hue = int(rng.choice([100, 105, 60, 30, 0, 15, 140]))
     hsv = np.uint8([[[hue, rng.integers(60, 200), rng.integers(120, 230)]]])
     base = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = base
+    img = solid(h, w, base)
     # vertical highlight: bottles are cylinders, lit from the front
     ramp = 0.75 + 0.45 * np.sin(np.linspace(0.2, np.pi - 0.2, w, dtype=np.float32))
     img[:] = np.clip(img * ramp[None, :, None], 0, 255).astype(np.uint8)
@@ -241,8 +238,7 @@ def can(w: int, h: int, rng: np.random.Generator, label: Sprite | None) -> Sprit
     cv2.ellipse(alpha, (w // 2, h - 1 - ry), (w // 2, ry), 0, 0, 360, 255, -1)
     hsv = np.uint8([[[rng.integers(0, 180), rng.integers(150, 255), rng.integers(120, 230)]]])
     base = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = base
+    img = solid(h, w, base)
     metal = (190, 190, 195)
     img[:ry * 2 + 1] = metal
     img[h - 2 * ry - 1:] = metal
@@ -271,8 +267,7 @@ def bag(w: int, h: int, rng: np.random.Generator, label: Sprite | None) -> Sprit
     cv2.rectangle(alpha, (bulge, 0), (w - 1 - bulge, seal), 255, -1)
     hsv = np.uint8([[[rng.integers(0, 180), rng.integers(40, 220), rng.integers(60, 220)]]])
     base = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = base
+    img = solid(h, w, base)
     for x in range(bulge, w - bulge, max(2, seal // 2)):  # crimp teeth
         cv2.line(img, (x, 0), (x, seal), tuple(int(c) for c in base // 2), 1)
     _shade(img, 1.1, 0.8)
@@ -295,8 +290,7 @@ ASPECTS = {"carton": (0.9, 1.7), "box": (0.6, 1.3), "bottle": (0.28, 0.42), "can
 
 def price_tag(price: str, desc: str, w: int, h: int, rng: np.random.Generator) -> Sprite:
     """Shelf-edge price tag: a hard negative (text, not an item)."""
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = (255, 255, 255) if rng.random() < 0.6 else (60, 230, 250)
+    img = solid(h, w, (255, 255, 255) if rng.random() < 0.6 else (60, 230, 250))
     cv2.rectangle(img, (0, 0), (w - 1, h - 1), (150, 150, 150), 1)
     sprite = Sprite(img)
     cap = fit_cap(price, w * 0.8, h * 0.45)
@@ -310,8 +304,7 @@ def price_tag(price: str, desc: str, w: int, h: int, rng: np.random.Generator) -
 
 def poster(w: int, h: int, rng: np.random.Generator) -> Sprite:
     """Sign or promotional poster on the racking: a hard negative for the item detector."""
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = tuple(int(c) for c in rng.integers(0, 256, 3))
+    img = solid(h, w, tuple(int(c) for c in rng.integers(0, 256, 3)))
     word = POSTER_WORDS[int(rng.integers(len(POSTER_WORDS)))]
     fg = (255, 255, 255) if img[0, 0].mean() < 128 else (10, 10, 10)
     cv2.rectangle(img, (0, 0), (w - 1, h - 1), fg, max(1, round(min(w, h) * 0.04)))

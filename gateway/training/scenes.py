@@ -23,6 +23,7 @@ import argparse
 import calendar
 import csv
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import date
@@ -34,7 +35,7 @@ import cv2
 import numpy as np
 
 from gateway.pipeline.types import Box
-from gateway.training.scene_draw import draw_text, fit_cap, paste, render_code, text_mask
+from gateway.training.scene_draw import draw_text, fit_cap, paste, render_code, solid, text_mask
 from gateway.training.scene_items import (
     ASPECTS,
     DRAWERS,
@@ -50,6 +51,8 @@ COUNT_MIN_VISIBLE = 0.5
 # Items less visible than this (slivers at the frame edge) are dropped from the ground truth.
 MIN_LISTED_VISIBLE = 0.04
 STYLES = ("warehouse", "retail")
+# How high each kind is stacked: bottles stand in one layer, cases go up to the next beam.
+MAX_LEVELS = {"carton": 12, "box": 6, "bag": 3, "can": 3, "bottle": 1}
 DEMO_CATALOG = Path(__file__).resolve().parent.parent / "demo" / "catalog.csv"
 
 
@@ -205,9 +208,9 @@ def _kind_for(row: dict[str, str], style: str, rng: np.random.Generator) -> str:
         if "coffee" in desc or "bag" in desc:
             return "bag" if rng.random() < 0.5 else "carton"
         return "carton" if rng.random() < 0.85 else "box"
-    for words, kind in ((("water", "oil", "soap", "detergent", "ml", " l"), "bottle"),
-                        (("canned", "tomatoes", " g"), "can"), (("coffee", "beans"), "bag")):
-        if any(w in desc for w in words):
+    for pattern, kind in ((r"water|oil|soap|detergent|\d\s*(ml|l)\b", "bottle"),
+                          (r"canned|tomato|\d\s*g\b", "can"), (r"coffee|beans|\bbag", "bag")):
+        if re.search(pattern, desc):
             return kind
     return "box" if rng.random() < 0.8 else "bag"
 
@@ -261,8 +264,7 @@ def _bin_label(location: str, module: int, rng: np.random.Generator) -> Sprite:
     tm = text_mask(location, cap)
     w = max(cw, tm.shape[1]) + 2 * pad
     h = pad + tm.shape[0] + pad + code.shape[0] + pad
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = (250, 250, 250) if rng.random() < 0.6 else (40, 215, 250)
+    img = solid(h, w, (250, 250, 250) if rng.random() < 0.6 else (40, 215, 250))
     sprite = Sprite(img)
     box = draw_text(img, location, cap, (15, 15, 15), (w - tm.shape[1]) // 2, pad)
     if box:
@@ -292,11 +294,11 @@ class _Placed:
 
 
 def _row_layout(n: int, x_lo: float, x_hi: float, space_h: float, aspect: float,
-                gap: float, fill: float) -> tuple[float, float, int, int]:
+                gap: float, fill: float, max_levels: int = 12) -> tuple[float, float, int, int]:
     """Item size and grid (w, h, cols, levels) that holds at least ``n`` items in a row."""
     width = x_hi - x_lo
     best = (0.0, 1)
-    for levels in range(1, 13):
+    for levels in range(1, max_levels + 1):
         cols = -(-n // levels)
         h = min(space_h * 0.97 / levels, width / (cols * (1 + gap) * aspect))
         if h > best[0]:
@@ -304,12 +306,12 @@ def _row_layout(n: int, x_lo: float, x_hi: float, space_h: float, aspect: float,
     h = best[0] * fill
     w = h * aspect
     cols = max(1, int(width // (w * (1 + gap))))
-    levels = max(1, int(space_h * 0.97 // h))
+    levels = min(max_levels, max(1, int(space_h * 0.97 // h)))
     while cols * levels < n:  # rounding: shrink until it fits
         h *= 0.97
         w = h * aspect
         cols = max(1, int(width // (w * (1 + gap))))
-        levels = max(1, int(space_h * 0.97 // h))
+        levels = min(max_levels, max(1, int(space_h * 0.97 // h)))
     return w, h, cols, levels
 
 
@@ -412,11 +414,10 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         aspects[s] = float(rng.uniform(lo, hi))
 
     # --- background
-    world = np.empty((Hw, Ww, 3), np.uint8)
     if style == "warehouse":
-        world[:] = tuple(int(v) for v in rng.integers(35, 80, 3))
-    else:
-        world[:] = tuple(int(v) for v in rng.integers(170, 235, 3))
+        world = solid(Hw, Ww, rng.integers(35, 80, 3))
+    else:  # light, nearly neutral shop fittings
+        world = solid(Hw, Ww, int(rng.integers(165, 235)) + rng.integers(-12, 13, 3))
         step = max(6, unit // 40)
         dot = tuple(int(v) for v in (world[0, 0].astype(int) - 40).clip(0, 255))
         for yy in range(step // 2, Hw, step):
@@ -443,6 +444,8 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
     if bin_sprite is not None:
         beam_h = max(beam_h, bin_sprite.img.shape[0] + 2 * max(1, label_module))
     n_rows = 1 if n <= 3 else int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3]))
+    if n > 16 and MAX_LEVELS[kinds[main_sku]] <= 3:  # one-layer goods need more shelves
+        n_rows = 3
     top = my + rng.uniform(-0.06, 0.06) * H
     bottom = my + H - rng.uniform(0.0, 0.04) * H  # the lowest beam (and its label) in frame
     row_total = (bottom - top) / n_rows
@@ -483,7 +486,7 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         overhang_r = 0.0 if right_up or rng.random() > 0.3 + 0.4 * difficulty else \
             rng.uniform(0.05, 0.65)
         w, h, cols, levels = _row_layout(per_row[r], x_lo, x_hi, row_floor - row_top,
-                                         aspects[sku], gap, fill)
+                                         aspects[sku], gap, fill, MAX_LEVELS[kinds[sku]])
         start = x_lo - overhang_l * w
         end = x_hi + overhang_r * w
         cols = max(cols, int((end - start) // (w * (1 + gap))))
@@ -507,8 +510,9 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
                 key = (s, iw, ih, labelled)
                 if key not in sprite_cache:
                     # same look with and without label: seed the sprite by SKU and size
-                    srng = np.random.default_rng([seed % 2**32, chosen.index(s), iw, ih])
-                    sprite_cache[key] = _item_sprite(specs[s], kinds[s], iw, ih, labelled, srng)
+                    sprite_seed = [seed % 2**32, chosen.index(s), iw, ih]
+                    sprite_cache[key] = _item_sprite(specs[s], kinds[s], iw, ih, labelled,
+                                                     sprite_seed)
                 placed.append(_Placed((cx + jx, y1 - ih, cx + jx + iw, y1), s, kinds[s],
                                       sprite_cache[key], labelled))
 
@@ -654,25 +658,8 @@ def render_training_sample(seed: int, size: int = 384, *, difficulty: float | No
     zoom = float(rng.uniform(1.0, 2.0))
     diff = float(rng.uniform(0.2, 1.0)) if difficulty is None else difficulty
     side = round(size * zoom)
-    aspect = float(rng.choice([1.0, 0.75, 1.33]))
-    w, h = (side, round(side / aspect)) if aspect >= 1 else (round(side * aspect), side)
-    scene = render_scene(seed, width=w, height=h, style=style, difficulty=diff)
-    if (w, h) != (size, size):
-        scene = _fit_square(scene, size)
-    return scene
-
-
-def _fit_square(scene: Scene, size: int) -> Scene:
-    """Scale the longer side to ``size`` and pad (letterbox) the other to a square."""
-    s = size / max(scene.width, scene.height)
-    small = scene.resized(s)
-    if small.width == size and small.height == size:
-        return small
-    canvas = np.empty((size, size, 3), np.uint8)
-    canvas[:] = small.image.mean(axis=(0, 1)).astype(np.uint8)
-    canvas[:small.height, :small.width] = small.image
-    small.image = canvas
-    return small
+    scene = render_scene(seed, width=side, height=side, style=style, difficulty=diff)
+    return scene.resized(size / side) if side != size else scene
 
 
 # --------------------------------------------------------------------------------------------
@@ -708,7 +695,9 @@ def _upright(world: np.ndarray, x: int, w: int, rng: np.random.Generator) -> Non
 
 
 def _item_sprite(spec: LabelSpec, kind: str, w: int, h: int, labelled: bool,
-                 rng: np.random.Generator) -> Sprite:
+                 sprite_seed: list[int]) -> Sprite:
+    """One facing; the body's look depends only on ``sprite_seed``, labelled or not."""
+    rng = np.random.default_rng([*sprite_seed, 1])
     label = None
     if labelled:
         frac = {"carton": (0.45, 0.75), "box": (0.5, 0.8), "bottle": (0.8, 0.95),
@@ -723,7 +712,7 @@ def _item_sprite(spec: LabelSpec, kind: str, w: int, h: int, labelled: bool,
             if label.img.shape[0] <= max_h:
                 break
             label, lw = None, int(lw * max_h / label.img.shape[0])
-    return DRAWERS[kind](w, h, rng, label)
+    return DRAWERS[kind](w, h, np.random.default_rng([*sprite_seed, 0]), label)
 
 
 def _paste_sprite(world: np.ndarray, sprite: Sprite, x: int, y: int) -> None:
