@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import numpy as np
 import tritonclient.grpc as grpcclient
+from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE
 from tritonclient.utils import InferenceServerException
 
 from gateway.pipeline.types import Detection, TextLine
@@ -46,7 +47,7 @@ class InferenceClient:
         self.timeout_s = timeout_s
         self.retry_wait_s = retry_wait_s
         self._lock = threading.Lock()
-        self._client = grpcclient.InferenceServerClient(url)
+        self._client = _connect(url)
 
     # -- health -----------------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class InferenceClient:
         """Replace the channel unless another thread already did."""
         with self._lock:
             if self._client is broken:
-                self._client = grpcclient.InferenceServerClient(self.url)
+                self._client = _connect(self.url)
                 broken.close()
 
     def _call(self, work: Callable[[], T]) -> T:
@@ -217,6 +218,24 @@ class InferenceClient:
             if exc is not None:
                 raise _translate(model, exc)
         return results  # type: ignore[return-value]
+
+
+def _connect(url: str) -> grpcclient.InferenceServerClient:
+    """A channel that notices a restarted server within a second.
+
+    gRPC's default reconnect back-off grows to two minutes, which would keep a client blind
+    long after the watchdog brought Triton back; the other options are tritonclient's defaults.
+    """
+    return grpcclient.InferenceServerClient(
+        url,
+        channel_args=[
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ],
+    )
 
 
 def _translate(model: str, exc: InferenceServerException) -> Exception:

@@ -370,6 +370,10 @@ class EmbeddedTriton:
             f"--grpc-port={grpc_port}",
             f"--http-port={http_port}",
             f"--metrics-port={metrics_port}",
+            # Loopback only: the embedded server is the gateway's private back end.
+            "--grpc-address=127.0.0.1",
+            "--http-address=127.0.0.1",
+            "--metrics-address=127.0.0.1",
             "--allow-gpu-metrics=false",
             "--model-control-mode=none",
             # A broken optional model (item_detector) must not take OCR down with it.
@@ -400,6 +404,8 @@ class EmbeddedTriton:
     def _ports_free(ports: list[int]) -> bool:
         for port in ports:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                # As the server binds: connections of the killed server in TIME_WAIT are fine.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind(("127.0.0.1", port))
                 except OSError:

@@ -103,7 +103,8 @@ class TritonPythonModel:
             for row, (t, s, b) in enumerate(mine):
                 texts[row, : len(t)] = t
                 scores[row, : len(s)] = s
-                boxes[row, : len(b)] = b
+                if b:
+                    boxes[row, : len(b)] = np.stack(b)
             responses.append(
                 pb_utils.InferenceResponse(
                     [
