@@ -143,7 +143,8 @@ def _fake_rows(location: str | None, n: int) -> list[dict[str, object]]:
          "Count_Confidence": 0.93},
         {"Location": loc, "SKU": "SKU-10002", "Product_Description": "Stretch film roll",
          "Quantity_Counted": 1, "Unit_Price": "8.90", "Total_Value": "8.90",
-         "Condition": "Good", "Expiration_Date": "2027-03-31", "Last_Updated": "2026-01-01T00:00:00Z",
+         "Condition": "Good", "Expiration_Date": "2027-03-31",
+         "Last_Updated": "2026-01-01T00:00:00Z",
          "Count_Confidence": 0.41},
     ]
 

@@ -27,7 +27,7 @@ const ui = {
   shutterAt: null, // performance.now() of the last shutter tap, for the tap -> result figure
   edit: null, // {id, sku, qty, damaged, typed}
   previewTimer: null,
-  previewBusy: false,
+  previewRun: 0,
   detected: null,
   lastPreview: null,
 };
@@ -263,31 +263,36 @@ async function scanLabel() {
 }
 
 // ---------- live preview ----------
+// One frame in flight at a time; the next one starts PREVIEW_INTERVAL_MS after the previous one
+// started (or at once when the answer took longer), so the rate is ~3/s while the gateway keeps up.
 function startPreviews() {
   stopPreviews();
-  ui.previewTimer = setInterval(previewTick, PREVIEW_INTERVAL_MS);
+  const run = ++ui.previewRun;
+  const loop = async () => {
+    const started = performance.now();
+    await previewTick();
+    if (run !== ui.previewRun) return;
+    const wait = Math.max(0, PREVIEW_INTERVAL_MS - (performance.now() - started));
+    ui.previewTimer = setTimeout(loop, link.state === "online" ? wait : 1000);
+  };
+  loop();
 }
 function stopPreviews() {
-  clearInterval(ui.previewTimer);
+  ui.previewRun += 1;
+  clearTimeout(ui.previewTimer);
   ui.previewTimer = null;
 }
 
 async function previewTick() {
-  if (ui.previewBusy || ui.screen !== "count" || link.state !== "online" || !cam.running) return;
-  if (document.hidden) return;
-  ui.previewBusy = true;
-  try {
-    const blob = await cam.previewFrame();
-    const r = blob ? await link.preview(blob, ui.location) : null;
-    if (r && ui.screen === "count") {
-      drawLive(r);
-      stats.previews += 1;
-      stats.lastPreviewMs = r.latency;
-      stats.previewTimes.push(performance.now());
-      if (stats.previewTimes.length > 50) stats.previewTimes.shift();
-    }
-  } finally {
-    ui.previewBusy = false;
+  if (ui.screen !== "count" || link.state !== "online" || !cam.running || document.hidden) return;
+  const blob = await cam.previewFrame();
+  const r = blob ? await link.preview(blob, ui.location) : null;
+  if (r && ui.screen === "count") {
+    drawLive(r);
+    stats.previews += 1;
+    stats.lastPreviewMs = r.latency;
+    stats.previewTimes.push(performance.now());
+    if (stats.previewTimes.length > 50) stats.previewTimes.shift();
   }
 }
 
@@ -435,7 +440,13 @@ async function renderResult(photo) {
       class: `line${conf.level === "low" ? " low" : ""}${edit ? " edited" : ""}${damaged ? " damaged" : ""}`,
       "data-sku": row.SKU,
       "aria-label": `${row.SKU} quantity ${qty}, ${conf.level} confidence. Tap to correct.`,
-      onclick: () => openEdit(photo, row),
+      onclick: () => {
+        if (photo.status === "confirmed" || photo.status === "confirming") {
+          toast("This bay is confirmed: corrections are closed");
+        } else {
+          openEdit(photo, row);
+        }
+      },
     },
     el("span", { class: `conf conf-${conf.level}` }),
     el("span", { class: "what" },

@@ -11,7 +11,7 @@ const ACK_TIMEOUT_MS = 60000;
 const PREVIEW_TIMEOUT_MS = 5000;
 const MAX_BACKOFF_MS = 30000;
 // Error codes that mean "try again later" rather than "this photo is bad".
-const RETRYABLE = /unavailable|rate|busy|timeout|overload|internal|queue/i;
+const RETRYABLE = /unavailable|rate_limited|busy|timeout|overload|internal|not_ready/i;
 
 export function uuid() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -41,6 +41,8 @@ export class Link extends EventTarget {
     this.waiters = new Map(); // key "kind:id" -> {resolve, timer}
     this.previews = new Map(); // preview id -> {resolve, timer, sent}
     this.flushing = false;
+    this.pendingOnGateway = new Set(); // ids the gateway is still counting (from welcome)
+    this.retrySoon = false;
     this.conn = 0; // bumped per connection so stale waits end
     addEventListener("offline", () => this.goOffline());
     addEventListener("online", () => this.connect());
@@ -128,6 +130,7 @@ export class Link extends EventTarget {
       }
       if (msg.type === "welcome") {
         welcomed = true;
+        this.pendingOnGateway = new Set(msg.pending || []);
         this.session = msg.session;
         await store.setKv("session", msg.session);
         await store.setKv("token", this.token);
@@ -138,6 +141,14 @@ export class Link extends EventTarget {
         return;
       }
       if (!welcomed && msg.type === "error") {
+        if (msg.code === "unknown_session") {
+          // The session is gone or not ours any more: start a new one, keep the token.
+          this.session = null;
+          await store.setKv("session", null);
+          refused = "";
+          this.retrySoon = true;
+          return;
+        }
         refused = `${msg.code || "error"}: ${msg.message || "refused"}`;
         return;
       }
@@ -147,7 +158,12 @@ export class Link extends EventTarget {
       if (conn !== this.conn) return;
       this.ws = null;
       this.endWaits();
-      if (!welcomed && (refused || ev.code === 1008 || ev.code === 4001 || ev.code === 4003)) {
+      if (this.retrySoon) {
+        this.retrySoon = false;
+        this.connect();
+        return;
+      }
+      if (!welcomed && refused) {
         this.setState("unpaired", refused || ev.reason || "token refused");
         return;
       }
@@ -210,10 +226,11 @@ export class Link extends EventTarget {
       const p = await store.updatePhoto(id, (r) => {
         r.result = msg;
         r.error = null;
-        if (r.status !== "confirmed" && r.status !== "confirming") r.status = "counted";
+        r.note = null;
+        if (msg.confirmed) r.status = "confirmed";
+        else if (r.status !== "confirmed" && r.status !== "confirming") r.status = "counted";
       });
       this.settle(`photo:${id}`, msg);
-      this.settle(`correct:${id}`, msg);
       if (p) this.emit("result", { id, photo: p });
     } else if (msg.type === "confirmed") {
       await store.updatePhoto(id, (p) => {
@@ -222,16 +239,27 @@ export class Link extends EventTarget {
       this.settle(`confirm:${id}`, msg);
       this.emit("changed", { id });
     } else if (msg.type === "corrected") {
+      // The gateway's effective rows (corrections applied, confidence 1.0 on corrected lines).
+      await store.updatePhoto(id, (p) => {
+        if (p.result && Array.isArray(msg.rows)) p.result = { ...p.result, rows: msg.rows };
+      });
       this.settle(`correct:${id}`, msg);
+      this.emit("changed", { id });
     } else if (msg.type === "error") {
       if (id && (this.settle(`photo:${id}`, msg) || this.settle(`correct:${id}`, msg) ||
                  this.settle(`confirm:${id}`, msg))) return;
       if (id) {
-        // An error after the ack: the photo is stored on the gateway but could not be counted.
+        // After the ack: either stored and waiting (Triton outage, `queued`: the result follows)
+        // or stored but not countable.
         await store.updatePhoto(id, (p) => {
-          p.error = `${msg.code}: ${msg.message}`;
+          if (msg.queued) p.note = `waiting: ${msg.message}`;
+          else {
+            p.error = `${msg.code}: ${msg.message}`;
+            p.status = "failed";
+          }
         });
         this.emit("changed", { id });
+        if (msg.queued) return;
       }
       this.emit("gateway-error", msg);
     }
@@ -266,9 +294,10 @@ export class Link extends EventTarget {
   // Photos the gateway acknowledged but whose result never arrived (connection dropped in
   // between): sending the same id again returns the stored count, never a second one.
   async resendUncounted() {
-    const queued = new Set((await store.outbox()).filter((i) => i.kind === "photo").map((i) => i.id));
+    const skip = new Set((await store.outbox()).filter((i) => i.kind === "photo").map((i) => i.id));
+    for (const id of this.pendingOnGateway || []) skip.add(id); // their results come by themselves
     for (const p of await store.allPhotos()) {
-      if (p.status === "acked" && !p.result && !p.error && p.blob && !queued.has(p.id)) {
+      if (p.status === "acked" && !p.result && !p.error && p.blob && !skip.has(p.id)) {
         this.send({ type: "photo", id: p.id, location: p.location || undefined, preview: false },
           p.blob);
       }
@@ -321,7 +350,7 @@ export class Link extends EventTarget {
         await store.updatePhoto(item.id, (p) => {
           p.note = `waiting: ${why}`;
         });
-        this.retryLater();
+        this.retryLater(reply.retry_after_s);
         return false;
       }
       await store.updatePhoto(item.id, (p) => {
@@ -334,9 +363,10 @@ export class Link extends EventTarget {
     return true;
   }
 
-  retryLater() {
+  retryLater(afterS) {
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.flush(), this.backoff);
+    const ms = afterS ? Math.max(200, afterS * 1000) : this.backoff;
+    this.retryTimer = setTimeout(() => this.flush(), ms);
     this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
   }
 

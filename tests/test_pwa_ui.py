@@ -1,0 +1,224 @@
+"""PWA in a real browser (Chromium + Playwright, Pixel 7 emulation, fake rear camera) against
+``FakeGateway``, a test double of the gateway's WebSocket protocol.
+
+These are UI-level tests: installability, layout at 360 px, the review flow, and the offline
+outbox surviving a reload. The same flows through the real gateway and Triton are in
+tests/test_pwa_e2e.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.pwa_support import (
+    FAKE_TOKEN,
+    FakeGateway,
+    browser_context,
+    chromium_available,
+    page_errors,
+    shot,
+    synthetic_shelf,
+    write_y4m,
+)
+
+pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium "
+                                "(make system)")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_y4m(tmp_path_factory.mktemp("cam") / "shelf.y4m", synthetic_shelf(1280, 720))
+
+
+@pytest.fixture
+def gateway() -> Iterator[tuple[FakeGateway, str]]:
+    gw = FakeGateway()
+    url = gw.start()
+    try:
+        yield gw, url
+    finally:
+        gw.stop()
+
+
+def pair(page: Any, url: str, token: str = FAKE_TOKEN) -> None:
+    page.goto(url)
+    page.wait_for_selector("#screen-pair:not([hidden])")
+    page.fill("#pair-token", token)
+    page.fill("#pair-device", "walker-test")
+    page.click("#pair-form button[type=submit]")
+
+
+def wait_text(page: Any, selector: str, text: str) -> None:
+    page.wait_for_function("([s, t]) => document.querySelector(s).textContent === t",
+                           arg=[selector, text], timeout=10000)
+
+
+def no_horizontal_scroll(page: Any) -> bool:
+    return page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+
+
+def test_installable_with_maskable_icons(playwright: Any, camera: Path, gateway: Any,
+                                         tmp_path: Path) -> None:
+    gw, url = gateway
+    with browser_context(playwright, camera, profile=tmp_path / "profile") as ctx:
+        page = ctx.pages[0] if ctx.pages else ctx.new_page()
+        errors = page_errors(page)
+        page.goto(url)
+        page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15000)
+        cdp = ctx.new_cdp_session(page)
+        result = cdp.send("Page.getInstallabilityErrors")
+        assert result["installabilityErrors"] == []
+        manifest = page.evaluate("fetch('manifest.webmanifest').then(r => r.json())")
+        purposes = {(i["sizes"], i["purpose"]) for i in manifest["icons"]}
+        assert {("192x192", "any"), ("512x512", "any"), ("512x512", "maskable")} <= purposes
+        assert manifest["display"] == "standalone" and manifest["orientation"] == "portrait"
+        # The app shell is in the service worker's cache: everything the page needs offline.
+        cached = page.evaluate("""async () => {
+            const c = await caches.open((await caches.keys())[0]);
+            return (await c.keys()).map(r => new URL(r.url).pathname);
+        }""")
+        for path in ("/", "/js/app.js", "/js/store.js", "/styles.css", "/manifest.webmanifest"):
+            assert path in cached
+        shot(page, "pwa-pair")
+        assert errors == []
+
+
+def test_screens_fit_360px(playwright: Any, camera: Path, gateway: Any) -> None:
+    gw, url = gateway
+    with browser_context(playwright, camera, viewport={"width": 360, "height": 740}) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, url)
+        page.wait_for_selector("#locations[open]")
+        assert no_horizontal_scroll(page)
+        shot(page, "pwa-360-location")
+        page.fill("#loc-input", "b-12-3")
+        page.click("#loc-set")
+        wait_text(page, "#loc-value", "B-12-3")
+        page.wait_for_function("window.__sc.stats.previews >= 2", timeout=15000)
+        assert no_horizontal_scroll(page)
+        shot(page, "pwa-360-count")
+        page.click("#shutter")
+        page.wait_for_selector(".line")
+        assert no_horizontal_scroll(page)
+        shot(page, "pwa-360-result")
+        page.click(".line >> nth=0")
+        page.wait_for_selector("#edit[open]")
+        assert no_horizontal_scroll(page)
+        shot(page, "pwa-360-edit")
+        page.click("#edit button[value=cancel]")
+        page.click("#next-photo")
+        page.click("#session-btn")
+        page.wait_for_selector("#screen-session:not([hidden])")
+        assert no_horizontal_scroll(page)
+        shot(page, "pwa-360-session")
+        # Every button is a comfortable touch target (>= 44 CSS px both ways).
+        small = page.evaluate("""() => [...document.querySelectorAll('button')]
+            .filter(b => b.offsetParent !== null)
+            .map(b => [b.id || b.textContent.trim(), b.getBoundingClientRect()])
+            .filter(([, r]) => r.width < 44 || r.height < 44).map(([n]) => n)""")
+        assert small == []
+        assert errors == []
+
+
+def test_review_flow_sends_correction_and_confirm(playwright: Any, camera: Path,
+                                                   gateway: Any) -> None:
+    gw, url = gateway
+    with browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, url)
+        page.wait_for_selector("#locations[open]")
+        page.click("#scan-label")  # the gateway (double) reads A-01-1 off the frame
+        page.wait_for_selector("#locations", state="hidden")
+        wait_text(page, "#loc-value", "A-01-1")
+        page.wait_for_function("window.__sc.stats.previews >= 2", timeout=15000)
+        assert page.locator("#live .chip").count() >= 2  # running counts drawn over the video
+        page.click("#shutter")
+        page.wait_for_selector(".line")
+        assert page.locator(".line.low").count() == 1  # 0.41 confidence is highlighted
+        page.click(".line[data-sku='SKU-10001']")
+        for key in ("1", "2"):
+            page.click(f"#keypad button:text-is('{key}')")
+        page.click("#minus")
+        page.click("#damaged")
+        page.click("#edit-save")
+        page.wait_for_function("document.querySelector(\".line[data-sku='SKU-10001'] .q\")"
+                               ".textContent === '11'")
+        page.click("#confirm")
+        page.wait_for_function(
+            "document.getElementById('result-status').textContent.includes('confirmed')")
+        photos = gw.full_photos()
+        assert len(photos) == 1 and photos[0]["location"] == "A-01-1"
+        assert [(c["sku"], c["quantity"], c.get("condition")) for c in gw.corrections] == [
+            ("SKU-10001", 11, "Damaged")]
+        assert gw.confirmed == [photos[0]["id"]]
+        assert errors == []
+
+
+def test_offline_queue_survives_reload_and_flushes_once(playwright: Any, camera: Path,
+                                                         gateway: Any) -> None:
+    gw, url = gateway
+    with browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        pair(page, url)
+        page.wait_for_selector("#locations[open]")
+        page.fill("#loc-input", "A-01-1")
+        page.click("#loc-set")
+        page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15000)
+        page.click("#shutter")
+        page.wait_for_selector(".line")
+        first = gw.full_photos()[0]["id"]
+
+        ctx.set_offline(True)
+        wait_text(page, "#net", "offline")
+        page.click("#next-photo")
+        for _ in range(2):
+            page.click("#shutter")
+            page.wait_for_selector("#result-status:has-text('Saved on this phone')")
+            page.click("#next-photo")
+        page.click("#session-btn")
+        page.click("#bays button:has-text('5 items')")  # the photo counted online
+        page.click(".line[data-sku='SKU-10002']")
+        page.click("#plus")
+        page.click("#edit-save")
+        wait_text(page, "#pending", "3 pending")
+
+        page.reload()  # from the service worker's cache: the network is off
+        wait_text(page, "#pending", "3 pending")
+        page.click("#pending")
+        assert page.locator("#queued li.wait").count() == 3
+        shot(page, "pwa-offline-session")
+        assert len(gw.full_photos()) == 1 and gw.corrections == []
+
+        ctx.set_offline(False)
+        page.wait_for_function("document.getElementById('pending').hidden", timeout=15000)
+        shot(page, "pwa-online-again")
+    photos = gw.full_photos()
+    assert len(photos) == 3 and len({p["id"] for p in photos}) == 3
+    assert photos[0]["id"] == first
+    assert len(gw.counts) == 3
+    assert [(c["id"], c["sku"], c["quantity"]) for c in gw.corrections] == [
+        (first, "SKU-10002", 2)]
+
+
+def test_refused_token_stays_on_pairing(playwright: Any, camera: Path, gateway: Any) -> None:
+    gw, url = gateway
+    with browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        pair(page, url, token="not-a-token")
+        page.wait_for_selector("#pair-error:has-text('unauthorized')")
+        assert page.is_visible("#screen-pair")
+        shot(page, "pwa-pair-refused")
