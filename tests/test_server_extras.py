@@ -1,0 +1,176 @@
+"""Gateway pieces around the protocols: cron, camera schedule, TLS, retention, CLI entry."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from simple_websocket import Client
+
+from gateway.server.cameras import CameraConfigError, CameraScheduler, Cron, load_cameras
+from gateway.server.tls import tls_files
+from gateway.store.types import utcnow
+
+from .server_support import gateway_settings, new_token, running_gateway, shelf_jpeg
+
+
+def test_cron_fields_and_day_semantics() -> None:
+    cron = Cron.parse("*/15 6-8,18 * * 1-5")
+    assert cron.matches(datetime(2026, 11, 23, 6, 45))  # Monday
+    assert not cron.matches(datetime(2026, 11, 22, 6, 45))  # Sunday
+    assert not cron.matches(datetime(2026, 11, 23, 9, 0))
+    assert cron.next_after(datetime(2026, 11, 23, 8, 50)) == datetime(2026, 11, 23, 18, 0)
+    either = Cron.parse("0 0 1 * 0")  # the 1st of the month OR any Sunday (classic cron)
+    assert either.matches(datetime(2026, 11, 22, 0, 0))
+    assert either.matches(datetime(2026, 12, 1, 0, 0))
+    assert not either.matches(datetime(2026, 12, 2, 0, 0))
+    assert Cron.parse("0 12 * * 7").matches(datetime(2026, 11, 22, 12, 0))
+    for bad in ("* * * *", "61 * * * *", "*/0 * * * *", "a * * * *", "5-1 * * * *"):
+        with pytest.raises(CameraConfigError):
+            Cron.parse(bad)
+
+
+def test_camera_config_errors_are_clear(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.yaml"
+    path.write_text("zones:\n  a:\n    schedule: '0 6 * * *'\n    cameras: [ftp://x]\n")
+    with pytest.raises(CameraConfigError, match="zone a: camera 1 needs an http"):
+        load_cameras(path)
+    path.write_text("zones: [1, 2]\n")
+    with pytest.raises(CameraConfigError, match="zones"):
+        load_cameras(path)
+    with pytest.raises(CameraConfigError, match="cannot read"):
+        load_cameras(tmp_path / "missing.yaml")
+
+
+@pytest.fixture
+def snapshot_server() -> Iterator[str]:
+    """A loopback 'IP camera' serving a shelf JPEG at /snapshot.jpg (basic auth)."""
+    photo = shelf_jpeg(40)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if self.headers.get("Authorization") != "Basic dmlld2VyOnNlY3JldA==":
+                self.send_response(401)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(photo)))
+            self.end_headers()
+            self.wfile.write(photo)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/snapshot.jpg"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.triton
+def test_scheduled_camera_counts(triton, tmp_path: Path, snapshot_server: str) -> None:
+    config = tmp_path / "cameras.yaml"
+    config.write_text(
+        "zones:\n"
+        "  aisle A:\n"
+        "    schedule: '30 6 * * *'\n"
+        "    cameras:\n"
+        f"      - url: {snapshot_server}\n"
+        "        location: A-1-1\n"
+        "        username: viewer\n"
+        "        password: secret\n"
+        f"      - url: {snapshot_server.replace('snapshot', 'nothing')}\n"
+    )
+    with running_gateway(tmp_path / "data", triton.url, cameras_config=str(config)) as server:
+        scheduler = server.cameras
+        assert isinstance(scheduler, CameraScheduler)
+        assert scheduler.run_due(datetime(2026, 11, 23, 6, 31)) == []
+        queued = scheduler.run_due(datetime(2026, 11, 23, 6, 30))
+        assert len(queued) == 1  # the second camera answers 401 and is skipped (logged)
+        assert scheduler.run_due(datetime(2026, 11, 23, 6, 30)) == queued  # same minute: same
+        store = server.services.store
+        deadline = datetime.now() + timedelta(seconds=120)
+        record = store.get_count(queued[0])
+        while record.status not in ("done", "failed") and datetime.now() < deadline:
+            threading.Event().wait(0.2)
+            record = store.get_count(queued[0])
+        assert record.status == "done" and record.source == "camera"
+        assert record.location == "A-1-1" and record.result["rows"]
+        assert store.device_by_name("camera:aisle A").role == "camera"
+
+
+def test_tls_self_signed_certificate_serves_https_and_wss(tmp_path: Path) -> None:
+    settings = gateway_settings(tmp_path, "127.0.0.1:1", tls=True)
+    cert, key = tls_files(settings)
+    parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+    names = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert tls_files(settings) == (cert, key)  # kept across restarts
+    with running_gateway(tmp_path, "127.0.0.1:1", tls=True) as server:
+        assert server.base_url.startswith("https://")
+        health = requests.get(server.base_url + "/healthz", verify=str(cert), timeout=10)
+        assert health.status_code == 503 and health.json()["triton"] == "unavailable"
+        token = new_token(tmp_path, "w")
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        ws = Client.connect(server.base_url.replace("https", "wss") + "/ws/count",
+                            ssl_context=context)
+        ws.send(json.dumps({"type": "hello", "token": token, "session": None}))
+        assert json.loads(ws.receive(timeout=10))["type"] == "welcome"
+        ws.close()
+    with pytest.raises(ValueError, match="both"):
+        tls_files(gateway_settings(tmp_path, "x", tls=True, tls_cert=str(cert)))
+
+
+def test_retention_removes_old_photo_files_only(tmp_path: Path) -> None:
+    from gateway.server.core import Services
+
+    settings = gateway_settings(tmp_path, "127.0.0.1:1", photo_retention_days=7)
+    services = Services(settings, triton_url="127.0.0.1:1")
+    try:
+        store = services.store
+        device, _ = store.add_device("w", "walker")
+        session = store.create_session(device)
+        old_hash = services.photos.put(b"old photo")
+        new_hash = services.photos.put(b"new photo")
+        old, _ = store.add_count(session_id=session.id, device_id=device.id, client_id="old",
+                                 source="ws", location=None, photo_hash=old_hash, photo_bytes=9)
+        new, _ = store.add_count(session_id=session.id, device_id=device.id, client_id="new",
+                                 source="ws", location=None, photo_hash=new_hash, photo_bytes=9)
+        for record in (old, new):
+            store.finish_count(record.id, {"rows": []})
+        with store._tx() as cur:  # age one count past the retention period
+            cur.execute("UPDATE counts SET created_at = ? WHERE id = ?",
+                        ((utcnow() - timedelta(days=8)).isoformat(), old.id))
+        assert services.purge_photos() == 1
+        assert not services.photos.exists(old_hash) and services.photos.exists(new_hash)
+        assert store.get_count(old.id).status == "done"  # the record stays
+        assert services.purge_photos() == 0
+    finally:
+        services.store.close()
+        services.pipelines.close()
+
+
+def test_device_add_returns_a_working_token(tmp_path: Path) -> None:
+    token = new_token(tmp_path, "phone-7", "manager")
+    assert len(token) >= 32
+    from gateway.store import Store
+
+    store = Store(tmp_path / "shelfcount.db")
+    assert store.device_by_token(token).role == "manager"
+    store.close()
