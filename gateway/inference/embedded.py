@@ -350,6 +350,7 @@ class EmbeddedTriton:
     def _spawn(self) -> None:
         self._kill()
         root = pytriton_root()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         backends = prepare_backends(root, self.work_dir)
         if not self._ports or not self._ports_free(self._ports):
             self._ports = free_ports(3)
