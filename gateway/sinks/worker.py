@@ -1,0 +1,134 @@
+"""The outbox worker: every confirmed bay to every configured sink, exactly once.
+
+The outbox lives in the store (written in the transaction that confirms a bay), so nothing is
+lost when the gateway stops: on start the worker simply asks the store for what is due. Per
+sink and entry the store records delivery or the failure, its attempt count and the time of
+the next try; the worker computes that time with exponential backoff and jitter from the
+stored attempt count, so the schedule survives restarts too. Sinks are idempotent, which
+covers the one gap no outbox closes: a delivery that reached the destination just before the
+process died, without being recorded. Sinks run in registry order (Tryton first, since the
+sheet and alerts read the system quantity it snapshots) and independently: one destination
+being away does not hold up the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from .base import Entry, Sink, SinkError
+
+log = logging.getLogger(__name__)
+
+
+class Outbox(Protocol):
+    """What the worker needs from the store (gateway.store.Store)."""
+
+    def outbox_due(self, sink: str, now: datetime, limit: int) -> Sequence[Entry]: ...
+    def outbox_mark_delivered(self, entry_id: str, sink: str) -> None: ...
+    def outbox_mark_failed(self, entry_id: str, sink: str, error: str,
+                           retry_at: datetime) -> None: ...
+    def outbox_status(self, entry_id: str) -> dict[str, dict[str, Any]]: ...
+
+
+def _utcnow() -> datetime:
+    from gateway.store.types import utcnow
+
+    return utcnow()
+
+
+class OutboxWorker:
+    """Delivers due outbox entries; ``run_once`` for one pass, ``start``/``stop`` for a thread."""
+
+    def __init__(self, store: Outbox, sinks: Sequence[Sink], *, base_delay_s: float = 2.0,
+                 max_delay_s: float = 600.0, batch: int = 50, poll_s: float = 2.0,
+                 clock: Callable[[], datetime] = _utcnow,
+                 rng: random.Random | None = None) -> None:
+        self.store = store
+        self.sinks = list(sinks)
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.batch = batch
+        self.poll_s = poll_s
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def backoff_s(self, attempt: int, error: Exception) -> float:
+        """Seconds until the next try after ``attempt`` failed attempts.
+
+        Transient: base * 2^(attempt-1), capped, with "equal jitter" (half fixed, half
+        random) so many gateways behind one quota do not retry in lockstep; at least the
+        server's Retry-After. Needs a person (missing product...): the cap.
+        """
+        if isinstance(error, SinkError) and not error.transient:
+            return self.max_delay_s
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempt - 1))
+        delay = delay / 2 + self.rng.uniform(0, delay / 2)
+        if isinstance(error, SinkError) and error.retry_after:
+            delay = max(delay, min(error.retry_after, self.max_delay_s))
+        return delay
+
+    def run_once(self) -> int:
+        """One pass over every sink; returns how many deliveries were recorded."""
+        delivered = 0
+        for sink in self.sinks:
+            delivered += self._run_sink(sink)
+        return delivered
+
+    def _run_sink(self, sink: Sink) -> int:
+        entries = list(self.store.outbox_due(sink.name, self.clock(), self.batch))
+        if not entries:
+            return 0
+        try:
+            outcomes = sink.deliver_batch(entries)
+        except Exception as exc:  # noqa: BLE001 - a sink bug must not stop the others
+            outcomes = [exc] * len(entries)
+        delivered = 0
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            if outcome is None:
+                self.store.outbox_mark_delivered(entry.id, sink.name)
+                delivered += 1
+                continue
+            attempts = self.store.outbox_status(entry.id).get(sink.name, {}).get("attempts", 0)
+            delay = self.backoff_s(int(attempts) + 1, outcome)
+            log.warning("delivery to %s of count %s failed (attempt %d), next try in %.0f s: %s",
+                        sink.name, entry.count_id, attempts + 1, delay, outcome)
+            self.store.outbox_mark_failed(entry.id, sink.name, str(outcome),
+                                          self.clock() + timedelta(seconds=delay))
+        return delivered
+
+    # -- thread --------------------------------------------------------------------------
+    def wake(self) -> None:
+        """A bay was just confirmed: deliver now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> OutboxWorker:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="outbox-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            try:
+                busy = self.run_once() > 0
+            except Exception:  # noqa: BLE001 - e.g. the database briefly away: try again
+                log.exception("outbox worker pass failed")
+            if not busy:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()

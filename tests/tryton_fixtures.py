@@ -1,0 +1,196 @@
+"""A real trytond (SQLite) for the ERP sink tests.
+
+The database is built once per test session (trytond-admin, ~20 s), seeded over JSON-RPC with a
+company, shelf locations named like bins and products whose code is the SKU, then copied per
+test (one .sqlite file per test database, all served by one trytond process). Use from a test
+module with ``pytest_plugins = ["tests.tryton_fixtures"]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+
+from gateway.sinks.tryton import TrytonClient
+
+BIN = Path(sys.executable).parent
+TEMPLATE = "template"
+USER = "admin"
+PASSWORD = "shelfcount-admin-pw"
+# Bins and SKUs seeded into the template: the demo catalog's first locations plus a grid of
+# extra bins for the 50-bay session; every SKU starts with ON_HAND units in its home bin.
+LOCATIONS = [f"A-{i:02d}-{j}" for i in range(1, 27) for j in (1, 2)]
+SKUS = [f"SKU-{10001 + i}" for i in range(len(LOCATIONS))]
+ON_HAND = 40
+
+
+@dataclass(frozen=True)
+class TrytonDB:
+    url: str
+    db: str
+    user: str = USER
+    password: str = PASSWORD
+
+    def client(self) -> TrytonClient:
+        return TrytonClient(self.url, self.db, self.user, self.password)
+
+    def on_hand(self, location: str, sku: str) -> Decimal:
+        """The product's quantity in the bin, read straight from Tryton."""
+        client = self.client()
+        (loc,) = client.model("stock.location", "search", [("code", "=", location)], 0, 1, None)
+        (rec,) = client.model("product.product", "search_read", [("code", "=", sku)], 0, 1,
+                              None, ["quantity"], context={"locations": [loc]})
+        return Decimal(str(rec["quantity"]))
+
+    def env(self) -> dict[str, str]:
+        return {"SHELFCOUNT_TRYTON_URL": self.url, "SHELFCOUNT_TRYTON_DB": self.db,
+                "SHELFCOUNT_TRYTON_USER": self.user, "SHELFCOUNT_TRYTON_PASSWORD": self.password}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TrytonServer:
+    """One trytond process serving every database file in ``directory``; stoppable."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.config = directory / "trytond.conf"
+        self.config.write_text(f"[database]\nuri = sqlite://\npath = {directory}\n")
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *dbs: str) -> None:
+        """Start serving (``dbs`` are loaded up front, others on their first request)."""
+        env = {**os.environ, "TRYTOND_WEB__LISTEN": f"127.0.0.1:{self.port}"}
+        log = open(self.directory / "trytond.log", "ab")  # noqa: SIM115 - owned by the process
+        preload = ["-d", *dbs] if dbs else []
+        self.proc = subprocess.Popen([str(BIN / "trytond"), "-c", str(self.config), *preload],
+                                     env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"trytond exited: see {self.directory / 'trytond.log'}")
+            try:
+                requests.post(f"{self.url}/", json={"id": 0, "method": "common.server.version",
+                                                    "params": []}, timeout=2)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("trytond did not start within 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+
+def _seed(client: TrytonClient) -> None:
+    """Company, bins (storage locations under the warehouse's storage zone), products."""
+    m = client.model
+    (currency,) = m("currency.currency", "create", [{
+        "name": "Euro", "code": "EUR", "symbol": "€",
+        "rounding": {"__class__": "Decimal", "decimal": "0.01"}}])
+    (party,) = m("party.party", "create", [{"name": "ShelfCount Test Warehouse"}])
+    (company,) = m("company.company", "create", [{"party": party, "currency": currency}])
+    m("res.user", "write", [client.uid], {"companies": [["add", [company]]], "company": company})
+    client.login()  # the context now carries the company
+    (storage,) = m("stock.location", "search", [("code", "=", "STO")], 0, 1, None)
+    (unit,) = m("product.uom", "search", [("name", "=", "Unit")], 0, 1, None)
+    locations = m("stock.location", "create", [
+        {"name": code, "code": code, "type": "storage", "parent": storage} for code in LOCATIONS])
+    m("product.template", "create", [{
+        "name": f"Test product {sku}", "type": "goods", "default_uom": unit,
+        "list_price": {"__class__": "Decimal", "decimal": "10"},
+        "products": [["create", [{"suffix_code": sku}]]]} for sku in SKUS])
+    products = {r["code"]: r["id"] for r in m("product.product", "search_read",
+                                             [("code", "in", SKUS)], 0, None, None, ["code"])}
+    inventories = m("stock.inventory", "create", [{
+        "location": loc, "empty_quantity": "keep",
+        "lines": [["create", [{"product": products[sku], "quantity": float(ON_HAND)}]]]}
+        for loc, sku in zip(locations, SKUS, strict=True)])
+    m("stock.inventory", "confirm", inventories)
+
+
+@pytest.fixture(scope="session")
+def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonServer]:
+    """The seeded template database and a stopped trytond; ``tryton_db`` starts it."""
+    if not (BIN / "trytond-admin").exists():
+        pytest.skip("trytond is not installed (pip install -e '.[dev]')")
+    directory = tmp_path_factory.mktemp("trytond")
+    server = TrytonServer(directory)
+    (directory / f"{TEMPLATE}.sqlite").touch()
+    passfile = directory / "admin-password"
+    passfile.write_text(PASSWORD)
+    subprocess.run(
+        [str(BIN / "trytond-admin"), "-c", str(server.config), "-d", TEMPLATE,
+         "--email", "admin@example.com", "-u", "stock", "product", "--activate-dependencies"],
+        env={**os.environ, "TRYTONPASSFILE": str(passfile)}, check=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+    server.start(TEMPLATE)
+    try:
+        _seed(TrytonDB(server.url, TEMPLATE).client())
+        server.stop()
+        # Fold the write-ahead log into the file so a plain copy is the whole database; the
+        # restarted server never opens the template again.
+        with sqlite3.connect(directory / f"{TEMPLATE}.sqlite") as con:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+        for suffix in (".sqlite-wal", ".sqlite-shm"):
+            (directory / f"{TEMPLATE}{suffix}").unlink(missing_ok=True)
+        yield server
+    finally:
+        server.stop()
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def tryton_db(tryton_server: TrytonServer) -> Iterator[TrytonDB]:
+    """A fresh copy of the seeded database, served by a trytond of its own.
+
+    trytond 8.2 does not initialise a database it was not started with (login answers
+    KeyError 'res.user'), so each test's copy gets its own ~2 s server start.
+    """
+    directory = tryton_server.directory
+    name = f"t{next(_names)}"
+    shutil.copyfile(directory / f"{TEMPLATE}.sqlite", directory / f"{name}.sqlite")
+    tryton_server.start(name)
+    try:
+        yield TrytonDB(tryton_server.url, name)
+    finally:
+        tryton_server.stop()
+        for suffix in (".sqlite", ".sqlite-wal", ".sqlite-shm"):
+            (directory / f"{name}{suffix}").unlink(missing_ok=True)
+
+
