@@ -73,41 +73,47 @@ def label_width_for(spec: LabelSpec, max_w: float, pref_w: float) -> int:
     """Label width: the preferred one, widened (up to ``max_w``) so modules reach 3 px."""
     fmt, text, gs1 = _code_format(spec)
     mods_w, _ = code_size(fmt, text, gs1)
-    if fmt == "DataMatrix":
-        need = 3 * mods_w / 0.4 + 8
-    else:
-        need = 3 * mods_w / 0.9 + 8
+    need = 3 * mods_w / DM_SHARE + 8 if fmt == "DataMatrix" else 3 * mods_w + 4
     if pref_w < need <= max_w:
-        return int(need)
+        return int(need) + 1
     return int(pref_w)
 
 
-def render_label(spec: LabelSpec, width: int, rng: np.random.Generator,
-                 bg: tuple[int, int, int] = (245, 245, 245)) -> Sprite:
-    """White product label: SKU line, barcode or DataMatrix, expiry line."""
+# Share of the label width a DataMatrix takes; linear codes span the label (their quiet zones
+# are part of the symbol, so the label needs no extra margin beside them).
+DM_SHARE = 0.4
+
+
+def render_label(spec: LabelSpec, width: int, bg: tuple[int, int, int] = (245, 245, 245),
+                 max_h: float | None = None) -> Sprite:
+    """White product label: SKU line, barcode or DataMatrix, expiry line.
+
+    Bars get shorter (down to 10 % of the width) before the label exceeds ``max_h``;
+    the caller narrows the label if even that does not fit.
+    """
     width = max(12, int(width))
-    pad = max(2, round(width * 0.05))
+    pad = max(2, round(width * 0.04))
     inner = width - 2 * pad
     fmt, text, gs1 = _code_format(spec)
-    if fmt == "Code 128" and inner / code_size(fmt, text, gs1)[0] < 2:
+    if fmt == "Code 128" and (width - 4) / code_size(fmt, text, gs1)[0] < 2:
         fmt = "DataMatrix"  # a GS1-128 this small would be unreadable; real labels switch too
     mods_w, _ = code_size(fmt, text, gs1)
-    if fmt == "DataMatrix":
-        module = inner * 0.4 / mods_w
-    else:
-        module = inner / mods_w
+    module = inner * DM_SHARE / mods_w if fmt == "DataMatrix" else (width - 4) / mods_w
     if module >= 1:
         module = float(int(module))
-    if fmt == "DataMatrix":
-        code = render_code(fmt, text, module, 0, gs1)
-    else:
-        code = render_code(fmt, text, module, max(4, round(inner * 0.28)), gs1)
-    cap_sku = fit_cap(spec.sku, inner, max(4, inner * 0.13))
-    cap_exp = fit_cap(spec.expiry_text, inner, max(4, cap_sku * 0.85))
+    cap_sku = fit_cap(spec.sku, inner, max(4, inner * 0.11))
+    cap_exp = fit_cap(spec.expiry_text, inner, max(4, cap_sku * 0.8))
     gap = max(1, round(pad * 0.6))
     sku_h = text_mask(spec.sku, cap_sku).shape[0]
     exp_h = text_mask(spec.expiry_text, cap_exp).shape[0]
-    height = pad + sku_h + gap + code.shape[0] + gap + exp_h + pad
+    fixed = 2 * pad + sku_h + exp_h + 2 * gap
+    if fmt == "DataMatrix":
+        code = render_code(fmt, text, module, 0, gs1)
+    else:
+        avail = (max_h - fixed) if max_h else inner * 0.22
+        bar_h = round(min(max(avail, inner * 0.1), inner * 0.22))
+        code = render_code(fmt, text, module, max(4, bar_h), gs1)
+    height = fixed + code.shape[0]
     img = solid(height, width, bg)
     sprite = Sprite(img)
     ink = (20, 20, 20)

@@ -702,13 +702,13 @@ def _item_sprite(spec: LabelSpec, kind: str, w: int, h: int, labelled: bool,
     if labelled:
         frac = {"carton": (0.45, 0.75), "box": (0.5, 0.8), "bottle": (0.8, 0.95),
                 "can": (0.7, 0.9), "bag": (0.5, 0.75)}[kind]
-        max_w = w * (0.85 if kind in ("carton", "box") else frac[1])
+        max_w = w * (0.92 if kind in ("carton", "box") else frac[1])
         lw = label_width_for(spec, max_w, w * rng.uniform(*frac))
-        max_h = h * (0.6 if kind in ("carton", "box", "bag") else 0.4)
+        max_h = h * (0.75 if kind in ("carton", "box", "bag") else 0.4)
         for _ in range(4):  # narrower labels are also shorter
             if lw < 16:
                 break
-            label = render_label(spec, lw, rng)
+            label = render_label(spec, lw, max_h=max_h)
             if label.img.shape[0] <= max_h:
                 break
             label, lw = None, int(lw * max_h / label.img.shape[0])
