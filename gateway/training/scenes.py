@@ -383,6 +383,8 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         home = [r for r in rows if location and r.get("Location") == location]
         main = home[0] if home else rows[int(rng.integers(len(rows)))]
         k = n_skus or int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15]))
+        if n_skus is None:  # a handful of items rarely belongs to several products
+            k = min(k, max(1, n // 4))
         others = [r["SKU"] for r in rows if r["SKU"] != main["SKU"]]
         extra = list(rng.permutation(others))[:max(0, min(k, len(rows)) - 1)] if others else []
         chosen = [main["SKU"], *[str(s) for s in extra]]
@@ -438,7 +440,8 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         x_hi = x_up - rng.uniform(0.005, 0.03) * W
         _upright(world, x_up, up_w, rng)
 
-    label_module = max(1, round(unit / 360))
+    # 4 px modules at 1080p: bin labels are read from across the aisle, they must decode
+    label_module = max(1, round(unit / 360), min(4, round(unit / 270)))
     bin_sprite = _bin_label(loc, label_module, rng) if with_bin_label else None
     beam_h = max(round(0.035 * H), 4)
     if bin_sprite is not None:
@@ -495,7 +498,9 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         empty = _remove_slots(grid, cols * levels - per_row[r], rng, levels)
         pitch = w * (1 + gap)
         x0 = start + (end - start - cols * pitch) * rng.uniform(0, 1) + gap * w / 2
-        split_at = int(rng.integers(1, cols)) if (split_sku and r == main_row and cols > 1) else -1
+        split_at = -1  # the bin's own SKU keeps at least half of its row
+        if split_sku and r == main_row and cols > 1:
+            split_at = int(rng.integers((cols + 1) // 2, cols))
         for c in range(cols):
             cx = round(x0 + c * pitch)
             if c in empty:
