@@ -200,6 +200,6 @@ def test_bad_arguments_are_rejected() -> None:
     with pytest.raises(ValueError):
         render_scene(1, style="garage")
     with pytest.raises(ValueError):
-        render_scene(1, width=10, height=10)
+        render_scene(1, width=40, height=400)
     with pytest.raises(ValueError):
         render_scene(1, skus=["SKU-NOPE"])

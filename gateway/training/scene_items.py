@@ -180,7 +180,7 @@ def carton(w: int, h: int, rng: np.random.Generator, label: Sprite | None) -> Sp
 def printed_box(w: int, h: int, rng: np.random.Generator, label: Sprite | None) -> Sprite:
     """Retail product box: saturated print, a colour band, brand in white."""
     hue = int(rng.integers(0, 180))
-    hsv = np.uint8([[[hue, rng.integers(120, 255), rng.integers(90, 230)]]])
+    hsv = np.uint8([[[hue, rng.integers(120, 255), rng.integers(30, 230)]]])
     base = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     img = solid(h, w, base)
     band_col = tuple(int(c) for c in 255 - base)
@@ -271,7 +271,7 @@ def bag(w: int, h: int, rng: np.random.Generator, label: Sprite | None) -> Sprit
                     [w - 1 - bulge, h - 1], [bulge, h - 1], [0, h // 2]], np.int32)
     cv2.fillPoly(alpha, [pts], 255)
     cv2.rectangle(alpha, (bulge, 0), (w - 1 - bulge, seal), 255, -1)
-    hsv = np.uint8([[[rng.integers(0, 180), rng.integers(40, 220), rng.integers(60, 220)]]])
+    hsv = np.uint8([[[rng.integers(0, 180), rng.integers(40, 220), rng.integers(30, 220)]]])
     base = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     img = solid(h, w, base)
     for x in range(bulge, w - bulge, max(2, seal // 2)):  # crimp teeth

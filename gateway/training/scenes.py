@@ -361,8 +361,8 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
     """
     if style not in (*STYLES, "mixed"):
         raise ValueError(f"style must be one of warehouse, retail, mixed, not {style!r}")
-    if width < 32 or height < 32:
-        raise ValueError("scenes must be at least 32x32 pixels")
+    if width < 64 or height < 64:
+        raise ValueError("scenes must be at least 64x64 pixels")
     rng = np.random.default_rng(seed)
     difficulty = float(np.clip(difficulty, 0.0, 1.0))
     rows = catalog if catalog is not None else demo_catalog_rows()
@@ -443,6 +443,8 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
     # 4 px modules at 1080p: bin labels are read from across the aisle, they must decode
     label_module = max(1, round(unit / 360), min(4, round(unit / 270)))
     bin_sprite = _bin_label(loc, label_module, rng) if with_bin_label else None
+    if bin_sprite is not None and bin_sprite.img.shape[0] > 0.2 * H:
+        bin_sprite = None  # a thumbnail-sized photo has no room for a bin label
     beam_h = max(round(0.035 * H), 4)
     if bin_sprite is not None:
         beam_h = max(beam_h, bin_sprite.img.shape[0] + 2 * max(1, label_module))
@@ -479,7 +481,7 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         row_floor = row_top + row_total - beam_h
         beams.append((round(row_floor), round(row_floor) + beam_h))
         sku = row_skus[r]
-        if per_row[r] == 0:
+        if per_row[r] == 0 or row_floor - row_top < 4:
             continue
         gap = float(rng.uniform(0.01, 0.06) if kinds[sku] in ("carton", "box") else
                     rng.uniform(0.04, 0.15))
@@ -514,8 +516,8 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
                 labelled = with_codes and rng.random() < (0.9 if kinds[s] == "carton" else 0.8)
                 key = (s, iw, ih, labelled)
                 if key not in sprite_cache:
-                    # same look with and without label: seed the sprite by SKU and size
-                    sprite_seed = [seed % 2**32, chosen.index(s), iw, ih]
+                    # one product, one look (with or without label, in any row)
+                    sprite_seed = [seed % 2**32, chosen.index(s)]
                     sprite_cache[key] = _item_sprite(specs[s], kinds[s], iw, ih, labelled,
                                                      sprite_seed)
                 placed.append(_Placed((cx + jx, y1 - ih, cx + jx + iw, y1), s, kinds[s],
@@ -529,8 +531,21 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         ys, ye = max(0, y0), max(0, min(Hw, y1))
         if ye > ys:
             world[ys:ye] = cv2.convertScaleAbs(world[ys:ye], alpha=shade)
+    for p in placed:  # cast shadows first so neighbours do not darken each other's faces
+        x0, y0, x1, y1 = p.box
+        dx, dy = max(1, round((x1 - x0) * 0.04)), max(1, round((y1 - y0) * 0.03))
+        xs, xe = max(0, x0 + dx), min(Ww, x1 + dx)
+        ys, ye = max(0, y0 + dy), min(Hw, y1)
+        if xe > xs and ye > ys:
+            world[ys:ye, xs:xe] = cv2.convertScaleAbs(world[ys:ye, xs:xe], alpha=0.55)
     for p in placed:
         _paste_sprite(world, p.sprite, p.box[0], p.box[1])
+        if p.sprite.alpha is None and rng.random() < 0.5:  # no two cases lit the same
+            x0, y0, x1, y1 = (max(0, p.box[0]), max(0, p.box[1]), min(Ww, p.box[2]),
+                              min(Hw, p.box[3]))
+            if x1 > x0 and y1 > y0:
+                world[y0:y1, x0:x1] = cv2.convertScaleAbs(world[y0:y1, x0:x1],
+                                                          alpha=rng.uniform(0.85, 1.1))
     damaged_idx: set[int] = set()
     p_damage = 0.02 + 0.08 * difficulty
     for i, p in enumerate(placed):
@@ -642,7 +657,7 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
             counts[it.sku] = counts.get(it.sku, 0) + 1
     shown = set(counts) | {it.sku for it in items}
     return Scene(
-        image=image, items=items, location=loc if with_bin_label else None,
+        image=image, items=items, location=loc if bin_sprite is not None else None,
         bin_label_box=bin_box if bin_box and inside(bin_box) else bin_box,
         codes=codes, texts=texts,
         expiry={s: d for s, d in expiry.items() if s in shown},
@@ -797,8 +812,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, default=None, help="items per scene (default random)")
     ap.add_argument("--quality", type=int, default=90, help="JPEG quality")
     args = ap.parse_args(argv)
-    if args.n < 0 or args.width < 32 or args.height < 32:
-        print("error: --n must be >= 0 and sizes >= 32", file=sys.stderr)
+    if args.n < 0 or args.width < 64 or args.height < 64:
+        print("error: --n must be >= 0 and sizes >= 64", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(args.n):
