@@ -97,14 +97,18 @@ def pick_location(
 
 
 def text_evidence(
-    ocr: list[tuple[Region, list[TextLine]]], sku_pattern: str
+    ocr: list[tuple[Region, list[TextLine]]], sku_pattern: str, catalog: Catalog
 ) -> tuple[list[tuple[Box, str]], dict[str, date]]:
-    """SKU text seen on labels (with photo boxes) and the expiry printed next to each SKU."""
+    """SKU text seen on labels (with photo boxes) and the expiry printed next to each SKU.
+
+    With a catalog loaded, SKU text must name a catalog product: a misread line ("SKU-100"
+    for "SKU-10002") would otherwise become a phantom product with a count of its own.
+    """
     labelled: list[tuple[Box, str]] = []
     expiry: dict[str, date] = {}
     for region, lines in ocr:
         skus = [(region.to_photo(ln.box), s) for ln in lines
-                if (s := find_sku(ln.text, sku_pattern))]
+                if (s := find_sku(ln.text, sku_pattern)) and _known(catalog, s)]
         dates = [(region.to_photo(ln.box), d) for ln in lines if (d := find_expiry(ln.text))]
         if region.purpose == "overview":
             labelled.extend(skus)
@@ -113,6 +117,10 @@ def text_evidence(
             if sku and (sku not in expiry or day < expiry[sku]):
                 expiry[sku] = day
     return labelled, expiry
+
+
+def _known(catalog: Catalog, sku: str) -> bool:
+    return not len(catalog) or catalog.by_sku(sku) is not None
 
 
 def _nearest(box: Box, candidates: list[tuple[Box, str]]) -> str | None:
@@ -149,7 +157,7 @@ def build_rows(
     location, loc_conf, _ = pick_location(
         location_codes, evidence.ocr, session_location, location_pattern
     )
-    text_skus, expiry = text_evidence(evidence.ocr, sku_pattern)
+    text_skus, expiry = text_evidence(evidence.ocr, sku_pattern, catalog)
     for ic in item_codes:
         if ic.expiry and (ic.sku not in expiry or ic.expiry < expiry[ic.sku]):
             expiry[ic.sku] = ic.expiry

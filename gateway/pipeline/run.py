@@ -154,7 +154,7 @@ class Pipeline:
         from gateway.pipeline.fuse import pick_location, text_evidence
 
         s = self.settings
-        text_skus, _ = text_evidence(evidence.ocr, s.sku_pattern)
+        text_skus, _ = text_evidence(evidence.ocr, s.sku_pattern, self.catalog)
         labelled: list[tuple[Box, str]] = [(ic.box, ic.sku) for ic in item_codes] + text_skus
         location, _, _ = pick_location(location_codes, evidence.ocr, session_location,
                                        s.location_pattern)
