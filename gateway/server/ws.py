@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from gateway.store import CountRecord, Device, Session
+from gateway.store.types import UNFINISHED
 
 from .core import Services, outcome_message
 from .errors import ApiError
@@ -175,7 +176,7 @@ class Connection:
         # Photos of this session still being counted: their results come on this connection.
         pending = [
             record for record in self.services.store.session_counts(self.session.id)
-            if record.device_id == self.device.id and outcome_message(record) is None
+            if record.device_id == self.device.id and record.status in UNFINISHED
         ]
         self.send({
             "type": "welcome",
