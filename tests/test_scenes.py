@@ -159,10 +159,11 @@ def test_printed_text_matches_ground_truth() -> None:
     assert checked > 0
 
 
-def test_hard_negatives_do_not_overlap_counted_items() -> None:
+@pytest.mark.parametrize("style", ["warehouse", "retail"])
+def test_hard_negatives_do_not_overlap_items(style: str) -> None:
     seen = 0
     for seed in range(12):
-        s = render_scene(seed, width=960, height=720, style="retail", difficulty=0.9)
+        s = render_scene(seed, width=960, height=720, style=style, difficulty=0.9)
         for _, nb in s.negatives:
             seen += 1
             area = (nb[2] - nb[0]) * (nb[3] - nb[1])

@@ -321,3 +321,18 @@ def poster(w: int, h: int, rng: np.random.Generator) -> Sprite:
     if box:
         sprite.texts.append((word, box, cap, "poster"))
     return sprite
+
+
+def load_sign(w: int, h: int, rng: np.random.Generator) -> Sprite:
+    """Beam load-capacity sign (yellow, black text): a hard negative on warehouse racking."""
+    img = solid(h, w, (20, 200, 245))
+    cv2.rectangle(img, (0, 0), (w - 1, h - 1), (10, 10, 10), max(1, round(h * 0.06)))
+    sprite = Sprite(img)
+    text = f"MAX {int(rng.choice([500, 800, 1000, 1500, 2000]))} kg"
+    cap = fit_cap(text, w * 0.85, h * 0.4)
+    mask = text_mask(text, cap)
+    box = draw_text(img, text, cap, (10, 10, 10), (w - mask.shape[1]) // 2,
+                    (h - mask.shape[0]) // 2)
+    if box:
+        sprite.texts.append((text, box, cap, "sign"))
+    return sprite

@@ -42,6 +42,7 @@ from gateway.training.scene_items import (
     LabelSpec,
     Sprite,
     label_width_for,
+    load_sign,
     poster,
     price_tag,
     render_label,
@@ -73,7 +74,7 @@ class RenderedText(NamedTuple):
     text: str
     box: Box
     cap_px: float  # capital height in photo pixels: OCR needs about 20
-    role: str  # "sku", "expiry", "location", "price", "poster"
+    role: str  # "sku", "expiry", "location", "price", "poster", "sign"
     item: int | None
 
 
@@ -573,6 +574,20 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         bin_box_world = (bx, by, bx + lw, by + lh)
         label_sprite_at = (bin_sprite, bx, by)
     tags: list[tuple[Sprite, int, int]] = []
+    if style == "warehouse":
+        for b0, b1 in beams:
+            if rng.random() > 0.35:
+                continue
+            sh = max(6, round((b1 - b0) * 0.7))
+            sw = round(sh * 2.2)
+            sx = round(rng.uniform(mx, mx + W - sw))
+            sb = (sx, b0 + (b1 - b0 - sh) // 2, sx + sw, b0 + (b1 - b0 - sh) // 2 + sh)
+            if bin_box_world and _overlap(sb, bin_box_world):
+                continue
+            sign = load_sign(sw, sh, rng)
+            _paste_sprite(world, sign, sb[0], sb[1])
+            tags.append((sign, sb[0], sb[1]))
+            negatives.append(("sign", sb))
     if style == "retail":
         for b0, b1 in beams:
             tw = max(8, round(0.09 * W))
