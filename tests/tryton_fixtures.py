@@ -38,6 +38,9 @@ SKUS = [f"SKU-{10001 + i}" for i in range(len(LOCATIONS))]
 ON_HAND = 40
 
 
+_clients: dict[tuple[str, str], TrytonClient] = {}
+
+
 @dataclass(frozen=True)
 class TrytonDB:
     url: str
@@ -46,7 +49,11 @@ class TrytonDB:
     password: str = PASSWORD
 
     def client(self) -> TrytonClient:
-        return TrytonClient(self.url, self.db, self.user, self.password)
+        """A logged-in client for checks, one per database (a login hashes a password)."""
+        key = (self.url, self.db)
+        if key not in _clients:
+            _clients[key] = TrytonClient(self.url, self.db, self.user, self.password)
+        return _clients[key]
 
     def on_hand(self, location: str, sku: str) -> Decimal:
         """The product's quantity in the bin, read straight from Tryton."""

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -28,10 +29,11 @@ import requests
 
 from gateway.config import Settings
 
-from .base import Entry, SinkError, deliver_each
+from .base import Entry, SinkError
 from .variance import decimal_or_none
 
 NOTE_PREFIX = "shelfcount:"
+SNAPSHOT_CACHE = 2000
 
 
 class TrytonError(SinkError):
@@ -137,6 +139,23 @@ def _bay_lines(entry: Entry) -> dict[str, dict[str, Decimal]]:
     return {loc: dict(skus) for loc, skus in out.items()}
 
 
+def _ref(count_id: str, location: str) -> str:
+    return f"{NOTE_PREFIX}{count_id}:{location}"
+
+
+def _resource_id(resource: object) -> int:
+    return int(str(resource).split(",", 1)[1])
+
+
+@dataclass
+class _Lookups:
+    """What one batch needs from Tryton, fetched in a handful of calls instead of per bay."""
+
+    tagged: dict[str, int]  # note reference -> inventory id
+    locations: dict[str, int]  # code -> storage location id
+    products: dict[str, int]  # code -> product id
+
+
 class TrytonSink:
     """Books counts as confirmed inventories; also the source of system quantities."""
 
@@ -144,7 +163,9 @@ class TrytonSink:
 
     def __init__(self, client: TrytonClient) -> None:
         self.client = client
-        self._snapshots: dict[str, dict[tuple[str, str], Decimal]] = {}
+        # Count id -> snapshot of the bays booked by this process, for the sheet and alerts
+        # that run right after; bounded, older ones are read back from Tryton when needed.
+        self._snapshots: OrderedDict[str, dict[tuple[str, str], Decimal]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrytonSink:
@@ -153,84 +174,128 @@ class TrytonSink:
                                 extra["tryton_password"]))
 
     # -- lookups -------------------------------------------------------------------------
-    def _location_id(self, code: str) -> int:
-        ids = self.client.model("stock.location", "search",
-                                [("code", "=", code), ("type", "=", "storage")], 0, 1, None)
-        if not ids:
-            raise SinkError(f"Tryton has no storage location with code {code!r}",
-                            transient=False)
-        return int(ids[0])
+    def _lookups(self, bays: Sequence[tuple[str, dict[str, dict[str, Decimal]]]]) -> _Lookups:
+        refs = [_ref(cid, loc) for cid, lines in bays for loc in lines]
+        codes = sorted({loc for _, lines in bays for loc in lines})
+        skus = sorted({sku for _, lines in bays for skus in lines.values() for sku in skus})
+        m = self.client.model
+        notes = m("ir.note", "search_read", [("message", "in", refs)], 0, None, None,
+                  ["resource", "message"]) if refs else []
+        locations = m("stock.location", "search_read",
+                      [("code", "in", codes), ("type", "=", "storage")], 0, None, None,
+                      ["code"]) if codes else []
+        products = m("product.product", "search_read", [("code", "in", skus)], 0, None, None,
+                     ["code"]) if skus else []
+        return _Lookups({n["message"]: _resource_id(n["resource"]) for n in notes},
+                        {r["code"]: int(r["id"]) for r in locations},
+                        {r["code"]: int(r["id"]) for r in products})
 
-    def _product_ids(self, skus: Sequence[str]) -> dict[str, int]:
-        found = self.client.model("product.product", "search_read",
-                                  [("code", "in", list(skus))], 0, None, None, ["code"])
-        ids = {rec["code"]: int(rec["id"]) for rec in found}
-        missing = sorted(set(skus) - set(ids))
-        if missing:
-            raise SinkError(f"Tryton has no product with code {', '.join(missing)}",
-                            transient=False)
-        return ids
-
-    def _tagged_inventory(self, ref: str) -> int | None:
-        notes = self.client.model("ir.note", "search_read", [("message", "=", ref)],
-                                  0, 1, None, ["resource"])
-        if not notes:
-            return None
-        resource = str(notes[0]["resource"])
-        return int(resource.split(",", 1)[1])
-
-    def _expected(self, inventory_id: int, location: str) -> dict[tuple[str, str], Decimal]:
-        lines = self.client.model("stock.inventory.line", "search_read",
-                                  [("inventory", "=", inventory_id)], 0, None, None,
-                                  ["product", "expected_quantity"])
-        codes = {int(r["id"]): r["code"] for r in self.client.model(
-            "product.product", "read", [int(ln["product"]) for ln in lines], ["code"])}
-        return {(location, codes[int(ln["product"])]):
-                Decimal(str(ln["expected_quantity"] or 0)) for ln in lines}
-
-    # -- Sink ----------------------------------------------------------------------------
-    def deliver(self, entry: Entry) -> None:
-        snapshot: dict[tuple[str, str], Decimal] = {}
-        for location, counted in _bay_lines(entry).items():
-            snapshot.update(self._book(entry.count_id, location, counted))
-        self._snapshots[entry.count_id] = snapshot
-
-    def _book(self, count_id: str, location: str,
-              counted: dict[str, Decimal]) -> dict[tuple[str, str], Decimal]:
-        ref = f"{NOTE_PREFIX}{count_id}:{location}"
-        inventory = self._tagged_inventory(ref)
-        if inventory is None:
-            location_id = self._location_id(location)
-            products = self._product_ids(sorted(counted))
-            self._drop_untagged_drafts(location_id)
-            lines = [{"product": products[sku], "quantity": float(qty)}
-                     for sku, qty in sorted(counted.items())]
-            (inventory,) = self.client.model("stock.inventory", "create", [{
-                "location": location_id, "empty_quantity": "keep",
-                "lines": [["create", lines]]}])
-            self.client.model("ir.note", "create",
-                              [{"resource": f"stock.inventory,{inventory}", "message": ref}])
-        (state,) = self.client.model("stock.inventory", "read", [inventory], ["state"])
-        if state["state"] == "draft":
-            self.client.model("stock.inventory", "confirm", [inventory])
-        return self._expected(inventory, location)
-
-    def _drop_untagged_drafts(self, location_id: int) -> None:
+    def _drop_untagged_drafts(self, location_ids: Sequence[int]) -> None:
+        """Delete drafts this user left at these locations without a note (a crash between
+        creating and tagging): nobody will ever confirm them, a retry makes a fresh one."""
+        if not location_ids:
+            return
         drafts = self.client.model("stock.inventory", "search", [
-            ("state", "=", "draft"), ("location", "=", location_id),
+            ("state", "=", "draft"), ("location", "in", list(location_ids)),
             ("create_uid", "=", self.client.uid)], 0, None, None)
         if not drafts:
             return
         tagged = self.client.model("ir.note", "search_read", [
             ("resource", "in", [f"stock.inventory,{i}" for i in drafts]),
             ("message", "like", NOTE_PREFIX + "%")], 0, None, None, ["resource"])
-        keep = {int(str(n["resource"]).split(",", 1)[1]) for n in tagged}
+        keep = {_resource_id(n["resource"]) for n in tagged}
         orphans = [i for i in drafts if i not in keep]
         if orphans:
             self.client.model("stock.inventory", "delete", orphans)
 
+    def _expected(self, inventories: dict[int, str],
+                  products: dict[str, int]) -> dict[int, dict[tuple[str, str], Decimal]]:
+        """Inventory id -> (Location, SKU) -> expected quantity (the pre-count snapshot)."""
+        if not inventories:
+            return {}
+        lines = self.client.model("stock.inventory.line", "search_read",
+                                  [("inventory", "in", list(inventories))], 0, None, None,
+                                  ["inventory", "product", "expected_quantity"])
+        codes = {pid: code for code, pid in products.items()}
+        out: dict[int, dict[tuple[str, str], Decimal]] = defaultdict(dict)
+        for ln in lines:
+            inv = int(ln["inventory"])
+            code = codes.get(int(ln["product"]))
+            if code is not None:
+                out[inv][(inventories[inv], code)] = Decimal(str(ln["expected_quantity"] or 0))
+        return out
+
+    # -- Sink ----------------------------------------------------------------------------
+    def deliver(self, entry: Entry) -> None:
+        (outcome,) = self.deliver_batch([entry])
+        if outcome is not None:
+            raise outcome
+
     def deliver_batch(self, entries: Sequence[Entry]) -> list[Exception | None]:
-        return deliver_each(self, entries)
+        outcomes: list[Exception | None] = [None] * len(entries)
+        bays: list[tuple[str, dict[str, dict[str, Decimal]]]] = []
+        for i, entry in enumerate(entries):
+            try:
+                bays.append((entry.count_id, _bay_lines(entry)))
+            except SinkError as exc:
+                outcomes[i] = exc
+                bays.append((entry.count_id, {}))
+        try:
+            found = self._lookups(bays)
+            self._drop_untagged_drafts([found.locations[loc] for cid, lines in bays
+                                        for loc in lines if _ref(cid, loc) not in found.tagged
+                                        and loc in found.locations])
+        except SinkError as exc:
+            return [outcome or exc for outcome in outcomes]
+        booked: dict[int, tuple[int, str]] = {}  # inventory -> (entry index, location)
+        for i, (count_id, lines) in enumerate(bays):
+            if outcomes[i] is not None:
+                continue
+            try:
+                for location, counted in lines.items():
+                    booked[self._book(count_id, location, counted, found)] = (i, location)
+            except SinkError as exc:
+                outcomes[i] = exc
+        try:
+            expected = self._expected({inv: loc for inv, (_, loc) in booked.items()},
+                                      found.products)
+        except SinkError:
+            expected = {}  # booked all the same; system_quantities() reads it again later
+        for inv, (i, _) in booked.items():
+            if outcomes[i] is None and inv in expected:
+                self._snapshots.setdefault(entries[i].count_id, {}).update(expected[inv])
+        while len(self._snapshots) > SNAPSHOT_CACHE:
+            self._snapshots.popitem(last=False)
+        return outcomes
+
+    def _book(self, count_id: str, location: str, counted: dict[str, Decimal],
+              found: _Lookups) -> int:
+        """Confirm this bay's inventory for ``location``, creating it unless a tagged one
+        exists; returns the inventory id."""
+        ref = _ref(count_id, location)
+        inventory = found.tagged.get(ref)
+        if inventory is None:
+            if location not in found.locations:
+                raise SinkError(f"Tryton has no storage location with code {location!r}",
+                                transient=False)
+            missing = sorted(set(counted) - set(found.products))
+            if missing:
+                raise SinkError(f"Tryton has no product with code {', '.join(missing)}",
+                                transient=False)
+            lines = [{"product": found.products[sku], "quantity": float(qty)}
+                     for sku, qty in sorted(counted.items())]
+            (inventory,) = self.client.model("stock.inventory", "create", [{
+                "location": found.locations[location], "empty_quantity": "keep",
+                "lines": [["create", lines]]}])
+            self.client.model("ir.note", "create",
+                              [{"resource": f"stock.inventory,{inventory}", "message": ref}])
+            state = "draft"
+        else:
+            (record,) = self.client.model("stock.inventory", "read", [inventory], ["state"])
+            state = record["state"]
+        if state == "draft":
+            self.client.model("stock.inventory", "confirm", [inventory])
+        return int(inventory)
 
     def system_quantities(self, entry: Entry) -> dict[tuple[str, str], Decimal]:
         """(Location, SKU) -> system quantity before this bay's count.
@@ -240,16 +305,22 @@ class TrytonSink:
         """
         if entry.count_id in self._snapshots:
             return self._snapshots[entry.count_id]
+        lines = _bay_lines(entry)
+        found = self._lookups([(entry.count_id, lines)])
+        tagged = {found.tagged[_ref(entry.count_id, loc)]: loc for loc in lines
+                  if _ref(entry.count_id, loc) in found.tagged}
         out: dict[tuple[str, str], Decimal] = {}
-        for location, counted in _bay_lines(entry).items():
-            inventory = self._tagged_inventory(f"{NOTE_PREFIX}{entry.count_id}:{location}")
-            if inventory is not None:
-                out.update(self._expected(inventory, location))
+        for snapshot in self._expected(tagged, found.products).values():
+            out.update(snapshot)
+        for location, counted in lines.items():
+            if location in tagged.values():
                 continue
-            location_id = self._location_id(location)
-            products = self._product_ids(sorted(counted))
-            recs = self.client.model("product.product", "read", list(products.values()),
-                                     ["code", "quantity"], context={"locations": [location_id]})
+            if location not in found.locations:
+                raise SinkError(f"Tryton has no storage location with code {location!r}",
+                                transient=False)
+            ids = [found.products[sku] for sku in counted if sku in found.products]
+            recs = self.client.model("product.product", "read", ids, ["code", "quantity"],
+                                     context={"locations": [found.locations[location]]})
             out.update({(location, r["code"]): Decimal(str(r["quantity"] or 0)) for r in recs})
         return out
 

@@ -1,0 +1,193 @@
+"""Sinks without outside services: escaping, variance flags, backoff, drop folder, webhook."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, request
+from werkzeug.serving import make_server
+
+from gateway.config import load_settings
+from gateway.schema import COLUMNS
+from gateway.sinks.alerts import WebhookSink
+from gateway.sinks.base import SinkError
+from gateway.sinks.commands import doctor_lines, doctor_main
+from gateway.sinks.csv_safety import safe_cell
+from gateway.sinks.folder import FolderSink
+from gateway.sinks.registry import build_sinks, configured
+from gateway.sinks.variance import Thresholds, assess
+from gateway.sinks.worker import OutboxWorker
+from tests.fakes.bays import Bays, Clock, row
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("=1+2", "'=1+2"), ("+1-1", "'+1-1"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=cmd", "'\t=cmd"), ("plain", "plain"), ("-3", "-3"), ("12.50", "12.50"),
+    (-3, -3), (Decimal("12.50"), 12.5), (None, ""), ("a=b", "a=b"),
+])
+def test_safe_cell(value: Any, expected: Any) -> None:
+    assert safe_cell(value) == expected
+
+
+def test_variance_flags() -> None:
+    t = Thresholds()
+    line = assess(row("A-1-1", "S", 35, price="1.00"), Decimal(40), 20, t)
+    assert (line.variance, line.variance_pct, line.flags) == (Decimal(-5), Decimal("-12.5"),
+                                                              ("Variance",))
+    # 9 % off, but 9 x 60.00 = 540 > 500: flagged on value.
+    assert assess(row("A-1-1", "S", 109, price="60.00"), Decimal(100), 20, t).flags == \
+        ("Variance",)
+    assert assess(row("A-1-1", "S", 105, price="1.00"), Decimal(100), 20, t).flags == ()
+    assert assess(row("A-1-1", "S", 5, price="1.00"), Decimal(5), 6, t).flags == ("Low stock",)
+    assert assess(row("A-1-1", "S", 5, price="1.00"), None, None, t).flags == ("Low stock",)
+    assert assess(row("A-1-1", "S", 0, price="1.00"), Decimal(0), 6, t).flags == \
+        ("Out of stock",)
+    new = assess(row("A-1-1", "S", 3, price="1.00"), Decimal(0), 1, t)
+    assert new.variance_pct is None and new.flags == ("Variance",)
+    assert new.columns() == {"System_Quantity": 0, "Variance": 3, "Variance_Pct": "",
+                             "Flag": "Variance"}
+    strict = Thresholds.from_settings(load_settings({"SHELFCOUNT_VARIANCE_PCT": "2",
+                                                     "SHELFCOUNT_VARIANCE_VALUE": "5"}))
+    assert assess(row("A-1-1", "S", 103, price="1.00"), Decimal(100), 1, strict).flagged
+    with pytest.raises(ValueError, match="must be numbers"):
+        Thresholds.from_settings(load_settings({"SHELFCOUNT_VARIANCE_PCT": "ten"}))
+
+
+def test_backoff_grows_exponentially_with_jitter_and_caps() -> None:
+    worker = OutboxWorker(store=None, sinks=[], base_delay_s=2, max_delay_s=60,  # type: ignore[arg-type]
+                          rng=random.Random(1))
+    down = SinkError("down")
+    for attempt, full in [(1, 2), (2, 4), (3, 8), (4, 16), (8, 60), (30, 60)]:
+        delays = [worker.backoff_s(attempt, down) for _ in range(20)]
+        assert all(full / 2 <= d <= full for d in delays)
+        assert len(set(delays)) > 1  # jitter
+    assert worker.backoff_s(1, SinkError("quota", retry_after=45)) >= 45
+    assert worker.backoff_s(1, SinkError("no product", transient=False)) == 60
+
+
+def _folder_settings(tmp_path: Path, drop: Path) -> Any:
+    return load_settings({"SHELFCOUNT_DROP_DIR": str(drop),
+                          "SHELFCOUNT_SAP_WAREHOUSE": "WH1"}, data_dir=tmp_path / "data")
+
+
+def test_drop_folder_files_atomic_and_idempotent(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    settings = _folder_settings(tmp_path, drop)
+    bays = Bays.open(tmp_path / "store.db")
+    worker = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows))
+    bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 12, description="=cmd()")])
+    assert worker.run_once() == 1
+    bays.confirm("A-01-2", [row("A-01-2", "SKU-10002", 0)])
+    assert worker.run_once() == 1
+    files = sorted(p.name for p in drop.iterdir())
+    stem = f"shelfcount_{bays.store.outbox_entries(bays.session_id)[0].created_at.date()}_" \
+           f"{bays.session_id}"
+    assert files == [f"{stem}.csv", f"{stem}_netsuite_adjustment.csv",
+                     f"{stem}_sap_b1_counting.csv"]  # no temporary files left
+    with open(drop / f"{stem}.csv", newline="", encoding="utf-8") as fh:
+        counts = list(csv.reader(fh))
+    assert counts[0] == list(COLUMNS)
+    assert [r[1] for r in counts[1:]] == ["SKU-10001", "SKU-10002"]
+    assert counts[1][2] == "'=cmd()"
+    with open(drop / f"{stem}_sap_b1_counting.csv", newline="", encoding="utf-8") as fh:
+        sap = list(csv.DictReader(fh))
+    assert [(r["ItemCode"], r["WarehouseCode"], r["BinLocation"], r["CountedQuantity"])
+            for r in sap] == [("SKU-10001", "WH1", "A-01-1", "12"),
+                              ("SKU-10002", "WH1", "A-01-2", "0")]
+    with open(drop / f"{stem}_netsuite_adjustment.csv", newline="", encoding="utf-8") as fh:
+        netsuite = list(csv.DictReader(fh))
+    assert [(r["Item"], r["Bin"], r["New Quantity"]) for r in netsuite] == \
+        [("SKU-10001", "A-01-1", "12"), ("SKU-10002", "A-01-2", "0")]
+    # Re-delivering (retry after a crash) rewrites the same file, no duplicate line.
+    sink = FolderSink.from_settings(settings, bays.store.session_rows)
+    sink.deliver(bays.store.outbox_entries(bays.session_id)[0])
+    with open(drop / f"{stem}.csv", newline="", encoding="utf-8") as fh:
+        assert len(list(csv.reader(fh))) == 3
+
+
+def test_drop_folder_missing_waits(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    settings = _folder_settings(tmp_path, drop)
+    bays = Bays.open(tmp_path / "store.db")
+    clock = Clock()
+    worker = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows),
+                          clock=clock)
+    bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 12)])
+    assert worker.run_once() == 0
+    assert doctor_lines(settings) == [("folder", f"drop folder {drop} does not exist")]
+    drop.mkdir()
+    clock.advance(5)
+    assert worker.run_once() == 1
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[tuple[dict[str, Any], str]], list[int]]]:
+    """A loopback receiver recording (JSON body, Idempotency-Key); answers from ``statuses``."""
+    received: list[tuple[dict[str, Any], str]] = []
+    statuses: list[int] = []
+    app = Flask("hook")
+
+    @app.route("/hook", methods=["POST", "HEAD"])
+    def hook() -> tuple[str, int]:
+        if request.method == "HEAD":
+            return "", 200
+        status = statuses.pop(0) if statuses else 204
+        if status < 300:
+            received.append((request.get_json(), request.headers.get("Idempotency-Key", "")))
+        return "", status
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received, statuses
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_webhook_alerts_flagged_lines_only(tmp_path: Path, webhook: Any) -> None:
+    url, received, statuses = webhook
+    settings = load_settings({"SHELFCOUNT_ALERT_WEBHOOK": url}, data_dir=tmp_path / "data")
+    bays = Bays.open(tmp_path / "store.db")
+    clock = Clock()
+    worker = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows),
+                          clock=clock)
+    bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 40)])  # nothing to say
+    low = bays.confirm("A-01-2", [row("A-01-2", "SKU-10002", 40), row("A-01-2", "SKU-10003", 0)])
+    statuses.append(503)
+    assert worker.run_once() == 1  # the quiet bay; the alert met a 503
+    clock.advance(5)
+    assert worker.run_once() == 1
+    assert len(received) == 1
+    body, key = received[0]
+    assert key == low == body["count_id"]
+    assert [(ln["SKU"], ln["Flag"]) for ln in body["lines"]] == [("SKU-10003", "Out of stock")]
+    assert json.loads(json.dumps(body))["walker"] == "walker-1"
+    assert doctor_lines(settings) == [("alerts", None)]
+    assert "not an http" in str(WebhookSink("ftp://x").check())
+
+
+def test_registry_and_doctor_without_sinks(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    settings = load_settings({}, data_dir=tmp_path)
+    assert configured(settings) == [] and build_sinks(settings, lambda s: []) == []
+    assert doctor_main(settings) == 0
+    assert "no sinks configured" in capsys.readouterr().out
+    half = load_settings({"SHELFCOUNT_TRYTON_URL": "http://127.0.0.1:9",
+                          "SHELFCOUNT_DROP_DIR": str(tmp_path)}, data_dir=tmp_path)
+    assert [s.name for s in build_sinks(half, lambda s: [])] == ["folder"]
+    assert doctor_main(half) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["tryton: missing SHELFCOUNT_TRYTON_DB, SHELFCOUNT_TRYTON_USER, "
+                   "SHELFCOUNT_TRYTON_PASSWORD", "folder: ok"]
