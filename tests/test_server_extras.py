@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
 from cryptography import x509
 from simple_websocket import Client
 
+from gateway.proto_gen.shelfcount.v1 import counting_pb2 as pb
+from gateway.proto_gen.shelfcount.v1 import counting_pb2_grpc as pb_grpc
 from gateway.server.cameras import CameraConfigError, CameraScheduler, Cron, load_cameras
 from gateway.server.tls import tls_files
 from gateway.store.types import utcnow
@@ -133,6 +136,14 @@ def test_tls_self_signed_certificate_serves_https_and_wss(tmp_path: Path) -> Non
         ws.send(json.dumps({"type": "hello", "token": token, "session": None}))
         assert json.loads(ws.receive(timeout=10))["type"] == "welcome"
         ws.close()
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{server.grpc_port}", credentials,
+                                 options=[("grpc.ssl_target_name_override", "localhost")]) as ch:
+            stub = pb_grpc.CountServiceStub(ch)
+            with pytest.raises(grpc.RpcError) as denied:  # TLS works; the token is checked
+                stub.Count(pb.Photo(id="x", image=b"x"),
+                           metadata=(("authorization", "Bearer nope"),), timeout=30)
+            assert denied.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(ValueError, match="both"):
         tls_files(gateway_settings(tmp_path, "x", tls=True, tls_cert=str(cert)))
 
