@@ -199,9 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per level")
     parser.add_argument("--photo-interval", type=float, default=3.0)
     parser.add_argument("--preview-fps", type=float, default=2.0)
-    parser.add_argument("--photo-size", default="1280x720",
-                        help="WxH of stored photos (the PWA downsizes before upload)")
-    parser.add_argument("--preview-size", default="480x270")
+    parser.add_argument("--photo-size", default="1920x1080",
+                        help="WxH of stored photos (phones may send larger stills)")
+    parser.add_argument("--preview-size", default="960x540",
+                        help="WxH of preview frames (the PWA sends 960 px wide)")
     parser.add_argument("--keep-going", action="store_true",
                         help="run every level even after p95 passed 1 s")
     parser.add_argument("--out", default=str(REPO_ROOT / "artifacts" / "load_bench.json"))
