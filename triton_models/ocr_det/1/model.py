@@ -22,20 +22,18 @@ import triton_python_backend_utils as pb_utils
 
 
 def make_session(path: str, args: dict, threads: int) -> ort.InferenceSession:
-    """One ORT session per instance; one intra-op thread, since Triton runs instances in
-    parallel and extra threads only fight over the same cores."""
+    """One ORT session per instance, one intra-op thread: Triton runs instances in parallel
+    and extra threads would only fight over the same cores. Uses CUDA when the installed
+    onnxruntime has it (onnxruntime-gpu in the production container), else the CPU."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers: list = ["CPUExecutionProvider"]
-    if args.get("model_instance_kind") == "GPU" and (
-        "CUDAExecutionProvider" in ort.get_available_providers()
-    ):
-        providers.insert(
-            0, ("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])})
-        )
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        device = int(args.get("model_instance_device_id") or 0)
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device}))
     return ort.InferenceSession(path, options, providers=providers)
 
 

@@ -21,8 +21,14 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 LINE_HEIGHT = 48
-BUCKETS = (64, 128, 192, 256, 320, 448, 640, 960, 1280)
-REC_MAX_BATCH = 16
+# Lines are padded to a multiple of BUCKET_STEP so that equal-width requests can be stacked.
+# Recognition cost grows with the padded width, so the step stays small: on CPU padding is pure
+# waste, and under load the batcher still finds equal widths among concurrent photos.
+BUCKET_STEP = 32
+MAX_LINE_WIDTH = 1280
+# Few lines per rec request: idle rec instances each take one (parallel on CPU); when they are
+# busy, Triton's dynamic batcher stacks queued equal-width requests into one run.
+REC_LINES_PER_REQUEST = 4
 PAD_VALUE = 128  # mid-grey: what the recogniser was trained to see beyond the text
 
 
@@ -31,10 +37,7 @@ class BLSError(Exception):
 
 
 def bucket_for(width: int) -> int:
-    for bucket in BUCKETS:
-        if width <= bucket:
-            return bucket
-    return BUCKETS[-1]
+    return min(MAX_LINE_WIDTH, -(-width // BUCKET_STEP) * BUCKET_STEP)
 
 
 def crop_line(image: np.ndarray, quad: np.ndarray, max_width: int) -> np.ndarray:
@@ -78,7 +81,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.min_text_score = float(params.get("min_text_score", "0.5"))
-        self.max_line_width = min(BUCKETS[-1], int(params.get("max_line_width", "1280")))
+        self.max_line_width = min(MAX_LINE_WIDTH, int(params.get("max_line_width", "1280")))
 
     async def execute(self, requests: list) -> list:
         images: list[np.ndarray] = []
@@ -134,8 +137,8 @@ class TritonPythonModel:
             by_bucket.setdefault(bucket_for(line.shape[1]), []).append(index)
         jobs, members = [], []
         for width, indices in by_bucket.items():
-            for start in range(0, len(indices), REC_MAX_BATCH):
-                chunk = indices[start : start + REC_MAX_BATCH]
+            for start in range(0, len(indices), REC_LINES_PER_REQUEST):
+                chunk = indices[start : start + REC_LINES_PER_REQUEST]
                 stack = np.full((len(chunk), LINE_HEIGHT, width, 3), PAD_VALUE, np.uint8)
                 for row, index in enumerate(chunk):
                     line = lines[index][1]

@@ -21,19 +21,18 @@ import triton_python_backend_utils as pb_utils
 
 
 def make_session(path: str, args: dict, threads: int) -> ort.InferenceSession:
-    """One ORT session per instance with one intra-op thread (instances run in parallel)."""
+    """One ORT session per instance, one intra-op thread: Triton runs instances in parallel
+    and extra threads would only fight over the same cores. Uses CUDA when the installed
+    onnxruntime has it (onnxruntime-gpu in the production container), else the CPU."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers: list = ["CPUExecutionProvider"]
-    if args.get("model_instance_kind") == "GPU" and (
-        "CUDAExecutionProvider" in ort.get_available_providers()
-    ):
-        providers.insert(
-            0, ("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])})
-        )
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        device = int(args.get("model_instance_device_id") or 0)
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device}))
     return ort.InferenceSession(path, options, providers=providers)
 
 
@@ -54,6 +53,12 @@ class TritonPythonModel:
         # Class 0 is the CTC blank; the last class is the space the model was trained with.
         self.classes = np.array(["", *keys[:-1].split("\n"), " "], dtype=object)
         self.session = make_session(path, args, int(params.get("ort_threads", "1")))
+        # On CPU, stacking wide lines into one run is slower per line than running them one by
+        # one (cache misses; measured 105 vs 70 ms per 640 px line): cap rows x width per run.
+        # On a GPU, raise it so that whole batches go in one run.
+        self.max_run_columns = int(params.get("max_run_columns", "640"))
+        if self.session.get_providers()[0] != "CPUExecutionProvider":
+            self.max_run_columns = 1 << 30
         self.input_name = self.session.get_inputs()[0].name
         classes = self.session.get_outputs()[0].shape[-1]
         if isinstance(classes, int) and classes != len(self.classes):
@@ -69,9 +74,12 @@ class TritonPythonModel:
         by_width: dict[int, list[int]] = {}
         for index, batch in enumerate(images):
             by_width.setdefault(batch.shape[2], []).append(index)
-        for indices in by_width.values():
+        for width, indices in by_width.items():
             stacked = np.concatenate([images[i] for i in indices])
-            decoded = self.recognise(stacked)
+            rows_per_run = max(1, self.max_run_columns // width)
+            decoded = []
+            for start in range(0, len(stacked), rows_per_run):
+                decoded.extend(self.recognise(stacked[start : start + rows_per_run]))
             start = 0
             for i in indices:
                 n = len(images[i])
