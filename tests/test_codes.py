@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import zxingcpp
 
-from gateway.pipeline.codes import code_to_json, read_codes
+from gateway.pipeline.codes import _zbar, code_to_json, read_codes
 from gateway.pipeline.gtin import gs1_date, gtin_check_digit, normalize_gtin
 from gateway.pipeline.types import Code
 
@@ -166,3 +166,15 @@ def test_twelve_megapixel_shelf_all_labels_read() -> None:
         truth.append(text.lstrip("0") if text.isdigit() else text)
     found = [c.text.lstrip("0") if c.text.isdigit() else c.text for c in read_codes(img)]
     assert sorted(found) == sorted(truth)
+
+
+def test_zbar_binding_reads_linear_codes_at_both_densities() -> None:
+    """zbar is called through pyzbar's ctypes bindings (to set the scan density): it must still
+    read, and report boxes in the image's pixels."""
+    img = np.full((400, 900), 255, np.uint8)
+    x0, y0, x1, y1 = paste(img, symbol("4006381333931", F.EAN13), 50, 60)
+    for density in (1, 2):
+        (code,) = _zbar(img, density=density)
+        assert (code.engine, code.format, code.gtin) == ("zbar", "EAN-13", "04006381333931")
+        assert x0 <= code.box[0] < code.box[2] <= x1 and y0 <= code.box[1] < code.box[3] <= y1
+    assert _zbar(np.asarray(symbol("LOC A-12-3", F.QRCode, scale=6))) == []  # 2D: zxing's job
