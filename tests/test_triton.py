@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 
 from gateway.config import load_settings
 from gateway.inference.client import InferenceClient, InferenceUnavailable
@@ -90,6 +92,35 @@ def test_ocr_batch_of_mixed_sizes_keeps_order(inference: InferenceClient) -> Non
         *[[t] for t in texts],
         [],
     ]
+
+
+def test_concurrent_crops_are_batched_inside_triton(triton, inference: InferenceClient) -> None:
+    stats_client = grpcclient.InferenceServerClient(triton.url)
+
+    def counts() -> tuple[int, int]:
+        [model] = stats_client.get_inference_statistics("ocr_pipeline", as_json=True)["model_stats"]
+        return int(model.get("inference_count", 0)), int(model.get("execution_count", 0))
+
+    texts = [f"A-{i}-{i + 1}" for i in range(1, 9)]
+    inferences, executions = counts()
+    results = inference.ocr([label([t], 300, 120) for t in texts])
+    after_inferences, after_executions = counts()
+    stats_client.close()
+    assert [[squash(line.text) for line in lines] for lines in results] == [[t] for t in texts]
+    assert after_inferences - inferences == len(texts)
+    assert after_executions - executions < len(texts)  # requests shared execute() calls
+
+
+def test_client_is_thread_safe(inference: InferenceClient) -> None:
+    texts = [f"SKU-{20000 + i}" for i in range(6)]
+    crops = {t: label([t], 360, 120) for t in texts}
+
+    def read(text: str) -> str:
+        return "".join(line.text for line in inference.ocr([crops[text]])[0])
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = list(pool.map(read, texts * 2))
+    assert [squash(g) for g in got] == texts * 2
 
 
 def test_ocr_large_and_rotated_inputs(inference: InferenceClient) -> None:
