@@ -28,6 +28,9 @@ _PREDEFINED_TOTAL = {
     "31": 10, "32": 10, "33": 10, "34": 10, "35": 10, "36": 10,
     "41": 16,
 }  # fmt: skip
+# Date AIs (production, due, packaging, best before, sell by, expiry): YYMMDD, checked as dates
+# so that every AI 11-17 that parse_gs1 returns is safe to pass to gs1_date.
+_DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17"})
 # AIs whose data must be all digits (a letter there means the parse has derailed).
 _NUMERIC_PREFIXES = ("00", "01", "02", "03", "11", "12", "13", "15", "16", "17", "20", "30",
                      "31", "32", "33", "34", "35", "36", "37", "41")  # fmt: skip
@@ -96,6 +99,12 @@ def _strip_prefix(text: str) -> str:
 def _valid_value(ai: str, value: str) -> bool:
     if not value:
         return False
+    if ai in _DATE_AIS:
+        try:
+            gs1_date(value)
+        except ValueError:
+            return False
+        return True
     if ai.startswith(_NUMERIC_PREFIXES):
         return value.isdigit()
     return GS not in value
@@ -151,7 +160,8 @@ def parse_gs1(text: str) -> dict[str, str]:
     GS ``\\x1d`` between variable-length fields) and the bracketed human-readable form
     ``(01)09501101020917(17)260131(10)AB12``. Fixed-length AIs (00, 01, 02, 11-19, 20, 31xx-36xx,
     41x) are cut by length, so a missing separator after them does not derail the parse; a
-    malformed string returns {} rather than a half-parsed guess.
+    malformed string (including an impossible date in AIs 11-17) returns {} rather than a
+    half-parsed guess.
     """
     s = _strip_prefix(text.strip("\r\n"))
     if not s:
