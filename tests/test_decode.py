@@ -207,3 +207,11 @@ def test_tiny_webp_decodes() -> None:
     img = decode_image(data, **LIMITS)
     assert img.shape == (1, 1, 3)
     assert tuple(int(v) for v in img[0, 0]) == (30, 20, 10)
+
+
+def test_header_walk_is_bounded() -> None:
+    """25 MB of empty ancillary chunks must be refused quickly, not walked for seconds."""
+    ihdr = struct.pack(">IIBBBBB", 10, 10, 8, 0, 0, 0, 0)
+    junk = _png_chunk(b"tEXt", b"") * 200_000
+    data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + junk + _png_chunk(b"IEND", b"")
+    _reject(data, "not_an_image")

@@ -27,6 +27,9 @@ DEFAULT_MAX_BYTES = 25 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 50_000_000
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Header walks stop after this many segments / chunks: real files have a few dozen (PNG: one
+# IDAT per 8-64 KB), while 25 MB of empty chunks would keep a Python loop busy for seconds.
+_MAX_SEGMENTS = 100_000
 _EXIF_ORIENTATION = 0x0112
 # JPEG start-of-frame markers carry the size: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -85,7 +88,7 @@ def _probe_jpeg(data: bytes) -> ImageInfo:
     i = 2
     size: tuple[int, int] | None = None
     orientation = 1
-    while True:
+    for _ in range(_MAX_SEGMENTS):
         if i + 4 > n:
             raise _truncated("JPEG")
         if data[i] != 0xFF:
@@ -118,6 +121,7 @@ def _probe_jpeg(data: bytes) -> ImageInfo:
                 raise _truncated("JPEG")
             return ImageInfo("jpeg", size[0], size[1], orientation)
         i = end
+    raise _corrupt("JPEG", "too many header segments")
 
 
 def _probe_png(data: bytes) -> ImageInfo:
@@ -125,7 +129,7 @@ def _probe_png(data: bytes) -> ImageInfo:
     i = len(_PNG_SIGNATURE)
     size: tuple[int, int] | None = None
     orientation = 1
-    while True:
+    for _ in range(_MAX_SEGMENTS):
         if i + 8 > n:
             raise _truncated("PNG")
         length, ctype = struct.unpack_from(">I4s", data, i)
@@ -143,6 +147,7 @@ def _probe_png(data: bytes) -> ImageInfo:
         elif ctype == b"IEND":
             return ImageInfo("png", size[0], size[1], orientation)
         i = end
+    raise _corrupt("PNG", "too many chunks")
 
 
 def _probe_webp(data: bytes) -> ImageInfo:
@@ -153,7 +158,9 @@ def _probe_webp(data: bytes) -> ImageInfo:
     i = 12
     size: tuple[int, int] | None = None
     orientation = 1
-    while i + 8 <= riff_size + 8:
+    for _ in range(_MAX_SEGMENTS):
+        if i + 8 > riff_size + 8:
+            break
         ctype, length = struct.unpack_from("<4sI", data, i)
         body = data[i + 8 : i + 8 + length]
         if len(body) < length:
@@ -178,6 +185,8 @@ def _probe_webp(data: bytes) -> ImageInfo:
                 payload = b"Exif\x00\x00" + payload
             orientation = _orientation_from_exif(payload)
         i += 8 + length + (length & 1)
+    else:
+        raise _corrupt("WebP", "too many chunks")
     if size is None or size[0] == 0 or size[1] == 0:
         raise _corrupt("WebP", "no image size")
     return ImageInfo("webp", size[0], size[1], orientation)
