@@ -456,7 +456,8 @@ class EmbeddedTriton:
             return
         for name, (state, reason) in sorted(status.items()):
             if state != "READY":
-                log.warning("Triton model %s is %s: %s", name, state or "not loaded", reason)
+                first_line = reason.strip().split("\n", 1)[0]
+                log.warning("Triton model %s is %s: %s", name, state or "not loaded", first_line)
 
     def _kill(self) -> None:
         """Terminate the server's process group (stubs included), then reap it."""
