@@ -178,3 +178,21 @@ def test_zbar_binding_reads_linear_codes_at_both_densities() -> None:
         assert (code.engine, code.format, code.gtin) == ("zbar", "EAN-13", "04006381333931")
         assert x0 <= code.box[0] < code.box[2] <= x1 and y0 <= code.box[1] < code.box[3] <= y1
     assert _zbar(np.asarray(symbol("LOC A-12-3", F.QRCode, scale=6))) == []  # 2D: zxing's job
+
+
+def test_concurrent_calls_agree_with_sequential() -> None:
+    """The pipeline calls read_codes from several worker threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    low_contrast = (symbol("4006381333931", F.EAN13) // 4 + 96).astype(np.uint8)
+    images = [
+        symbol("SKU-48213", F.Code128),
+        symbol("(01)09501101530003(17)260131", F.DataMatrix, scale=6, gs1=True),
+        cv2.GaussianBlur(low_contrast, (0, 0), 1.5),
+        canvas(640, 480, seed=9),
+    ] * 3
+    sequential = [read_codes(img) for img in images]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(read_codes, images))
+    assert parallel == sequential
+    assert [len(c) for c in sequential[:4]] == [1, 1, 1, 0]

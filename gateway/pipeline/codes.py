@@ -82,7 +82,6 @@ RETRY_MAX_PIXELS = 1_300_000
 _UPSCALE_MAX_PIXELS = 500_000
 
 _zbar_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zbar")
-_clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
 
 
 def _box(points: Iterable[tuple[float, float]], scale: float) -> Box:
@@ -291,11 +290,13 @@ def _upscale(gray: np.ndarray) -> np.ndarray:
 def _retry_ladder(gray: np.ndarray) -> list[Code]:
     """Harder attempts, cheapest and most productive first (order measured on the real-photo
     set), stopping at the first that decodes anything."""
+    # A CLAHE object keeps scratch buffers between calls: one per call, for thread safety.
+    equalised = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(gray)
     steps: list[Callable[[], list[Code]]] = [
-        lambda: _zxing(_clahe.apply(gray)),
+        lambda: _zxing(equalised),
         lambda: _zxing(_sharpen(gray)),
-        lambda: _zxing(_sharpen(_clahe.apply(gray))),
-        lambda: _zbar(_clahe.apply(gray)),
+        lambda: _zxing(_sharpen(equalised)),
+        lambda: _zbar(equalised),
     ]
     if gray.size <= _UPSCALE_MAX_PIXELS:
         steps += [lambda: _zxing(_upscale(gray), 2.0), lambda: _zbar(_upscale(gray), 2.0)]
