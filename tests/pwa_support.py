@@ -264,3 +264,59 @@ class FakeGateway:
         with self.lock:
             return [m for m in self.messages if m.get("type") == "photo" and not m.get("preview")]
 
+
+
+# --------------------------------------------------------------------------------------------
+# The real gateway (end-to-end tests and the benchmark).
+
+
+@contextmanager
+def real_gateway(triton_url: str, data_dir: Path) -> Iterator[tuple[Any, str]]:
+    """The gateway exactly as ``shelfcount serve`` runs it (on a free port, demo catalog
+    imported, one walker paired); yields (GatewayServer, walker token)."""
+    from gateway.catalog import import_catalog
+    from gateway.config import load_settings
+    from gateway.server.serve import GatewayServer, device_add
+
+    settings = load_settings(data_dir=data_dir, host="127.0.0.1", port=0, grpc_port=0)
+    import_catalog(REPO / "gateway" / "demo" / "catalog.csv", data_dir)
+    token = device_add(settings, "walker-pwa-test")
+    server = GatewayServer(settings, triton_url=triton_url).start()
+    try:
+        yield server, token
+    finally:
+        server.stop()
+
+
+def api_get(base_url: str, path: str, token: str) -> bytes:
+    """GET a gateway REST path with the walker's bearer token."""
+    import urllib.request
+
+    req = urllib.request.Request(f"{base_url}/api/v1{path}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=30) as response:
+        return response.read()
+
+
+def shelf_camera(path: Path, width: int = 1920, height: int = 1080) -> tuple[Path, Any]:
+    """A y4m fake camera showing a rendered shelf scene; returns (y4m path, scene truth).
+
+    The first easy scene (two SKUs, nothing cut by the frame) whose every counted item carries
+    a label whose barcode decodes on the still: its true counts are then what the gateway can
+    establish, with or without the item detector, so a test may demand them exactly.
+    """
+    from gateway.pipeline.codes import read_codes
+    from gateway.training.scenes import render_scene
+
+    for seed in range(1, 200):
+        scene = render_scene(seed, width=width, height=height, n_items=10, difficulty=0.0,
+                             style="warehouse")
+        counted = [it for it in scene.items if it.counted]
+        if (len(scene.counts) != 2 or not scene.location or any(it.cut for it in scene.items)
+                or not all(it.labelled for it in counted)):
+            continue
+        gray = cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY)
+        texts = [c.text for c in read_codes(gray)]
+        if scene.location in texts and len(texts) - 1 >= len(counted):
+            return write_y4m(path, scene.image), scene
+    raise RuntimeError("no fully readable scene in seeds 1-199")

@@ -2,7 +2,9 @@
 //
 // facingMode is asked as a preference ("environment"), never {exact: ...}: devices without a
 // facing mode (desktop webcams, the test's fake camera) must still work.
-const PREVIEW_WIDTH = 640;
+
+// The gateway counts previews at up to 960 px (PREVIEW_MAX_SIDE): larger only costs upload.
+const PREVIEW_WIDTH = 960;
 const PREVIEW_QUALITY = 0.6;
 const PHOTO_QUALITY = 0.9;
 const TAKE_PHOTO_TIMEOUT_MS = 2500;
