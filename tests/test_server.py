@@ -101,6 +101,9 @@ def test_same_photo_id_twice_is_one_count(gw: GatewayServer, walker: str) -> Non
     second.photo(photo_id, data)
     ack2 = second.wait_for(lambda m: m["type"] == "ack")
     result2 = second.wait_for(outcome(photo_id))
+    second.photo(photo_id, data)  # and again on the same connection: answered again
+    assert second.wait_for(lambda m: m["type"] == "ack")["count_id"] == ack1["count_id"]
+    assert second.wait_for(outcome(photo_id))["rows"] == result1["rows"]
     second.close()
     assert ack1["count_id"] == ack2["count_id"]
     assert result1["rows"] == result2["rows"]

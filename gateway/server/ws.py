@@ -63,14 +63,24 @@ class Connection:
             self._sent.add(key)
         self.send(message)
 
-    def follow(self, record: CountRecord) -> None:
-        """Subscribe to a count and send its outcome if it already has one."""
+    def follow(self, record: CountRecord, *, resend: bool = False) -> None:
+        """Subscribe to a count and send its outcome if it already has one.
+
+        ``resend``: the client sent the photo again, so it lost the answer; tell it again even
+        if this connection already did.
+        """
         if record.id not in self._subscribed:
             self._subscribed.add(record.id)
             self.services.hub.subscribe(record.id, self.on_outcome)
         current = self.services.store.get_count(record.id)
         message = outcome_message(current) if current else None
-        if message is not None:
+        if message is None:
+            return
+        if resend:
+            with self._send_lock:
+                self._sent.add((record.id, str(message.get("type")), str(message.get("code"))))
+            self.send(message)
+        else:
             self.on_outcome(message)
 
     def error(self, code: str, message: str, photo_id: str | None = None, **extra: Any) -> None:
@@ -211,7 +221,7 @@ class Connection:
                     self.device, self.key, photo_id, data, header["location"], self.send
                 )
                 return
-            record, _ = self.services.submit_photo(
+            record, created = self.services.submit_photo(
                 self.device, session=self.session, client_id=photo_id, data=data,
                 location=header["location"], source="ws",
             )
@@ -221,7 +231,7 @@ class Connection:
             self.send(exc.to_json(photo_id))
             return
         self.send({"type": "ack", "id": photo_id, "count_id": record.id})
-        self.follow(record)
+        self.follow(record, resend=not created)
 
     def _own_count(self, message: dict[str, Any]) -> CountRecord | None:
         assert self.device is not None
