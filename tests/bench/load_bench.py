@@ -40,6 +40,7 @@ DRAIN_LIMIT_S = 60.0
 class Tally:
     photo_ms: list[float] = field(default_factory=list)
     pipeline_ms: list[float] = field(default_factory=list)  # the pipeline's own "total"
+    ack_ms: list[float] = field(default_factory=list)  # photo stored on disk + in the DB
     preview_ms: list[float] = field(default_factory=list)
     photos_sent: int = 0
     previews_sent: int = 0
@@ -78,7 +79,11 @@ class Walker:
             photo_id = message.get("id")
             with self.lock:
                 started = self.sent_at.get(photo_id)
-            if started is None or message.get("type") == "ack":
+            if started is None:
+                continue
+            if message.get("type") == "ack":
+                with self.tally.lock:
+                    self.tally.ack_ms.append((now - started) * 1000.0)
                 continue
             if message.get("type") == "error" and message.get("queued"):
                 continue  # the result follows
@@ -187,6 +192,8 @@ def run_level(url: str, tokens: list[str], photos: list[bytes], previews: list[b
         "photo_p50_ms": pct(tally.photo_ms, 50),
         "photo_p95_ms": pct(tally.photo_ms, 95),
         "photo_mean_ms": round(statistics.fmean(tally.photo_ms), 1) if tally.photo_ms else None,
+        "ack_p50_ms": pct(tally.ack_ms, 50),
+        "ack_p95_ms": pct(tally.ack_ms, 95),
         "pipeline_p50_ms": pct(tally.pipeline_ms, 50),
         "pipeline_p95_ms": pct(tally.pipeline_ms, 95),
         "photos_unanswered_after_drain": unanswered,
