@@ -99,8 +99,18 @@ def test_zxing_blackbox_gs1_datamatrix_string() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "hello", "01123", "(01)123", "(17)26AB31", "0109501101530003" + "17ABCDEF", "(1)x",
-     "x(01)1", "(01)09501101530003(17)261331", "0109501101530003" + "15260230"],
+    [
+        "",
+        "hello",
+        "01123",
+        "(01)123",
+        "(17)26AB31",
+        "0109501101530003" + "17ABCDEF",
+        "(1)x",
+        "x(01)1",
+        "(01)09501101530003(17)261331",
+        "0109501101530003" + "15260230",
+    ],
 )
 def test_malformed_returns_empty(bad: str) -> None:
     assert parse_gs1(bad) == {}
