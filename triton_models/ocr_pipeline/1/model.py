@@ -26,9 +26,9 @@ LINE_HEIGHT = 48
 # waste, and under load the batcher still finds equal widths among concurrent photos.
 BUCKET_STEP = 32
 MAX_LINE_WIDTH = 1280
-# Few lines per rec request: idle rec instances each take one (parallel on CPU); when they are
-# busy, Triton's dynamic batcher stacks queued equal-width requests into one run.
-REC_LINES_PER_REQUEST = 4
+# One line per rec request: idle rec instances each take one (parallel on CPU); when they are
+# busy, Triton's dynamic batcher hands them the queued equal-width lines as one batch.
+REC_LINES_PER_REQUEST = 1
 PAD_VALUE = 128  # mid-grey: what the recogniser was trained to see beyond the text
 
 
