@@ -94,6 +94,10 @@ def test_find_sku_custom_pattern() -> None:
     ("PROD 2025-01-01 EXP 2026-01-01", date(2026, 1, 1)),  # the expiry, not production
     ("LOT 2024-01-05 31/12/2026", date(2026, 12, 31)),
     ("EXP20251231", date(2025, 12, 31)),
+    # PP-OCRv4 readings of generated labels (spaces dropped, letters misread)
+    ("SKU-10009 BESTBEFORK20.12.2027", date(2027, 12, 20)),
+    ("SKU-10009 TIIII BESTBEF0RE20.12.2027", date(2027, 12, 20)),
+    ("USEBY05.06.2027", date(2027, 6, 5)),
 ])
 def test_find_expiry(text: str, expected: date) -> None:
     assert find_expiry(text) == expected
