@@ -1,6 +1,6 @@
 """Fusion rules: where Location, SKU, quantity, condition and confidence come from."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,7 @@ def test_ocr_location_and_label_expiry() -> None:
 
 
 def test_detector_counts_and_disagreement_lowers_confidence() -> None:
-    dets = [Detection((i * 100.0, 0, i * 100.0 + 90, 90), 0.9) for i in range(5)]
+    dets = [Detection((i * 100.0, 0, i * 100.0 + 90, 200), 0.9) for i in range(5)]
     agree = Evidence(codes=[ean(WATER, 0)], detections=dets, item_skus=["SKU-10005"] * 5,
                      item_sources=["own"] + ["neighbour"] * 4,
                      count_confidence={"SKU-10005": 0.95})
@@ -89,8 +89,9 @@ def test_detector_counts_and_disagreement_lowers_confidence() -> None:
     missed = Evidence(codes=[ean(WATER, x) for x in (0, 150, 300)], detections=dets[:2],
                       item_skus=["SKU-10005"] * 2, item_sources=["own"] * 2,
                       count_confidence={"SKU-10005": 0.95})
-    rows2, _ = rows_for(missed, location="B-01-1")
-    assert rows2[0]["Quantity_Counted"] == 2
+    rows2, boxes2 = rows_for(missed, location="B-01-1")
+    # Codes outside every detected box are items the detector missed: counted and drawn.
+    assert rows2[0]["Quantity_Counted"] == 4 and len(boxes2) == 4
     assert rows2[0]["Count_Confidence"] < rows[0]["Count_Confidence"] * 0.8
 
 

@@ -137,6 +137,11 @@ def _nearest(box: Box, candidates: list[tuple[Box, str]]) -> str | None:
     return best[1] if dist(best) < 8 * height else None
 
 
+def _contains(outer: Box, inner: Box) -> bool:
+    cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+    return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
+
+
 def money(value: Decimal) -> str:
     return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
@@ -165,6 +170,7 @@ def build_rows(
     code_counts = Counter(ic.sku for ic in item_codes)
 
     counts: Counter[str] = Counter()
+    detected_counts: Counter[str] = Counter()
     sku_conf: dict[str, float] = {}
     boxes: list[list[object]] = []
     if evidence.detections is not None and evidence.item_skus is not None:
@@ -177,6 +183,16 @@ def build_rows(
             boxes.append([*(round(v, 1) for v in det.box), round(det.score, 3), key])
         sku_conf = {k: sum(v) / len(v) for k, v in per_sku_sources.items()}
         count_conf = dict(evidence.count_confidence or {})
+        detected_counts = Counter(counts)
+        # Every decoded product code is an item facing: the detector missing it does not make
+        # it vanish. Such items are counted and drawn; the disagreement lowers the confidence.
+        for ic in item_codes:
+            if not any(_contains(det.box, ic.box) for det in evidence.detections):
+                boxes.append([*(round(v, 1) for v in ic.box), 1.0, ic.sku])
+                counts[ic.sku] += 1
+                sku_conf.setdefault(ic.sku, SKU_CONF["own"])
+        for sku, n in code_counts.items():
+            counts[sku] = max(counts[sku], n)
     else:
         # No detector: count the distinct items identified by a code, else by SKU text.
         for ic in item_codes:
@@ -209,8 +225,10 @@ def build_rows(
         else:
             condition = "Good"
         agreement = 1.0
-        if evidence.detections is not None and code_counts.get(sku, 0) > qty > 0:
-            agreement = qty / code_counts[sku]  # more codes than detected items: missed items
+        detected = detected_counts.get(sku, 0)
+        if evidence.detections is not None and code_counts.get(sku, 0) > detected:
+            # More codes than detected items: the detector missed some, so others may hide too.
+            agreement = max(detected, 1) / code_counts[sku]
         conf = loc_conf * sku_conf.get(sku, SKU_CONF["unknown"])
         conf *= count_conf.get(sku, CODES_ONLY_COUNT_CONF) * agreement
         if not sku:

@@ -20,10 +20,10 @@ from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.inference.client import InferenceClient
 from gateway.pipeline.codes import code_to_json, read_codes
-from gateway.pipeline.decode import decode_image
+from gateway.pipeline.decode import decode_image, image_size
 from gateway.pipeline.fuse import Evidence, build_rows, classify_codes
 from gateway.pipeline.ocr_regions import choose_regions
-from gateway.pipeline.types import Box, Code, CountResult, Detection
+from gateway.pipeline.types import Box, Code, CountResult, Detection, PipelineError
 
 PREVIEW_MAX_SIDE = 960
 DETECTOR_MODEL = "item_detector"
@@ -51,14 +51,17 @@ class Pipeline:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def decode(self, data: bytes) -> np.ndarray:
+    def decode(self, data: bytes, *, reduce: int = 1, gray: bool = False) -> np.ndarray:
         return decode_image(
-            data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
+            data,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+            reduce=reduce,
+            gray=gray,
         )
 
     def codes(self, data: bytes) -> list[Code]:
-        image = self.decode(data)
-        return read_codes(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        return read_codes(self.decode(data, gray=True))
 
     def detector_ready(self) -> bool:
         """Whether the item detector is deployed; re-checked now and then, not per photo."""
@@ -73,12 +76,24 @@ class Pipeline:
     ) -> CountResult:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        image = self.decode(data)
-        height, width = image.shape[:2]
-        scale = 1.0
-        if preview and max(height, width) > PREVIEW_MAX_SIDE:
-            scale = PREVIEW_MAX_SIDE / max(height, width)
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        reduce = 1
+        if preview:
+            # Preview frames only need detector-sized pixels: let libjpeg decode at 1/n scale.
+            try:
+                side = max(image_size(data))
+            except PipelineError:
+                side = 0  # decode_image below reports what is wrong with the bytes
+            while reduce < 8 and side / (reduce * 2) >= PREVIEW_MAX_SIDE:
+                reduce *= 2
+        image = self.decode(data, reduce=reduce)
+        if reduce > 1:
+            width, height = image_size(data)
+        else:
+            height, width = image.shape[:2]
+        if preview and max(image.shape[:2]) > PREVIEW_MAX_SIDE:
+            f = PREVIEW_MAX_SIDE / max(image.shape[:2])
+            image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        scale = image.shape[1] / width
         timings["decode"] = _ms(t0)
 
         detect_future: Future[tuple[list[Detection], float]] | None = None
