@@ -191,3 +191,29 @@ def test_offline_photos_and_correction_reach_gateway_once(playwright: Any, scene
     assert [(c["sku"], c["quantity"]) for c in by_photo[first]["corrections"]] == [
         (sku, model_quantity - 1)]
     assert all(not c["corrections"] for pid, c in by_photo.items() if pid != first)
+
+
+def test_live_boxes_drawn_over_video(playwright: Any, scene_camera: Any, gateway: Any,
+                                     triton: Any) -> None:
+    if not triton.client.model_ready("item_detector"):
+        pytest.skip("the item_detector model is not deployed (triton_models/item_detector/1/"
+                    "model.onnx): live preview boxes come from it")
+    y4m, scene = scene_camera
+    server, token = gateway
+    with browser_context(playwright, y4m) as ctx:
+        page = ctx.new_page()
+        pair(page, server.base_url + "/", token)
+        page.fill("#loc-input", scene.location)
+        page.click("#loc-set")
+        page.wait_for_function(f"window.__sc.stats.lastPreviewBoxes >= {scene.total - 2}",
+                               timeout=RESULT_TIMEOUT_MS)
+        painted = page.evaluate("""() => {
+            const c = document.getElementById('overlay');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+            return n;
+        }""")
+        assert painted > 1000  # box outlines drawn over the video
+        assert page.locator("#live .chip-total").text_content().endswith("items")
+        shot(page, "e2e-live-boxes")

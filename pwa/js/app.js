@@ -16,8 +16,8 @@ const cam = new Camera($("video"));
 
 // Figures the tests and the benchmark read (window.__sc.stats).
 const stats = {
-  previews: 0, previewTimes: [], lastPreviewMs: null,
-  shutters: [], photoVia: null,
+  previews: 0, previewTimes: [], previewLatencies: [], lastPreviewBoxes: 0,
+  shutters: [], captures: [], photoVia: null, photoBytes: 0,
 };
 
 const ui = {
@@ -290,9 +290,13 @@ async function previewTick() {
   if (r && ui.screen === "count") {
     drawLive(r);
     stats.previews += 1;
-    stats.lastPreviewMs = r.latency;
+    stats.lastPreviewBoxes = (r.boxes || []).length;
+    stats.previewLatencies.push(r.latency);
     stats.previewTimes.push(performance.now());
-    if (stats.previewTimes.length > 50) stats.previewTimes.shift();
+    if (stats.previewTimes.length > 100) {
+      stats.previewTimes.shift();
+      stats.previewLatencies.shift();
+    }
   }
 }
 
@@ -338,6 +342,8 @@ async function shutter() {
     buzz(30);
     const { blob, via } = await cam.takePhoto();
     stats.photoVia = via;
+    stats.photoBytes = blob.size;
+    stats.captures.push(performance.now() - ui.shutterAt);
     const photo = {
       id: uuid(), created: Date.now(), location: ui.location, blob, status: "queued",
       result: null, error: null, edits: {},
@@ -347,7 +353,7 @@ async function shutter() {
     ui.photoId = photo.id;
     await show("result");
     await renderResult(photo);
-    link.flush();
+    link.kick();
     updatePending();
   } catch (e) {
     toast(`Photo failed: ${e.message}`);
@@ -509,7 +515,7 @@ async function saveEdit() {
   buzz(30);
   ui.edit = null;
   await renderResult(await store.getPhoto(ui.photoId));
-  link.flush();
+  link.kick();
   updatePending();
 }
 
@@ -518,7 +524,7 @@ async function confirmBay() {
   if (!id) return;
   await store.addConfirm(id);
   await renderResult(await store.getPhoto(id));
-  link.flush();
+  link.kick();
   updatePending();
 }
 

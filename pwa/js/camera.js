@@ -16,6 +16,8 @@ export class Camera {
     this.track = null;
     this.torchOn = false;
     this.grab = document.createElement("canvas");
+    this.photoModeTrack = null;
+    this.photoModeBigger = false;
   }
 
   async start() {
@@ -90,11 +92,26 @@ export class Camera {
     return c ? Camera.toJpeg(c, PREVIEW_QUALITY) : null;
   }
 
-  // Full-resolution still: ImageCapture.takePhoto (the sensor's photo mode, often larger than
-  // the video) where it exists and answers quickly, else the current video frame.
+  // Full-resolution still: ImageCapture.takePhoto (the sensor's photo mode) where it gives a
+  // bigger picture than the video stream, else the current video frame (faster: no camera
+  // reconfiguration). The photo-mode answer is cached per track.
+  async photoModeIsBigger() {
+    if (typeof ImageCapture === "undefined") return false;
+    if (this.photoModeTrack === this.track) return this.photoModeBigger;
+    this.photoModeTrack = this.track;
+    this.photoModeBigger = false;
+    try {
+      const caps = await new ImageCapture(this.track).getPhotoCapabilities();
+      this.photoModeBigger = (caps.imageWidth?.max || 0) > this.video.videoWidth;
+    } catch {
+      // no photo mode: the video frame it is
+    }
+    return this.photoModeBigger;
+  }
+
   async takePhoto() {
     if (!this.running) throw new Error("camera is not running");
-    if (typeof ImageCapture !== "undefined") {
+    if (await this.photoModeIsBigger()) {
       try {
         const ic = new ImageCapture(this.track);
         const blob = await Promise.race([

@@ -9,7 +9,7 @@ import * as store from "./store.js";
 
 const ACK_TIMEOUT_MS = 60000;
 const PREVIEW_TIMEOUT_MS = 5000;
-const MAX_BACKOFF_MS = 30000;
+const MAX_BACKOFF_MS = 15000;
 // Error codes that mean "try again later" rather than "this photo is bad".
 const RETRYABLE = /unavailable|rate_limited|busy|timeout|overload|internal|not_ready/i;
 
@@ -46,6 +46,9 @@ export class Link extends EventTarget {
     this.conn = 0; // bumped per connection so stale waits end
     addEventListener("offline", () => this.goOffline());
     addEventListener("online", () => this.connect());
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.kick();
+    });
   }
 
   emit(type, detail) {
@@ -270,6 +273,16 @@ export class Link extends EventTarget {
     this.ws.send(JSON.stringify(obj));
     if (blob) this.ws.send(blob);
     return true;
+  }
+
+  // Something new to send (or the screen came back on): retry a dead connection now instead of
+  // waiting for the back-off timer; flush when connected.
+  kick() {
+    if (this.state === "online") this.flush();
+    else if (this.state === "offline" && this.token && navigator.onLine) {
+      this.backoff = 1000;
+      this.connect();
+    }
   }
 
   // Send the outbox in order. Each item waits for the gateway's acknowledgement; an item that
