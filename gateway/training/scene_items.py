@@ -144,6 +144,10 @@ def carton(w: int, h: int, rng: np.random.Generator, label: Sprite | None) -> Sp
     base = np.array([rng.uniform(55, 95), rng.uniform(115, 150), rng.uniform(160, 205)])
     img = solid(h, w, base.astype(np.uint8))
     _shade(img, rng.uniform(1.0, 1.12), rng.uniform(0.8, 0.95))
+    # corrugation; its own generator so the draws below do not depend on the size
+    grng = np.random.default_rng(int(rng.integers(2**32)))
+    grain = grng.normal(0, 3.0, (h, 1, 1)) + grng.normal(0, 2.0, (1, w, 1))
+    img[:] = np.clip(img + grain, 0, 255).astype(np.uint8)
     sprite = Sprite(img)
     edge = tuple(int(c) for c in base * 0.6)
     t = max(1, round(min(w, h) * 0.012))
@@ -336,3 +340,29 @@ def load_sign(w: int, h: int, rng: np.random.Generator) -> Sprite:
     if box:
         sprite.texts.append((text, box, cap, "sign"))
     return sprite
+
+
+def rotated(sprite: Sprite, angle: float) -> Sprite:
+    """The sprite turned by ``angle`` degrees (a case standing askew), on a canvas that holds
+    it whole; alpha marks the object, code and text boxes become their rotated extents."""
+    h, w = sprite.img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(np.ceil(w * cos + h * sin)), int(np.ceil(h * cos + w * sin))
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    img = cv2.warpAffine(sprite.img, m, (nw, nh), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    src_alpha = sprite.alpha if sprite.alpha is not None else np.full((h, w), 255, np.uint8)
+    alpha = cv2.warpAffine(src_alpha, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=0)
+    out = Sprite(img, alpha)
+
+    def turn(box: IntBox) -> IntBox:
+        pts = np.array([[box[0], box[1], 1], [box[2], box[1], 1], [box[2], box[3], 1],
+                        [box[0], box[3], 1]], np.float64) @ m.T
+        return (int(np.floor(pts[:, 0].min())), int(np.floor(pts[:, 1].min())),
+                int(np.ceil(pts[:, 0].max())), int(np.ceil(pts[:, 1].max())))
+
+    out.codes = [(f, t, turn(b), mod, gs1) for f, t, b, mod, gs1 in sprite.codes]
+    out.texts = [(t, turn(b), cap, role) for t, b, cap, role in sprite.texts]
+    return out

@@ -46,6 +46,7 @@ from gateway.training.scene_items import (
     poster,
     price_tag,
     render_label,
+    rotated,
 )
 
 COUNT_MIN_VISIBLE = 0.5
@@ -521,8 +522,15 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
                     sprite_seed = [seed % 2**32, chosen.index(s)]
                     sprite_cache[key] = _item_sprite(specs[s], kinds[s], iw, ih, labelled,
                                                      sprite_seed)
-                placed.append(_Placed((cx + jx, y1 - ih, cx + jx + iw, y1), s, kinds[s],
-                                      sprite_cache[key], labelled))
+                sprite = sprite_cache[key]
+                if lv == levels - 1 or not grid[c][lv + 1]:  # nothing on top: may stand askew
+                    if rng.random() < 0.4 * difficulty:
+                        angle = float(np.clip(rng.normal(0, 1.5), -3, 3))
+                        sprite = rotated(sprite, angle)
+                rw, rh = sprite.img.shape[1], sprite.img.shape[0]
+                x_left = cx + jx + (iw - rw) // 2
+                placed.append(_Placed((x_left, y1 - rh, x_left + rw, y1), s, kinds[s], sprite,
+                                      labelled))
 
     # --- draw items, damage, beams, labels
     shade = 0.55 if style == "warehouse" else 0.8
