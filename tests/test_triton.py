@@ -14,7 +14,7 @@ import tritonclient.grpc as grpcclient
 
 from gateway.config import load_settings
 from gateway.inference.client import InferenceClient, InferenceUnavailable
-from gateway.inference.embedded import free_ports, start_triton
+from gateway.inference.embedded import _group_shm_regions, free_ports, start_triton
 
 pytestmark = pytest.mark.triton
 
@@ -205,13 +205,22 @@ def test_ocr_works_again_after_tritonserver_is_killed(triton, inference: Inferen
     before = server.pid
     restarts = server.restarts
     assert before is not None
+    regions = _group_shm_regions(before)
+    assert regions  # the Python-backend stubs' shared memory
     os.kill(before, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while server.pid == before and time.monotonic() < deadline:
         time.sleep(0.05)
-    # The next call lands while the watchdog restarts the server; the client rides over it.
-    [lines] = inference.ocr([label(["SKU-10005"])])
+    # The next call lands while the watchdog restarts the server; the client rides over it
+    # (generous wait: a restart takes seconds, but much longer on a crowded CI machine).
+    patient = InferenceClient(triton.url, retry_wait_s=120)
+    try:
+        [lines] = patient.ocr([label(["SKU-10005"])])
+    finally:
+        patient.close()
     assert [squash(line.text) for line in lines] == ["SKU-10005"]
     assert server.pid not in (None, before)
     assert server.restarts == restarts + 1
     assert server.url == triton.url  # same ports: existing clients keep working
+    assert not any(os.path.exists(r) for r in regions)  # no leaked /dev/shm after the crash
+    assert [squash(t.text) for t in inference.ocr([label(["A-12-3"])])[0]] == ["A-12-3"]

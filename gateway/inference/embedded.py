@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 #: Models the gateway cannot work without; others (``item_detector``) may be absent or broken.
 REQUIRED_MODELS = ("ocr_det", "ocr_rec", "ocr_pipeline")
 _PR_SET_PDEATHSIG = 1
+SHM_PREFIX = "/dev/shm/triton_python_backend_shm_region_"
 
 
 class TritonStartError(RuntimeError):
@@ -185,6 +186,7 @@ class EmbeddedTriton:
         self._spawn_error: BaseException | None = None
         self._generation = 0
         self._watchdog: threading.Thread | None = None
+        self._shm_regions: set[str] = set()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -309,6 +311,9 @@ class EmbeddedTriton:
                     f"({self.log_path}):\n{_tail(self.log_path)}"
                 ) from None
             raise
+        process = self._process
+        if process is not None:
+            self._shm_regions = _group_shm_regions(process.pid)
         self._report_optional_models()
 
     def _watch(self) -> None:
@@ -460,18 +465,16 @@ class EmbeddedTriton:
                 log.warning("Triton model %s is %s: %s", name, state or "not loaded", first_line)
 
     def _kill(self) -> None:
-        """Terminate the server's process group (stubs included), then reap it."""
+        """Stop the server (gracefully first), kill leftover stubs, free their shared memory."""
         process = self._process
         if process is None:
             return
         self._process = None
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        regions = self._shm_regions | _group_shm_regions(process.pid)
+        try:  # the server itself first: it tells its stubs to finish and unlinks their memory
+            os.kill(process.pid, signal.SIGTERM)
             process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        except (ProcessLookupError, subprocess.TimeoutExpired):
             pass
         try:  # stubs outlive a SIGKILLed server for a while: take them down too
             os.killpg(process.pid, signal.SIGKILL)
@@ -481,6 +484,34 @@ class EmbeddedTriton:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.error("tritonserver pid %d did not exit", process.pid)
+        # A crashed server leaves its stubs' regions in /dev/shm (RAM): 8 MB or more each.
+        for region in regions:
+            try:
+                os.unlink(region)
+            except OSError:
+                pass
+        self._shm_regions = set()
+
+
+def _group_shm_regions(pgid: int) -> set[str]:
+    """Python-backend shared-memory files mapped by the processes of one process group."""
+    regions: set[str] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/maps", encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    path = line.rstrip("\n").split(" ", 5)[-1].strip()
+                    if path.startswith(SHM_PREFIX):
+                        regions.add(path)
+        except (OSError, IndexError, ValueError):
+            continue
+    return regions
 
 
 def start_triton(settings: Settings) -> tuple[str, EmbeddedTriton | None]:
