@@ -359,7 +359,9 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
     ``n_items`` is the number of facings placed on the shelves (random 1-60 when None); a few
     may be cut by the frame edge, so ``scene.total`` (counted items) can be slightly lower.
     ``skus`` forces the SKUs shown (first = the bin's SKU); otherwise 1-3 are drawn from the
-    catalog and the bin label shows the home location of the first one.
+    catalog and the bin label shows the home location of the first one. ``difficulty`` 0 is a
+    straight, evenly lit, clean shot with (almost) nothing cut by the frame; towards 1 come
+    perspective, uneven light, blur, noise, JPEG artefacts, cut and askew and damaged cases.
     """
     if style not in (*STYLES, "mixed"):
         raise ValueError(f"style must be one of warehouse, retail, mixed, not {style!r}")
@@ -453,7 +455,7 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
     n_rows = 1 if n <= 3 else int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3]))
     if n > 16 and MAX_LEVELS[kinds[main_sku]] <= 3:  # one-layer goods need more shelves
         n_rows = 3
-    top = my + rng.uniform(-0.06, 0.06) * H
+    top = my + rng.uniform(-0.08 * difficulty, 0.06) * H  # < my: top stacks cut by the frame
     bottom = my + H - rng.uniform(0.0, 0.04) * H  # the lowest beam (and its label) in frame
     row_total = (bottom - top) / n_rows
     if row_total - beam_h < 0.25 * row_total:
@@ -488,9 +490,9 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         gap = float(rng.uniform(0.01, 0.06) if kinds[sku] in ("carton", "box") else
                     rng.uniform(0.04, 0.15))
         fill = float(rng.uniform(0.7, 1.0))
-        overhang_l = 0.0 if left_up or rng.random() > 0.3 + 0.4 * difficulty else \
+        overhang_l = 0.0 if left_up or rng.random() > 0.1 + 0.6 * difficulty else \
             rng.uniform(0.05, 0.65)
-        overhang_r = 0.0 if right_up or rng.random() > 0.3 + 0.4 * difficulty else \
+        overhang_r = 0.0 if right_up or rng.random() > 0.1 + 0.6 * difficulty else \
             rng.uniform(0.05, 0.65)
         w, h, cols, levels = _row_layout(per_row[r], x_lo, x_hi, row_floor - row_top,
                                          aspects[sku], gap, fill, MAX_LEVELS[kinds[sku]])
