@@ -10,6 +10,7 @@ the source of truth: on start every unfinished count is queued again.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import re
 import threading
@@ -39,6 +40,10 @@ from .limits import ConnectionLimiter, RateLimiter
 
 log = logging.getLogger("shelfcount.gateway")
 
+# Stored photos are acknowledged at once and their results may take a moment; live preview
+# frames are someone watching the screen. On a small machine the photo workers run at a lower
+# CPU priority (Linux: per thread) so previews stay quick when a backlog of photos builds up.
+PHOTO_NICENESS = 5
 MAX_ATTEMPTS = 3  # a photo that crashes the pipeline this often is failed, not retried forever
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
@@ -194,6 +199,7 @@ class CountWorker:
         self._threads.clear()
 
     def _loop(self) -> None:
+        _lower_thread_priority(PHOTO_NICENESS)
         while not self._stop.is_set():
             count_id = self._queue.get()
             if count_id is None:
@@ -578,6 +584,14 @@ class Services:
                 log.exception("photo retention failed")
             if self._stop.wait(3600):
                 return
+
+
+def _lower_thread_priority(niceness: int) -> None:
+    """Raise this thread's nice value (Linux sets it per thread; elsewhere: no-op)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 def store_error(exc: StoreError) -> ApiError:
