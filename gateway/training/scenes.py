@@ -793,7 +793,8 @@ def _photometric(img: np.ndarray, rng: np.random.Generator, difficulty: float) -
         g8 = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
         img = cv2.multiply(img, g8, scale=1 / 128)
     if rng.random() < 0.25 + 0.5 * difficulty:
-        sigma = rng.uniform(0.3, 0.6 + 1.4 * difficulty) * max(1.0, min(w, h) / 1080)
+        # phone optics keep a few pixels sharp at any resolution: blur grows slowly with size
+        sigma = rng.uniform(0.3, 0.5 + 1.2 * difficulty) * max(1.0, min(w, h) / 1080) ** 0.3
         img = cv2.GaussianBlur(img, (0, 0), sigma)
     if rng.random() < 0.3 + 0.6 * difficulty:
         level = rng.uniform(2, 4 + 10 * difficulty)
