@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -232,6 +232,9 @@ class TrytonSink:
             raise outcome
 
     def deliver_batch(self, entries: Sequence[Entry]) -> list[Exception | None]:
+        """Book a batch in a few calls: create every new inventory in one call, tag them in
+        one, confirm them in one (each call one Tryton transaction; a business error in a
+        combined call falls back to one call per bay, so one bad bay holds up only itself)."""
         outcomes: list[Exception | None] = [None] * len(entries)
         bays: list[tuple[str, dict[str, dict[str, Decimal]]]] = []
         for i, entry in enumerate(entries):
@@ -247,55 +250,99 @@ class TrytonSink:
                                         and loc in found.locations])
         except SinkError as exc:
             return [outcome or exc for outcome in outcomes]
-        booked: dict[int, tuple[int, str]] = {}  # inventory -> (entry index, location)
+        inventories: dict[int, tuple[int, str]] = {}  # inventory -> (entry index, location)
+        # (entry index, note reference, inventory values, location)
+        new: list[tuple[int, str, dict[str, Any], str]] = []
         for i, (count_id, lines) in enumerate(bays):
             if outcomes[i] is not None:
                 continue
             try:
-                for location, counted in lines.items():
-                    booked[self._book(count_id, location, counted, found)] = (i, location)
+                todo = [(loc, self._inventory_values(loc, counted, found))
+                        for loc, counted in lines.items()
+                        if _ref(count_id, loc) not in found.tagged]
             except SinkError as exc:
                 outcomes[i] = exc
+                continue
+            inventories.update({found.tagged[_ref(count_id, loc)]: (i, loc) for loc in lines
+                                if _ref(count_id, loc) in found.tagged})
+            new.extend((i, _ref(count_id, loc), values, loc) for loc, values in todo)
+        created = self._each_or_all(new, lambda batch: self.client.model(
+            "stock.inventory", "create", [item[2] for item in batch]), outcomes)
+        notes = [(i, ref, int(inv), loc) for (i, ref, _, loc), inv in created]
+        for (i, _, inv, loc), _ in self._each_or_all(notes, lambda batch: self.client.model(
+                "ir.note", "create", [{"resource": f"stock.inventory,{inv}", "message": ref}
+                                      for _, ref, inv, _ in batch]), outcomes):
+            inventories[inv] = (i, loc)
+        states = self._states(list(inventories))
+        drafts = [(i, inv) for inv, (i, _) in inventories.items()
+                  if states.get(inv) == "draft" and outcomes[i] is None]
+        self._each_or_all(drafts, lambda batch: self.client.model(
+            "stock.inventory", "confirm", [inv for _, inv in batch]) or [None] * len(batch),
+            outcomes)
         try:
-            expected = self._expected({inv: loc for inv, (_, loc) in booked.items()},
+            expected = self._expected({inv: loc for inv, (_, loc) in inventories.items()},
                                       found.products)
         except SinkError:
             expected = {}  # booked all the same; system_quantities() reads it again later
-        for inv, (i, _) in booked.items():
+        for inv, (i, _) in inventories.items():
             if outcomes[i] is None and inv in expected:
                 self._snapshots.setdefault(entries[i].count_id, {}).update(expected[inv])
         while len(self._snapshots) > SNAPSHOT_CACHE:
             self._snapshots.popitem(last=False)
         return outcomes
 
-    def _book(self, count_id: str, location: str, counted: dict[str, Decimal],
-              found: _Lookups) -> int:
-        """Confirm this bay's inventory for ``location``, creating it unless a tagged one
-        exists; returns the inventory id."""
-        ref = _ref(count_id, location)
-        inventory = found.tagged.get(ref)
-        if inventory is None:
-            if location not in found.locations:
-                raise SinkError(f"Tryton has no storage location with code {location!r}",
-                                transient=False)
-            missing = sorted(set(counted) - set(found.products))
-            if missing:
-                raise SinkError(f"Tryton has no product with code {', '.join(missing)}",
-                                transient=False)
-            lines = [{"product": found.products[sku], "quantity": float(qty)}
-                     for sku, qty in sorted(counted.items())]
-            (inventory,) = self.client.model("stock.inventory", "create", [{
-                "location": found.locations[location], "empty_quantity": "keep",
-                "lines": [["create", lines]]}])
-            self.client.model("ir.note", "create",
-                              [{"resource": f"stock.inventory,{inventory}", "message": ref}])
-            state = "draft"
-        else:
-            (record,) = self.client.model("stock.inventory", "read", [inventory], ["state"])
-            state = record["state"]
-        if state == "draft":
-            self.client.model("stock.inventory", "confirm", [inventory])
-        return int(inventory)
+    def _states(self, inventories: list[int]) -> dict[int, str]:
+        if not inventories:
+            return {}
+        return {int(r["id"]): r["state"] for r in self.client.model(
+            "stock.inventory", "read", inventories, ["state"])}
+
+    @staticmethod
+    def _each_or_all(items: Sequence[tuple[Any, ...]],
+                     call: Callable[[Sequence[tuple[Any, ...]]], list[Any]],
+                     outcomes: list[Exception | None]) -> list[tuple[tuple[Any, ...], Any]]:
+        """``call`` on all items at once, on a business error item by item; an item's first
+        element is its entry's index, where a failure is recorded. Returns (item, result)
+        for the items that went through."""
+        def fail(item: tuple[Any, ...], exc: SinkError) -> None:
+            outcomes[item[0]] = outcomes[item[0]] or exc
+
+        if not items:
+            return []
+        try:
+            return list(zip(items, call(items), strict=True))
+        except TrytonError as exc:
+            if len(items) == 1:
+                fail(items[0], exc)
+                return []
+        except SinkError as exc:  # Tryton away: the whole batch waits
+            for item in items:
+                fail(item, exc)
+            return []
+        done = []
+        for item in items:
+            try:
+                (result,) = call([item])
+            except SinkError as exc:
+                fail(item, exc)
+            else:
+                done.append((item, result))
+        return done
+
+    @staticmethod
+    def _inventory_values(location: str, counted: dict[str, Decimal],
+                          found: _Lookups) -> dict[str, Any]:
+        if location not in found.locations:
+            raise SinkError(f"Tryton has no storage location with code {location!r}",
+                            transient=False)
+        missing = sorted(set(counted) - set(found.products))
+        if missing:
+            raise SinkError(f"Tryton has no product with code {', '.join(missing)}",
+                            transient=False)
+        lines = [{"product": found.products[sku], "quantity": float(qty)}
+                 for sku, qty in sorted(counted.items())]
+        return {"location": found.locations[location], "empty_quantity": "keep",
+                "lines": [["create", lines]]}
 
     def system_quantities(self, entry: Entry) -> dict[tuple[str, str], Decimal]:
         """(Location, SKU) -> system quantity before this bay's count.
