@@ -5,6 +5,7 @@ import { Link, uuid } from "./link.js";
 import * as store from "./store.js";
 
 const PREVIEW_INTERVAL_MS = 300; // ~3 preview frames a second
+const SCAN_TIMEOUT_MS = 20000; // a bin-label frame on a busy gateway
 const LOCATION_RE = /\b[A-Z]{1,2}-\d{1,3}-\d{1,2}\b/;
 const LOW_CONFIDENCE = 0.6;
 const MEDIUM_CONFIDENCE = 0.85;
@@ -241,12 +242,16 @@ async function scanLabel() {
     return;
   }
   msg.textContent = "Reading the label...";
+  // The live loop pauses: its next frame would replace this one on the gateway.
+  const live = ui.screen === "count";
+  stopPreviews();
   try {
     await startCamera();
     const c = cam.frameToCanvas(1920);
     if (!c) throw new Error("no camera picture yet");
     const blob = await Camera.toJpeg(c, 0.85);
-    const r = await link.preview(blob, null);
+    const r = await link.preview(blob, null, SCAN_TIMEOUT_MS);
+    if (!r) throw new Error("no answer from the gateway");
     const loc = locationFromResult(r);
     if (!loc) {
       msg.textContent = "No location label found: aim at the bin label and try again.";
@@ -259,6 +264,8 @@ async function scanLabel() {
     $("locations").close();
   } catch (e) {
     msg.textContent = `Could not read the label: ${e.message}`;
+  } finally {
+    if (live && ui.screen === "count") startPreviews();
   }
 }
 
@@ -390,6 +397,11 @@ function lineQuantity(photo, row) {
   const e = photo.edits && photo.edits[row.SKU];
   return e ? e.quantity : Number(row.Quantity_Counted) || 0;
 }
+
+const PHOTO_STATE = {
+  queued: "waiting to send", sending: "sending", acked: "counting", counted: "to confirm",
+  confirming: "confirming", confirmed: "confirmed", failed: "failed",
+};
 
 const STATUS_TEXT = {
   queued: "Saved on this phone. It is counted as soon as the gateway is reachable.",
@@ -592,8 +604,9 @@ async function renderSession() {
   for (const p of [...photos].reverse()) {
     const n = p.result ? (p.result.rows || []).reduce((s, r) => s + lineQuantity(p, r), 0) : null;
     const cls = p.status === "confirmed" ? "done" : p.error ? "fail" : "wait";
-    const label = `${p.location || locationFromResult(p.result) || "no location"} · `
-      + `${n === null ? "not counted yet" : `${n} items`} · ${p.status}`;
+    const when = new Date(p.created).toTimeString().slice(0, 5);
+    const label = `${when} ${p.location || locationFromResult(p.result) || "no location"} · `
+      + `${n === null ? "not counted yet" : `${n} items`} · ${PHOTO_STATE[p.status] || p.status}`;
     bayList.append(el("li", { class: cls }, el("button", {
       type: "button",
       onclick: async () => {

@@ -384,14 +384,16 @@ export class Link extends EventTarget {
   }
 
   // A live preview frame: not queued, not stored; resolves with the result or null.
-  preview(blob, location) {
+  // The gateway keeps only the newest waiting preview per connection, so callers send one at a
+  // time (a second one would replace the first).
+  preview(blob, location, timeoutMs = PREVIEW_TIMEOUT_MS) {
     if (this.state !== "online") return Promise.resolve(null);
     const id = uuid();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.previews.delete(id);
         resolve(null);
-      }, PREVIEW_TIMEOUT_MS);
+      }, timeoutMs);
       this.previews.set(id, { resolve, timer, sent: performance.now() });
       const head = { type: "photo", id, preview: true };
       if (location) head.location = location;
