@@ -222,3 +222,18 @@ def test_refused_token_stays_on_pairing(playwright: Any, camera: Path, gateway: 
         page.wait_for_selector("#pair-error:has-text('unauthorized')")
         assert page.is_visible("#screen-pair")
         shot(page, "pwa-pair-refused")
+
+
+def test_pairing_link_from_qr_pairs_and_hides_token(playwright: Any, camera: Path,
+                                                     gateway: Any) -> None:
+    gw, url = gateway
+    with browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        page.goto(f"{url}#token={FAKE_TOKEN}")  # what a phone's camera app opens from the QR
+        page.wait_for_selector("#locations[open]")
+        assert "token" not in page.url  # not left in the history / address bar
+        wait_text(page, "#net", "online")
+        page.reload()  # paired for good: straight to counting
+        page.wait_for_selector("#screen-count:not([hidden])")
+        hello = [m for m in gw.messages if m.get("type") == "hello"]
+        assert hello[0]["session"] is None and hello[-1]["session"] == "S1"

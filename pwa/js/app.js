@@ -756,6 +756,10 @@ function wire() {
       }
       buzz([40, 30, 40]);
       beep();
+    } else {
+      // A queued photo was counted in the background.
+      const n = (photo.result.rows || []).reduce((sum, r) => sum + lineQuantity(photo, r), 0);
+      toast(`${photo.location || locationFromResult(photo.result) || "Photo"}: ${n} items counted`);
     }
     if (ui.screen === "session") renderSession();
     store.pruneBlobs();
