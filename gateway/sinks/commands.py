@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 from gateway.config import Settings
 
 from .base import SinkError
-from .registry import SINK_SETTINGS, SinkConfigError, build_sinks, configured, missing_settings
+from .registry import (
+    SINK_SETTINGS,
+    SinkConfigError,
+    build_sinks,
+    configured,
+    missing_settings,
+    require,
+)
 from .worker import OutboxWorker
 
 if TYPE_CHECKING:
@@ -35,8 +42,9 @@ def export_main(settings: Settings, session_id: str, target: str) -> int:
     The sinks are idempotent, so bays already there are skipped and only missing ones land.
     Prints one line per bay that failed and a summary; exit 0 when all arrived.
     """
-    store = _open_store(settings)
     try:
+        require(settings, target)  # before opening (and maybe creating) the store
+        store = _open_store(settings)
         (sink,) = build_sinks(settings, store.session_rows, only=target)
     except (SinkConfigError, ValueError) as exc:
         print(f"shelfcount export: {exc}", file=sys.stderr)
@@ -68,16 +76,12 @@ def doctor_lines(settings: Settings) -> list[tuple[str, str | None]]:
         missing = missing_settings(settings, name)
         if missing:
             out.append((name, f"missing {', '.join(missing)}"))
-    if complete:
+    for name in complete:
         try:
-            sinks = {s.name: s for s in build_sinks(settings, lambda session_id: [])}
-        except ValueError as exc:
-            return out + [(n, str(exc)) for n in complete]
-        for name in complete:
-            try:
-                out.append((name, sinks[name].check()))
-            except SinkError as exc:
-                out.append((name, str(exc)))
+            (sink,) = build_sinks(settings, lambda session_id: [], only=name)
+            out.append((name, sink.check()))
+        except (SinkError, ValueError) as exc:
+            out.append((name, str(exc)))
     order = list(SINK_SETTINGS)
     return sorted(out, key=lambda item: order.index(item[0]))
 

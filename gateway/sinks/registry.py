@@ -39,6 +39,15 @@ def missing_settings(settings: Settings, name: str) -> list[str]:
     return [PREFIX + k.upper() for k in SINK_SETTINGS[name] if not settings.extra.get(k)]
 
 
+def require(settings: Settings, name: str) -> None:
+    """Raise SinkConfigError unless ``name`` is a sink with all its settings."""
+    if name not in SINK_SETTINGS:
+        raise SinkConfigError(f"unknown sink {name!r} (one of {', '.join(SINK_SETTINGS)})")
+    missing = missing_settings(settings, name)
+    if missing:
+        raise SinkConfigError(f"{name} is not configured: missing {', '.join(missing)}")
+
+
 def build_sinks(settings: Settings, session_rows: Callable[[str], list[dict[str, Any]]],
                 only: str | None = None) -> list[Sink]:
     """The fully configured sinks (or just ``only``), wired to each other and to the catalog.
@@ -53,16 +62,13 @@ def build_sinks(settings: Settings, session_rows: Callable[[str], list[dict[str,
     from .variance import reorder_lookup
 
     if only is not None:
-        if only not in SINK_SETTINGS:
-            raise SinkConfigError(f"unknown sink {only!r} (one of {', '.join(SINK_SETTINGS)})")
-        missing = missing_settings(settings, only)
-        if missing:
-            raise SinkConfigError(f"{only} is not configured: missing {', '.join(missing)}")
+        require(settings, only)
     names = []
     for name in configured(settings):
         missing = missing_settings(settings, name)
         if missing:
-            log.warning("sink %s left out: missing %s", name, ", ".join(missing))
+            if only is None:
+                log.warning("sink %s left out: missing %s", name, ", ".join(missing))
         else:
             names.append(name)
     reorder = reorder_lookup(settings)
