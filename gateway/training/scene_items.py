@@ -135,19 +135,20 @@ def render_label(spec: LabelSpec, width: int, bg: tuple[int, int, int] = (245, 2
 
 def _shade(img: np.ndarray, top: float, bottom: float) -> None:
     """Vertical brightness ramp, a cheap stand-in for overhead lighting on a face."""
-    ramp = np.linspace(top, bottom, img.shape[0], dtype=np.float32)[:, None, None]
-    img[:] = np.clip(img * ramp, 0, 255).astype(np.uint8)
+    ramp = np.linspace(top, bottom, img.shape[0], dtype=np.float32)
+    for y, g in enumerate(ramp):  # per row: cv2 saturates in place, no float copy of the face
+        cv2.convertScaleAbs(img[y], dst=img[y], alpha=float(g))
 
 
 def carton(w: int, h: int, rng: np.random.Generator, label: Sprite | None) -> Sprite:
     """Brown corrugated case: tape, flap seam, printed brand and handling marks, label."""
     base = np.array([rng.uniform(55, 95), rng.uniform(115, 150), rng.uniform(160, 205)])
-    img = solid(h, w, base.astype(np.uint8))
-    _shade(img, rng.uniform(1.0, 1.12), rng.uniform(0.8, 0.95))
+    ramp = np.linspace(rng.uniform(1.0, 1.12), rng.uniform(0.8, 0.95), h, dtype=np.float32)
     # corrugation; its own generator so the draws below do not depend on the size
     grng = np.random.default_rng(int(rng.integers(2**32)))
-    grain = grng.normal(0, 3.0, (h, 1, 1)) + grng.normal(0, 2.0, (1, w, 1))
-    img[:] = np.clip(img + grain, 0, 255).astype(np.uint8)
+    grain = (grng.normal(0, 3.0, (h, 1, 1)) + grng.normal(0, 2.0, (1, w, 1))).astype(np.float32)
+    face = base.astype(np.float32)[None, None, :] * ramp[:, None, None] + grain
+    img = np.clip(face, 0, 255).astype(np.uint8)
     sprite = Sprite(img)
     edge = tuple(int(c) for c in base * 0.6)
     t = max(1, round(min(w, h) * 0.012))
