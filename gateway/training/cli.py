@@ -42,7 +42,7 @@ SHIPPED_ONNX = MODEL_DIR / "1" / "model.onnx"
 SHIPPED_WEIGHTS = MODEL_DIR / "weights.pt"
 DEFAULT_CACHE = REPO_ROOT / "data" / "training_cache"
 DEFAULT_RUNS = REPO_ROOT / "data" / "training_runs"
-DEFAULT_STEPS = 3000
+DEFAULT_STEPS = 2000
 FINETUNE_STEPS = 1500
 MAX_SIDE = 2048  # labelled photos are shrunk to this on load: views never need more
 
@@ -62,6 +62,8 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed for data and training (default 0)")
     ap.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
     ap.add_argument("--size", type=int, default=320, help="training view size in px (320)")
+    ap.add_argument("--crop", type=int, default=256,
+                    help="training crop cut from each view, px (default 256)")
     ap.add_argument("--scenes", type=int, default=2000,
                     help="synthetic scenes rendered into the cache (default 2000)")
     ap.add_argument("--views", type=int, default=3, help="training views per scene (3)")
@@ -181,7 +183,7 @@ def _train(args: argparse.Namespace) -> int:
         n_source = len(photos) * 1000
         init = init or (SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.exists() else None)
         cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
-                          lr=1e-3, warmup=min(100, steps // 10))
+                          lr=1e-3, warmup=min(100, steps // 10), crop=args.crop)
         val, n_val = _eval_from_pairs(va), len(va)
         test, n_test = _eval_from_pairs(te), len(te)
         data_desc = f"{args.data} ({len(tr)} train / {len(va)} val / {len(te)} test photos)"
@@ -189,7 +191,8 @@ def _train(args: argparse.Namespace) -> int:
         cache = _cache_for(args)
         source: Callable[[int], LabelledImage] = cache.__getitem__  # type: ignore[no-redef]
         n_source = len(cache)
-        cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads)
+        cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
+                          crop=args.crop)
         val, n_val = eval_images(VAL_SEED, args.val), args.val
         test, n_test = eval_images(TEST_SEED, args.test), args.test
         data_desc = (f"synthetic: {args.scenes} scenes x {args.views} views of {args.size}px "

@@ -64,3 +64,47 @@ class LocalDetector:
                        score=float(r[4])) for r in rows if r[4] >= FLOOR_SCORE]
             for rows in out
         ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export a training checkpoint's EMA weights (e.g. while a long run is still going),
+    choose its threshold on the validation scenes and write model.onnx + meta.json."""
+    import argparse
+    import sys
+    import time
+
+    from gateway.training.cli import SHIPPED_ONNX, _evaluate
+    from gateway.training.synth import TEST_SEED, VAL_SEED, eval_images
+
+    ap = argparse.ArgumentParser(prog="python -m gateway.training.export",
+                                 description=main.__doc__)
+    ap.add_argument("--checkpoint", type=Path, required=True, help="last.pt of a training run")
+    ap.add_argument("--out", type=Path, default=SHIPPED_ONNX, help="ONNX path to write")
+    ap.add_argument("--val", type=int, default=200, help="synthetic validation photos")
+    ap.add_argument("--test", type=int, default=300, help="synthetic test photos")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = ap.parse_args(argv)
+    state = torch.load(args.checkpoint, map_location="cpu")
+    cfg = state["config"]
+    model = ItemDetector(cfg.get("width", 1.0))
+    model.load_state_dict(state["ema"])
+    export_onnx(model, args.out)
+    torch.save(model.state_dict(), args.out.parent.parent / "weights.pt")
+    meta: dict[str, object] = {
+        "data": "synthetic scenes (see MODEL.md)", "steps": state["step"],
+        "planned_steps": cfg["steps"], "train_wall_s": round(state.get("elapsed_s", 0.0), 1),
+        "config": cfg, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    t0 = time.monotonic()
+    ev = _evaluate(args.out, eval_images(VAL_SEED, args.val), args.val,
+                   eval_images(TEST_SEED, args.test), args.test, args.quiet)
+    meta.update(ev, eval_wall_s=round(time.monotonic() - t0, 1))
+    write_meta(args.out.parent / "meta.json", meta)
+    from gateway.training.evaluate import report
+
+    print(report("test", ev["test"], ev["test_ap50"]), file=sys.stderr)  # type: ignore[arg-type]
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
