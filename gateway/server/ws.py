@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import uuid
 from typing import Any
@@ -26,11 +27,12 @@ log = logging.getLogger("shelfcount.gateway.ws")
 HELLO_TIMEOUT_S = 30.0
 IDLE_TIMEOUT_S = 600.0
 MAX_PROTOCOL_ERRORS = 20
+OUTBOX_LIMIT = 1000  # messages waiting for a slow phone before the connection is dropped
 POLICY_VIOLATION = 1008
 
 
 class Connection:
-    """One phone's socket. Worker threads send results here, so sends take a lock."""
+    """One phone's socket: a reader loop (this handler's thread) and a writer thread."""
 
     def __init__(self, ws: Any, services: Services) -> None:
         self.ws = ws
@@ -43,16 +45,34 @@ class Connection:
         self._sent: set[tuple[str, str, str]] = set()  # (count, type, code) already told
         self._errors = 0
         self.closed = False
+        # Worker threads hand messages to this connection's writer instead of writing to the
+        # socket themselves: a phone that stops reading must not stall a counting thread.
+        self._outbox: queue.Queue[tuple[str, Any, Any]] = queue.Queue(maxsize=OUTBOX_LIMIT)
+        self._writer = threading.Thread(target=self._write_loop, name="ws-writer", daemon=True)
+        self._writer.start()
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
-        with self._send_lock:
-            if self.closed:
-                return
+        if self.closed:
+            return
+        try:
+            self._outbox.put_nowait(("text", json.dumps(message, default=str), None))
+        except queue.Full:
+            log.warning("websocket client stopped reading; dropping the connection")
+            self.closed = True
+
+    def _write_loop(self) -> None:
+        while True:
+            kind, first, second = self._outbox.get()
             try:
-                self.ws.send(json.dumps(message, default=str))
+                if kind == "text":
+                    self.ws.send(first)
+                    continue
+                if kind == "close":
+                    self.ws.close(reason=first, message=second)
             except Exception:  # noqa: BLE001 - the reader loop notices the closed socket
                 self.closed = True
+            return
 
     def on_outcome(self, message: dict[str, Any]) -> None:
         """Hub listener: forward each distinct outcome of a count once."""
@@ -88,20 +108,26 @@ class Connection:
         self.send(ApiError(code, message, **extra).to_json(photo_id))
 
     def close(self, reason: int | None = None, message: str | None = None) -> None:
+        """Close after the messages already queued (e.g. the error that explains why)."""
         with self._send_lock:
             if self.closed:
                 return
             self.closed = True
-            try:
-                self.ws.close(reason=reason, message=message)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+        try:
+            self._outbox.put(("close", reason, message), timeout=1.0)
+        except queue.Full:
+            return
+        self._writer.join(timeout=5.0)
 
     def cleanup(self) -> None:
         self.closed = True
         for count_id in self._subscribed:
             self.services.hub.unsubscribe(count_id, self.on_outcome)
         self._subscribed.clear()
+        try:
+            self._outbox.put_nowait(("stop", None, None))
+        except queue.Full:
+            pass
 
     # -- the conversation ------------------------------------------------------------------
     def run(self) -> None:
