@@ -30,7 +30,8 @@ def test_find_location(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["", "SKU-10005", "EXP 2025-12-31", "A-1234-1", "hello world",
-                                  "31/12/2025", "$12.50"])
+                                  "31/12/2025", "$12.50", "USE BY 05.06.27", "05-06-27",
+                                  "EXP2025-12-31", "(17)251231", "4012345600056"])
 def test_find_location_rejects(text: str) -> None:
     assert find_location(text) is None
 

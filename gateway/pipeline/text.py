@@ -27,7 +27,8 @@ _AS_DIGIT = str.maketrans({"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L"
 _AS_LETTER = str.maketrans({"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G",
                             "4": "A", "7": "T"})
 _DIGITISH = "0-9OQDUILZSBGT|!"
-_SEP = r"[\s\-_.:/,]"
+# Separators OCR puts between the parts of a location code (dashes are normalised first).
+_SEP = r"[\s\-_]"
 
 
 def _clean(text: str) -> str:
@@ -111,7 +112,7 @@ def find_location(text: str, pattern: str | None = None) -> str | None:
             for tok, k in zip(tokens, kinds, strict=True)]
     loose = rf"{_SEP}*".join(lazy)
     candidates = [m for m in re.finditer(
-        rf"(?<![A-Z0-9]){rf'{_SEP}+'.join(groups)}(?![0-9A-Z])", t)]
+        rf"(?<![A-Z0-9]){rf'{_SEP}+'.join(groups)}(?![0-9A-Z])(?![./:,]?{_SEP}*\d)", t)]
     plain = rf"{_SEP}*".join(f"({tok})" for tok in tokens)
     for joined in (plain, loose):  # real letters and digits first, then look-alikes
         whole = re.fullmatch(rf"\s*{joined}\s*", t)
@@ -123,8 +124,12 @@ def find_location(text: str, pattern: str | None = None) -> str | None:
             if kind == "digit":
                 value = value.translate(_AS_DIGIT)
             elif kind == "letter":
+                if not any(c.isalpha() for c in value):
+                    break  # "05.06.27" is a date, not bin "OS-06-27"
                 value = value.translate(_AS_LETTER)
             parts.append(value)
+        if len(parts) != len(kinds):
+            continue
         code = "-".join(parts)
         if re.fullmatch(pattern, code):
             return code
