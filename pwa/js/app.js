@@ -124,6 +124,7 @@ function tokenFrom(text) {
 
 async function pairWith(token, device) {
   $("pair-error").textContent = "";
+  link.pairing = true;
   try {
     await link.pair(token, device);
     toast("Paired");
@@ -132,6 +133,8 @@ async function pairWith(token, device) {
     if (!ui.location) openLocations();
   } catch (e) {
     $("pair-error").textContent = `Not paired: ${e.message}`;
+  } finally {
+    link.pairing = false;
   }
 }
 
@@ -721,6 +724,7 @@ function wire() {
 
   link.addEventListener("state", (e) => {
     renderNet(e.detail.state, e.detail.why);
+    if (e.detail.state === "online" && ui.screen === "pair" && !link.pairing) show("count");
     if (e.detail.state === "unpaired" && ui.screen !== "pair") {
       $("pair-error").textContent = e.detail.why ? `Pairing needed: ${e.detail.why}` : "";
       show("pair");

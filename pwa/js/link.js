@@ -43,6 +43,7 @@ export class Link extends EventTarget {
     this.flushing = false;
     this.pendingOnGateway = new Set(); // ids the gateway is still counting (from welcome)
     this.retrySoon = false;
+    this.pairing = false; // the pairing screen is waiting for this connection's answer
     this.conn = 0; // bumped per connection so stale waits end
     addEventListener("offline", () => this.goOffline());
     addEventListener("online", () => this.connect());
@@ -84,6 +85,9 @@ export class Link extends EventTarget {
         } else if (e.detail.state === "unpaired") {
           cleanup();
           reject(new Error(e.detail.why || "token refused"));
+        } else if (e.detail.state === "offline") {
+          cleanup();
+          reject(new Error(`${e.detail.why}; pairing finishes when the gateway answers`));
         }
       };
       const cleanup = () => this.removeEventListener("state", onState);
