@@ -433,8 +433,7 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
     up_w = max(4, round(0.035 * W))
     left_up = style == "warehouse" and rng.random() < 0.55
     right_up = style == "warehouse" and rng.random() < 0.55
-    x_lo = mx + (up_w + rng.uniform(0.005, 0.03) * W if left_up else 0)
-    x_hi = mx + W - (up_w + rng.uniform(0.005, 0.03) * W if right_up else 0)
+    x_lo, x_hi = float(mx), float(mx + W)  # where facings may stand
     if left_up:
         x_up = round(mx + rng.uniform(-0.3, 0.5) * up_w)
         x_lo = x_up + up_w + rng.uniform(0.005, 0.03) * W
@@ -463,10 +462,10 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         row_total = bottom - top
     main_row = int(rng.integers(n_rows))
     row_skus = [main_sku] * n_rows
-    others = chosen[1:]
-    for r in range(n_rows):
-        if r != main_row and others:
-            row_skus[r] = others[(r + (r > main_row)) % len(others)]
+    other_rows = [r for r in range(n_rows) if r != main_row]
+    for i, r in enumerate(other_rows):
+        if len(chosen) > 1:
+            row_skus[r] = chosen[1 + i % (len(chosen) - 1)]
     split_sku = None  # SKUs that found no row share the main row
     unplaced = [s for s in chosen if s not in row_skus]
     if unplaced:
