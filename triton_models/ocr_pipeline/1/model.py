@@ -82,6 +82,8 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.min_text_score = float(params.get("min_text_score", "0.5"))
         self.max_line_width = min(MAX_LINE_WIDTH, int(params.get("max_line_width", "1280")))
+        # Recognition costs ~30 ms of CPU per line: bound the work one image can cause.
+        self.max_lines = int(params.get("max_lines_per_image", "100"))
 
     async def execute(self, requests: list) -> list:
         images: list[np.ndarray] = []
@@ -124,8 +126,12 @@ class TritonPythonModel:
             *[self.call("ocr_det", image[None], ["quads", "scores"]) for image in images]
         )
         lines: list[tuple[int, np.ndarray, np.ndarray]] = []  # (image, line pixels, box)
-        for i, (quads, _scores) in enumerate(detections):
-            for quad in quads[0]:
+        for i, (found, _scores) in enumerate(detections):
+            quads = found[0]
+            if len(quads) > self.max_lines:  # keep the tallest lines: labels' main print
+                heights = np.linalg.norm(quads[:, 3] - quads[:, 0], axis=1)
+                quads = quads[np.argsort(-heights, kind="stable")[: self.max_lines]]
+            for quad in quads:
                 line = crop_line(images[i], quad, self.max_line_width)
                 box = np.array(
                     [quad[:, 0].min(), quad[:, 1].min(), quad[:, 0].max(), quad[:, 1].max()],
