@@ -208,3 +208,28 @@ def test_bad_arguments_are_rejected() -> None:
         render_scene(1, width=40, height=400)
     with pytest.raises(ValueError):
         render_scene(1, skus=["SKU-NOPE"])
+
+
+def test_options_skus_catalog_and_no_codes() -> None:
+    forced = render_scene(8, width=960, height=720, skus=["SKU-10005", "SKU-10007"],
+                          n_items=20, difficulty=0.2)
+    assert forced.main_sku == "SKU-10005" and forced.location == "B-01-1"
+    assert {it.sku for it in forced.items} <= {"SKU-10005", "SKU-10007"}
+    bare = render_scene(8, width=960, height=720, with_codes=False)
+    assert all(c.item is None for c in bare.codes)
+    assert not any(it.labelled for it in bare.items)
+    rows = [{"SKU": "X-1", "Barcode": "036000291452", "Product_Description": "Tea 20 bags",
+             "Unit_Price": "2.00", "Location": "Q-07-2"}]
+    own = render_scene(4, catalog=rows, n_items=4, style="warehouse", difficulty=0.2)
+    assert own.location == "Q-07-2" and own.counts.get("X-1", 0) >= 1
+    upc = [c for c in own.codes if c.item is not None]
+    assert upc and all(c.format in ("UPC-A", "DataMatrix", "Code 128") for c in upc)
+
+
+def test_resized_scales_every_box() -> None:
+    s = render_scene(6, width=1280, height=960)
+    half = s.resized(0.5)
+    assert half.image.shape == (480, 640, 3)
+    for a, b in zip(s.items, half.items, strict=True):
+        assert np.allclose(np.asarray(a.box) / 2, b.box)
+    assert half.counts == s.counts and half.location == s.location
