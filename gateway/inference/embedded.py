@@ -328,6 +328,8 @@ class EmbeddedTriton:
             if not dead:
                 self._spawn_wanted.clear()
                 backoff = 0.0
+                if not self._shm_regions:  # remember them while the stubs are alive
+                    self._shm_regions = _group_shm_regions(process.pid)
                 continue
             if process is not None:
                 log.warning(
