@@ -101,11 +101,19 @@ def render_label(spec: LabelSpec, width: int, bg: tuple[int, int, int] = (245, 2
     module = inner * DM_SHARE / mods_w if fmt == "DataMatrix" else (width - 4) / mods_w
     if module >= 1:
         module = float(int(module))
-    cap_sku = fit_cap(spec.sku, inner, max(4, inner * 0.11))
+    cap_sku = fit_cap(spec.sku, inner, max(4, inner * 0.14))
+    # expiry: one line, or keyword and date on two lines when one line would print small
+    exp_lines = [(spec.expiry_text, "expiry")]
     cap_exp = fit_cap(spec.expiry_text, inner, max(4, cap_sku * 0.8))
+    if cap_exp < 0.6 * cap_sku and " " in spec.expiry_text:
+        word, day = spec.expiry_text.rsplit(" ", 1)
+        exp_lines = [(word, "expiry_word"), (day, "expiry")]
+    caps = [fit_cap(t, inner, max(4, cap_sku * (0.8 if role == "expiry" else 0.6)))
+            for t, role in exp_lines]
     gap = max(1, round(pad * 0.6))
     sku_h = text_mask(spec.sku, cap_sku).shape[0]
-    exp_h = text_mask(spec.expiry_text, cap_exp).shape[0]
+    exp_h = sum(text_mask(t, c).shape[0] for (t, _), c in zip(exp_lines, caps, strict=True))
+    exp_h += gap * (len(exp_lines) - 1)
     fixed = 2 * pad + sku_h + exp_h + 2 * gap
     if fmt == "DataMatrix":
         code = render_code(fmt, text, module, 0, gs1)
@@ -126,9 +134,11 @@ def render_label(spec: LabelSpec, width: int, bg: tuple[int, int, int] = (245, 2
     img[y:y + code.shape[0], cx:cx + code.shape[1]] = code[..., None]
     sprite.codes.append((fmt, text, (cx, y, cx + code.shape[1], y + code.shape[0]), module, gs1))
     y += code.shape[0] + gap
-    box = draw_text(img, spec.expiry_text, cap_exp, ink, pad, y)
-    if box:
-        sprite.texts.append((spec.expiry_text, box, cap_exp, "expiry"))
+    for (line, role), cap in zip(exp_lines, caps, strict=True):
+        box = draw_text(img, line, cap, ink, pad, y)
+        if box:
+            sprite.texts.append((line, box, cap, role))
+        y += text_mask(line, cap).shape[0] + gap
     cv2.rectangle(img, (0, 0), (width - 1, height - 1), (200, 200, 200), 1)
     return sprite
 

@@ -75,7 +75,9 @@ class RenderedText(NamedTuple):
     text: str
     box: Box
     cap_px: float  # capital height in photo pixels: OCR needs about 20
-    role: str  # "sku", "expiry", "location", "price", "poster", "sign"
+    # "sku", "expiry" (the line with the date), "expiry_word" (BEST BEFORE above the date when
+    # split over two lines), "location", "price", "poster", "sign"
+    role: str
     item: int | None
 
 
