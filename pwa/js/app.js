@@ -29,6 +29,10 @@ const ui = {
   edit: null, // {id, sku, qty, damaged, typed}
   previewTimer: null,
   previewRun: 0,
+  previewInflight: 0,
+  previewEncoding: false,
+  previewSeq: 0,
+  previewDrawn: 0,
   detected: null,
   lastPreview: null,
 };
@@ -273,40 +277,52 @@ async function scanLabel() {
 }
 
 // ---------- live preview ----------
-// One frame in flight at a time; the next one starts PREVIEW_INTERVAL_MS after the previous one
-// started (or at once when the answer took longer), so the rate is ~3/s while the gateway keeps up.
+// A frame every PREVIEW_INTERVAL_MS (~3/s) with at most two on their way: while the gateway
+// counts one, the next is already waiting there, so the round trip does not cut the rate. Never
+// three: the gateway keeps only the newest waiting frame, a third would replace the second.
+const PREVIEW_MAX_INFLIGHT = 2;
+
 function startPreviews() {
   stopPreviews();
-  const run = ++ui.previewRun;
-  const loop = async () => {
-    const started = performance.now();
-    await previewTick();
-    if (run !== ui.previewRun) return;
-    const wait = Math.max(0, PREVIEW_INTERVAL_MS - (performance.now() - started));
-    ui.previewTimer = setTimeout(loop, link.state === "online" ? wait : 1000);
-  };
-  loop();
+  const run = ui.previewRun;
+  ui.previewTimer = setInterval(() => previewTick(run), PREVIEW_INTERVAL_MS);
+  previewTick(run);
 }
 function stopPreviews() {
   ui.previewRun += 1;
-  clearTimeout(ui.previewTimer);
+  clearInterval(ui.previewTimer);
   ui.previewTimer = null;
 }
 
-async function previewTick() {
+async function previewTick(run) {
+  if (ui.previewInflight >= PREVIEW_MAX_INFLIGHT || ui.previewEncoding) return;
   if (ui.screen !== "count" || link.state !== "online" || !cam.running || document.hidden) return;
-  const blob = await cam.previewFrame();
-  const r = blob ? await link.preview(blob, ui.location) : null;
-  if (r && ui.screen === "count") {
-    drawLive(r);
-    stats.previews += 1;
-    stats.lastPreviewBoxes = (r.boxes || []).length;
-    stats.previewLatencies.push(r.latency);
-    stats.previewTimes.push(performance.now());
-    if (stats.previewTimes.length > 100) {
-      stats.previewTimes.shift();
-      stats.previewLatencies.shift();
-    }
+  ui.previewEncoding = true;
+  let blob = null;
+  try {
+    blob = await cam.previewFrame();
+  } finally {
+    ui.previewEncoding = false;
+  }
+  if (!blob || run !== ui.previewRun) return;
+  const seq = ++ui.previewSeq;
+  ui.previewInflight += 1;
+  let r = null;
+  try {
+    r = await link.preview(blob, ui.location);
+  } finally {
+    ui.previewInflight -= 1;
+  }
+  if (!r || ui.screen !== "count" || seq < ui.previewDrawn) return;
+  ui.previewDrawn = seq;
+  drawLive(r);
+  stats.previews += 1;
+  stats.lastPreviewBoxes = (r.boxes || []).length;
+  stats.previewLatencies.push(r.latency);
+  stats.previewTimes.push(performance.now());
+  if (stats.previewTimes.length > 100) {
+    stats.previewTimes.shift();
+    stats.previewLatencies.shift();
   }
 }
 
@@ -345,6 +361,8 @@ async function shutter() {
   if (btn.disabled) return;
   btn.disabled = true;
   ui.shutterAt = performance.now();
+  // Live frames stop at once: the phone's CPU goes to the photo, the gateway's to counting it.
+  stopPreviews();
   try {
     $("flash").classList.remove("on");
     void $("flash").offsetWidth;
@@ -367,6 +385,7 @@ async function shutter() {
     updatePending();
   } catch (e) {
     toast(`Photo failed: ${e.message}`);
+    if (ui.screen === "count") startPreviews();
   } finally {
     btn.disabled = false;
   }
