@@ -139,6 +139,26 @@ def test_missing_product_or_location_is_a_clear_error_and_the_entry_stays(
     assert tryton_db.on_hand("A-01-1", "SKU-10001") == ON_HAND
 
 
+def test_a_refused_bay_does_not_hold_up_its_batch(tmp_path: Path, tryton_db: TrytonDB) -> None:
+    """Tryton refuses a line (a service product cannot be counted): the combined create
+    fails, the batch falls back to bay by bay, the others are booked, the bad one waits."""
+    from tests.tryton_fixtures import SERVICE_SKU
+
+    bays, worker = _worker(tmp_path, tryton_db.env())
+    bays.confirm("A-06-1", [row("A-06-1", "SKU-10011", 21)])
+    bad = bays.confirm("A-06-2", [row("A-06-2", SERVICE_SKU, 1),
+                                  row("A-06-2", "SKU-10012", 22)])
+    bays.confirm("A-07-1", [row("A-07-1", "SKU-10013", 23)])
+    assert worker.run_once() == 2
+    assert [tryton_db.on_hand(loc, sku) for loc, sku in
+            [("A-06-1", "SKU-10011"), ("A-06-2", "SKU-10012"), ("A-07-1", "SKU-10013")]] == \
+        [21, ON_HAND, 23]
+    entry = next(e for e in bays.store.outbox_entries(bays.session_id) if e.count_id == bad)
+    assert "Tryton refused model.stock.inventory.create" in \
+        bays.store.outbox_status(entry.id)["tryton"]["last_error"]
+    assert _booked(tryton_db, bad) == [] and _inventories(tryton_db, "draft") == 0
+
+
 def test_tryton_down_entries_wait_and_go_through(tmp_path: Path, tryton_db: TrytonDB,
                                                  tryton_server: TrytonServer,
                                                  sheets: SheetsEnv) -> None:

@@ -191,3 +191,40 @@ def test_registry_and_doctor_without_sinks(tmp_path: Path,
     out = capsys.readouterr().out.splitlines()
     assert out == ["tryton: missing SHELFCOUNT_TRYTON_DB, SHELFCOUNT_TRYTON_USER, "
                    "SHELFCOUNT_TRYTON_PASSWORD", "folder: ok"]
+
+
+def test_reorder_point_comes_from_the_catalog(tmp_path: Path, webhook: Any) -> None:
+    from gateway.catalog import import_catalog
+
+    url, received, _ = webhook
+    data = tmp_path / "data"
+    import_catalog(Path(__file__).parent.parent / "gateway" / "demo" / "catalog.csv", data)
+    settings = load_settings({"SHELFCOUNT_ALERT_WEBHOOK": url}, data_dir=data)
+    bays = Bays.open(tmp_path / "store.db")
+    worker = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows))
+    # SKU-10001's Reorder_Point is 20 in the demo catalog; SKU-10004's is 6.
+    bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 15), row("A-01-1", "SKU-10004", 7)])
+    assert worker.run_once() == 1
+    assert [(ln["SKU"], ln["Flag"]) for ln in received[0][0]["lines"]] == \
+        [("SKU-10001", "Low stock")]
+
+
+def test_worker_thread_delivers_when_woken_and_stops(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    bays = Bays.open(tmp_path / "store.db")
+    worker = OutboxWorker(bays.store, build_sinks(_folder_settings(tmp_path, drop),
+                                                  bays.store.session_rows), poll_s=60)
+    worker.start()
+    assert worker.running
+    try:
+        bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 12)])
+        worker.wake()
+        for _ in range(100):
+            if bays.delivered("folder"):
+                break
+            threading.Event().wait(0.05)
+        assert bays.delivered("folder") == 1
+    finally:
+        worker.stop()
+    assert not worker.running

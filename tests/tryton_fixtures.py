@@ -36,6 +36,8 @@ PASSWORD = "shelfcount-admin-pw"
 LOCATIONS = [f"A-{i:02d}-{j}" for i in range(1, 27) for j in (1, 2)]
 SKUS = [f"SKU-{10001 + i}" for i in range(len(LOCATIONS))]
 ON_HAND = 40
+# A service (not stock-kept) product: Tryton refuses it on an inventory line, a business error.
+SERVICE_SKU = "SKU-SERVICE"
 
 
 _clients: dict[tuple[str, str], TrytonClient] = {}
@@ -139,6 +141,10 @@ def _seed(client: TrytonClient) -> None:
         "name": f"Test product {sku}", "type": "goods", "default_uom": unit,
         "list_price": {"__class__": "Decimal", "decimal": "10"},
         "products": [["create", [{"suffix_code": sku}]]]} for sku in SKUS])
+    m("product.template", "create", [{
+        "name": "Shelf labelling service", "type": "service", "default_uom": unit,
+        "list_price": {"__class__": "Decimal", "decimal": "1"},
+        "products": [["create", [{"suffix_code": SERVICE_SKU}]]]}])
     products = {r["code"]: r["id"] for r in m("product.product", "search_read",
                                              [("code", "in", SKUS)], 0, None, None, ["code"])}
     inventories = m("stock.inventory", "create", [{

@@ -116,11 +116,15 @@ class OutboxWorker:
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish the delivery in progress (sinks have their own timeouts) and end."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
