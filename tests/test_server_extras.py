@@ -185,3 +185,60 @@ def test_device_add_returns_a_working_token(tmp_path: Path) -> None:
     store = Store(tmp_path / "shelfcount.db")
     assert store.device_by_token(token).role == "manager"
     store.close()
+
+
+def test_preview_runner_keeps_only_the_newest_frame_and_drops_stale_ones(tmp_path: Path) -> None:
+    """Queueing policy of live previews, with a slow stand-in pipeline to control timing."""
+    from types import SimpleNamespace
+
+    from gateway.server import core
+    from gateway.server.core import PreviewRunner
+
+    gate = threading.Event()
+    seen: list[bytes] = []
+
+    class SlowPipeline:
+        def count(self, data: bytes, **_: object) -> SimpleNamespace:
+            seen.append(data)
+            gate.wait(10)
+            return SimpleNamespace(to_json=lambda: {"rows": []})
+
+    services = SimpleNamespace(
+        pipelines=SimpleNamespace(get=SlowPipeline),
+        worker=SimpleNamespace(triton_down=threading.Event()),
+    )
+    runner = PreviewRunner(services, workers=1)  # type: ignore[arg-type]
+    runner.start()
+    replies: dict[str, dict] = {}
+    done = threading.Semaphore(0)
+
+    def reply(message: dict) -> None:
+        replies[message["id"]] = message
+        done.release()
+
+    try:
+        runner.submit("phone", "f1", b"1", None, reply)  # taken by the worker at once
+        deadline = datetime.now() + timedelta(seconds=10)
+        while not seen and datetime.now() < deadline:
+            threading.Event().wait(0.01)
+        runner.submit("phone", "f2", b"2", None, reply)  # waits...
+        runner.submit("phone", "f3", b"3", None, reply)  # ...and is replaced by this one
+        assert done.acquire(timeout=10) and replies["f2"]["code"] == "preview_dropped"
+        gate.set()
+        for _ in range(2):
+            assert done.acquire(timeout=10)
+        assert replies["f1"]["type"] == replies["f3"]["type"] == "result"
+        assert seen == [b"1", b"3"]
+        gate.clear()
+        runner.submit("phone", "f4", b"4", None, reply)
+        while len(seen) < 3 and datetime.now() < deadline + timedelta(seconds=10):
+            threading.Event().wait(0.01)
+        runner.submit("other", "g1", b"5", None, reply)
+        threading.Event().wait(core.PREVIEW_MAX_WAIT_S + 0.3)  # g1 goes stale behind f4
+        gate.set()
+        for _ in range(2):
+            assert done.acquire(timeout=10)
+        assert replies["g1"]["code"] == "preview_dropped" and b"5" not in seen
+    finally:
+        gate.set()
+        runner.stop()

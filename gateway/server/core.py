@@ -44,6 +44,7 @@ log = logging.getLogger("shelfcount.gateway")
 # frames are someone watching the screen. On a small machine the photo workers run at a lower
 # CPU priority (Linux: per thread) so previews stay quick when a backlog of photos builds up.
 PHOTO_NICENESS = 5
+PREVIEW_MAX_WAIT_S = 1.0  # a live frame older than this is not worth counting any more
 MAX_ATTEMPTS = 3  # a photo that crashes the pipeline this often is failed, not retried forever
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
@@ -287,12 +288,15 @@ class PreviewRunner:
     """Counts live preview frames, never stored; a newer frame replaces a waiting older one.
 
     A phone sends frames faster than two cores count them for twenty walkers; counting stale
-    frames would only add latency, so per client only the newest waiting frame is kept.
+    frames would only add latency, so per client only the newest waiting frame is kept, and a
+    frame that waited longer than PREVIEW_MAX_WAIT_S is answered "preview_dropped" unseen.
     """
 
     def __init__(self, services: Services, workers: int) -> None:
         self.services = services
-        self._pending: dict[str, tuple[bytes, str | None, Callable[[dict[str, Any]], None]]] = {}
+        self._pending: dict[
+            str, tuple[bytes, str | None, Callable[[dict[str, Any]], None], float]
+        ] = {}
         self._order: deque[str] = deque()
         self._cv = threading.Condition()
         self._stop = False
@@ -321,7 +325,7 @@ class PreviewRunner:
 
         with self._cv:
             old = self._pending.get(key)
-            self._pending[key] = (data, location, finish)
+            self._pending[key] = (data, location, finish, time.monotonic())
             if old is None:
                 self._order.append(key)
             self._cv.notify()
@@ -338,7 +342,10 @@ class PreviewRunner:
                 if self._stop:
                     return
                 key = self._order.popleft()
-                data, location, finish = self._pending.pop(key)
+                data, location, finish, queued_at = self._pending.pop(key)
+            if time.monotonic() - queued_at > PREVIEW_MAX_WAIT_S:
+                finish(ApiError("preview_dropped", "the gateway is busy; frame too old").to_json())
+                continue
             try:
                 if self.services.worker.triton_down.is_set():
                     raise ApiError("triton_unavailable", "Triton is unavailable", queued=False)
