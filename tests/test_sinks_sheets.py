@@ -5,12 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import gspread
 import pytest
 
 from gateway.config import load_settings
 from gateway.sinks.commands import doctor_lines, export_main
 from gateway.sinks.registry import build_sinks
-from gateway.sinks.sheets import HEADER, VARIANCES, SheetsSink
+from gateway.sinks.sheets import (
+    HEADER,
+    SCOPES,
+    VARIANCES,
+    EndpointHTTPClient,
+    OffGoogleCredentials,
+    SheetsSink,
+)
 from gateway.sinks.worker import OutboxWorker
 from tests.fakes.bays import Bays, Clock, row
 
@@ -190,3 +198,26 @@ def test_token_endpoint_rejects_unknown_key(tmp_path: Path, sheets: SheetsEnv) -
     path.write_text(__import__("json").dumps(other))
     sink = SheetsSink(path, sheets.key, endpoint=sheets.fake.url)
     assert "token endpoint refused" in str(sink.check())
+
+
+def test_fake_speaks_the_values_api_gspread_uses(sheets: SheetsEnv) -> None:
+    """The fake itself, through plain gspread: update, get, append, clear, metadata."""
+    creds = OffGoogleCredentials.from_service_account_file(str(sheets.credentials),
+                                                           scopes=SCOPES)
+    client = gspread.Client(auth=creds, http_client=lambda auth, session:
+                            EndpointHTTPClient(auth, session, root=sheets.fake.url))
+    book = client.open_by_key(sheets.key)
+    ws = book.add_worksheet("Scratch", rows=10, cols=5)
+    ws.update([["a", "b"], [1, 2.5]], "A1", value_input_option="RAW")
+    ws.append_rows([["c", 3]], value_input_option="RAW", table_range="A1")
+    assert ws.get_values("A1:B3") == [["a", "b"], ["1", "2.5"], ["c", "3"]]
+    assert ws.col_values(1) == ["a", "1", "c"]
+    ws.freeze(rows=1)
+    assert book.fetch_sheet_metadata()["sheets"][1]["properties"]["gridProperties"][
+        "frozenRowCount"] == 1
+    ws.batch_clear(["A2:B2"])
+    assert ws.get_values("A1:B3") == [["a", "b"], ["", ""], ["c", "3"]]  # gspread pads
+    ws.clear()
+    assert not any(any(r) for r in ws.get_values("A1:B3"))
+    with pytest.raises(gspread.exceptions.SpreadsheetNotFound):
+        client.open_by_key("missing")

@@ -8,6 +8,7 @@ module with ``pytest_plugins = ["tests.tryton_fixtures"]``.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import shutil
@@ -154,13 +155,9 @@ def _seed(client: TrytonClient) -> None:
     m("stock.inventory", "confirm", inventories)
 
 
-@pytest.fixture(scope="session")
-def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonServer]:
-    """The seeded template database and a stopped trytond; ``tryton_db`` starts it."""
-    if not (BIN / "trytond-admin").exists():
-        pytest.skip("trytond is not installed (pip install -e '.[dev]')")
-    directory = tmp_path_factory.mktemp("trytond")
-    server = TrytonServer(directory)
+def _build_template(server: TrytonServer) -> None:
+    """Create the database with the stock module (trytond-admin) and seed it."""
+    directory = server.directory
     (directory / f"{TEMPLATE}.sqlite").touch()
     passfile = directory / "admin-password"
     passfile.write_text(PASSWORD)
@@ -172,14 +169,51 @@ def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonSe
     server.start(TEMPLATE)
     try:
         _seed(TrytonDB(server.url, TEMPLATE).client())
+    finally:
         server.stop()
-        # Fold the write-ahead log into the file so a plain copy is the whole database; the
-        # restarted server never opens the template again.
-        with sqlite3.connect(directory / f"{TEMPLATE}.sqlite") as con:
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        con.close()
-        for suffix in (".sqlite-wal", ".sqlite-shm"):
-            (directory / f"{TEMPLATE}{suffix}").unlink(missing_ok=True)
+    # Fold the write-ahead log into the file so a plain copy is the whole database; the
+    # servers started later never open the template itself.
+    with sqlite3.connect(directory / f"{TEMPLATE}.sqlite") as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    for suffix in (".sqlite-wal", ".sqlite-shm"):
+        (directory / f"{TEMPLATE}{suffix}").unlink(missing_ok=True)
+
+
+def _cache_key() -> str:
+    """Changes with trytond's version and with this file (the seed)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for package in ("trytond", "trytond_stock", "trytond_product"):
+        digest.update(version(package).encode())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def tryton_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonServer]:
+    """The seeded template database and a stopped trytond; ``tryton_db`` starts it.
+
+    Building the template takes trytond-admin ~20 s (minutes on a busy machine), so it is
+    kept in pytest's cache directory between runs, keyed by trytond's version and this file.
+    """
+    if not (BIN / "trytond-admin").exists():
+        pytest.skip("trytond is not installed (pip install -e '.[dev]')")
+    server = TrytonServer(tmp_path_factory.mktemp("trytond"))
+    template = server.directory / f"{TEMPLATE}.sqlite"
+    cache = getattr(request.config, "cache", None)
+    cached = (cache.mkdir("tryton-template") / f"{_cache_key()}.sqlite"
+              if cache is not None else None)
+    if cached is not None and cached.exists():
+        shutil.copyfile(cached, template)
+    else:
+        _build_template(server)
+        if cached is not None:  # via a rename: a parallel run never copies half a file
+            partial = cached.with_suffix(f".{os.getpid()}.partial")
+            shutil.copyfile(template, partial)
+            os.replace(partial, cached)
+    try:
         yield server
     finally:
         server.stop()

@@ -64,6 +64,19 @@ class EndpointHTTPClient(HTTPClient):
         return super().request(method, endpoint, *args, **kwargs)
 
 
+class OffGoogleCredentials(Credentials):
+    """Service-account credentials for a Sheets-compatible API that is not Google's.
+
+    google-auth looks up a "regional access boundary" at Google's IAM API in the background
+    after getting a token; with another API root that is a stray call to Google (and, offline,
+    a stream of DNS failures), so it is skipped. The token exchange itself still goes to the
+    credentials file's ``token_uri``.
+    """
+
+    def _is_regional_access_boundary_lookup_required(self) -> bool:
+        return False
+
+
 def _as_sink_error(exc: Exception, what: str) -> SinkError:
     """Translate client-library failures: quota and server errors wait, others need a person."""
     if isinstance(exc, gspread.exceptions.APIError):
@@ -117,7 +130,9 @@ class SheetsSink:
         if self._book is None:
             try:
                 info = json.loads(self.credentials_file.read_text(encoding="utf-8"))
-                creds = Credentials.from_service_account_info(info, scopes=SCOPES)
+                kind = Credentials if self.endpoint.rstrip("/") == GOOGLE_ROOT \
+                    else OffGoogleCredentials
+                creds = kind.from_service_account_info(info, scopes=SCOPES)
             except (OSError, ValueError, KeyError) as exc:
                 raise SinkError(f"Sheets credentials {self.credentials_file} unusable: {exc}",
                                 transient=False) from exc

@@ -250,6 +250,14 @@ class FakeSheets:
                 return jsonify(self._metadata(book))
             if not tail and action == "batchUpdate":
                 return self._batch_update(book, request.get_json())
+            if tail == "values:batchClear" and request.method == "POST":
+                cleared = []
+                for rng in (request.get_json() or {}).get("ranges", []):
+                    resp = self._values(book, rng, "clear")
+                    if resp.status_code != 200:
+                        return resp
+                    cleared.append(resp.get_json()["clearedRange"])
+                return jsonify({"spreadsheetId": book.key, "clearedRanges": cleared})
             if tail.startswith("values/"):
                 rng, _, verb = unquote(tail[len("values/"):]).rpartition(":")
                 if not rng or not re.fullmatch(r"append|clear", verb):
@@ -309,7 +317,7 @@ class FakeSheets:
         if sheet is None:
             return self._error(400, f"Unable to parse range: {rng}", "INVALID_ARGUMENT")
         a1 = f"'{sheet.title}'!{rng.rsplit('!', 1)[-1]}"
-        if request.method == "GET":
+        if request.method == "GET" and verb != "clear":
             return jsonify(self._get(sheet, a1, r0, c0, r1, c1))
         if verb == "clear":
             for r, row in enumerate(sheet.values):
