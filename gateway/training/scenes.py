@@ -221,7 +221,7 @@ def _kind_for(row: dict[str, str], style: str, rng: np.random.Generator) -> str:
 
 def _expiry(rng: np.random.Generator) -> tuple[date, str]:
     """An expiry date and how it is printed (formats seen on real cases)."""
-    year = int(rng.integers(2024, 2029))
+    year = int(rng.integers(2025, 2030))  # about a third already expired in late 2026
     month = int(rng.integers(1, 13))
     last = calendar.monthrange(year, month)[1]
     day = int(rng.integers(1, last + 1))
