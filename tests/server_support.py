@@ -27,20 +27,23 @@ def shelf_jpeg(seed: int, width: int = 1280, height: int = 720) -> bytes:
     return encode_jpeg(render_scene(seed, width=width, height=height))
 
 
-def gateway_settings(data_dir: Path, triton_url: str, **overrides: Any) -> Any:
+def gateway_settings(data_dir: Path, triton_url: str, env: dict[str, str] | None = None,
+                     **overrides: Any) -> Any:
+    """Settings for a test gateway; ``env`` holds SHELFCOUNT_* variables (e.g. sinks')."""
     values: dict[str, Any] = dict(data_dir=data_dir, host="127.0.0.1", port=0, grpc_port=0,
                                   triton_url=triton_url, triton_retry_s=0.5)
     values.update(overrides)
-    return load_settings(env={}, **values)
+    return load_settings(env=env or {}, **values)
 
 
 @contextmanager
-def running_gateway(data_dir: Path, triton_url: str, **overrides: Any) -> Iterator[GatewayServer]:
+def running_gateway(data_dir: Path, triton_url: str, env: dict[str, str] | None = None,
+                    **overrides: Any) -> Iterator[GatewayServer]:
     """A real gateway (HTTP + WS + gRPC) on free loopback ports; always stopped afterwards."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if not (data_dir / "catalog.csv").exists():
         import_catalog(DEMO_CATALOG, data_dir)
-    server = GatewayServer(gateway_settings(data_dir, triton_url, **overrides),
+    server = GatewayServer(gateway_settings(data_dir, triton_url, env, **overrides),
                            triton_url=triton_url)
     server.start()
     try:

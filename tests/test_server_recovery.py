@@ -83,3 +83,30 @@ def test_triton_killed_while_photos_arrive(triton, tmp_path: Path) -> None:
                 time.sleep(0.5)
             triton.server.wait_ready(120)
         assert triton.server.pid != pid
+
+
+def test_confirmed_bay_reaches_the_drop_folder_sink(triton, tmp_path: Path) -> None:
+    """The gateway runs the sinks' outbox worker: a confirmation ends up in the drop folder."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    env = {"SHELFCOUNT_DROP_DIR": str(drop)}
+    with running_gateway(tmp_path / "data", triton.url, env=env) as server:
+        assert server.outbox is not None
+        token = new_token(tmp_path / "data", "walker")
+        phone = WsClient(server)
+        phone.hello(token)
+        photo_id = str(uuid.uuid4())
+        phone.photo(photo_id, shelf_jpeg(60))
+        result = phone.wait_for(outcome(photo_id))
+        phone.send({"type": "confirm", "id": photo_id})
+        assert phone.wait_for(lambda m: m["type"] == "confirmed")["id"] == photo_id
+        phone.close()
+        deadline = time.monotonic() + 30
+        files: list[Path] = []
+        while time.monotonic() < deadline and not files:
+            files = [p for p in drop.glob("shelfcount_*.csv") if "_sap_" not in p.name
+                     and "_netsuite_" not in p.name]
+            time.sleep(0.2)
+        assert files, "the confirmed bay did not reach the drop folder"
+        text = files[0].read_text()
+        assert all(row["SKU"] in text for row in result["rows"])

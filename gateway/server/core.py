@@ -386,6 +386,7 @@ class Services:
         self.preview_limit = RateLimiter(settings.preview_rate_per_s, 10)
         self.connections = ConnectionLimiter(settings.max_connections)
         self.sockets: set[Any] = set()  # open WebSocket connections, closed on stop()
+        self.on_confirmed: Callable[[], None] | None = None  # e.g. wake the outbox worker
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
@@ -544,9 +545,29 @@ class Services:
 
     def confirm(self, device: Device, record: CountRecord) -> tuple[CountRecord, bool]:
         try:
-            return self.store.confirm_count(record.id, device)
+            confirmed, newly = self.store.confirm_count(record.id, device)
         except StoreError as exc:
             raise store_error(exc) from None
+        if newly:
+            self.confirmed()
+        return confirmed, newly
+
+    def confirm_session(self, device: Device, session: Session) -> list[tuple[CountRecord, bool]]:
+        try:
+            results = self.store.confirm_session(session.id, device)
+        except StoreError as exc:
+            raise store_error(exc) from None
+        if any(newly for _, newly in results):
+            self.confirmed()
+        return results
+
+    def confirmed(self) -> None:
+        hook = self.on_confirmed
+        if hook is not None:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - the outbox worker polls anyway
+                log.exception("on_confirmed hook failed")
 
     # -- health and retention -------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:

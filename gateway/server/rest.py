@@ -10,11 +10,11 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from gateway.schema import COLUMNS
 from gateway.sinks.csv_safety import safe_cell
-from gateway.store import Device, Session, StoreError
+from gateway.store import Device, Session
 from gateway.store.rows import effective_rows
 from gateway.store.types import to_ts
 
-from .core import Services, count_json, store_error
+from .core import Services, count_json
 from .errors import ApiError
 from .openapi import openapi_spec
 
@@ -130,13 +130,9 @@ def get_session(session_id: str) -> Response:
 @api.post("/sessions/<session_id>/confirm")
 def confirm_session(session_id: str) -> Response:
     svc = services()
-    session = svc.session_for(device(), session_id)
-    try:
-        results = svc.store.confirm_session(session.id, device())
-    except StoreError as exc:
-        raise store_error(exc) from None
+    results = svc.confirm_session(device(), svc.session_for(device(), session_id))
     return jsonify({
-        "session": session.id,
+        "session": session_id,
         "confirmed": [r.id for r, newly in results if newly],
         "already_confirmed": [r.id for r, newly in results if not newly and r.confirmed_at],
         "not_counted": [{"id": r.id, "status": r.status} for r, _ in results

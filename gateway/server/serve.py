@@ -31,7 +31,11 @@ EXIT_UNAVAILABLE = 3
 
 
 class GatewayServer:
-    """The whole gateway around one Triton URL; ``start()`` returns once it listens."""
+    """The whole gateway around one Triton URL; ``start()`` returns once it listens.
+
+    Also runs the sinks' outbox worker (gateway.sinks) when a sink is configured, so confirmed
+    bays reach the Sheet / ERP / drop folder while the gateway runs.
+    """
 
     def __init__(self, settings: Any, *, triton_url: str, pipelines: Any = None) -> None:
         self.settings = settings
@@ -43,6 +47,7 @@ class GatewayServer:
         self._http: BaseWSGIServer | None = None
         self._http_thread: threading.Thread | None = None
         self._grpc: Any = None
+        self.outbox: Any = None  # gateway.sinks OutboxWorker when a sink is configured
         self.http_port = 0
         self.grpc_port = 0
 
@@ -55,6 +60,12 @@ class GatewayServer:
     def start(self) -> GatewayServer:
         self.services.start()
         try:
+            from gateway.sinks.commands import start_worker
+
+            self.outbox = start_worker(self.settings, self.services.store)
+            if self.outbox is not None:
+                # Deliver a confirmed bay now rather than at the worker's next poll.
+                self.services.on_confirmed = self.outbox.wake
             ssl_context = server_context(*self.tls) if self.tls else None
             self._http = make_server(
                 self.settings.host, int(self.settings.port), self.app, threaded=True,
@@ -89,6 +100,9 @@ class GatewayServer:
         if self._http_thread is not None:
             self._http_thread.join(timeout=10)
             self._http_thread = None
+        if self.outbox is not None:
+            self.outbox.stop()
+            self.outbox = None
         self.services.stop()
 
     def __enter__(self) -> GatewayServer:
