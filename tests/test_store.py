@@ -86,6 +86,8 @@ def test_unfinished_counts_survive_reopening(tmp_path: Path) -> None:
     record, _ = db.add_count(session_id=session.id, device_id=device.id, client_id="x",
                              source="ws", location=None, photo_hash="c" * 64, photo_bytes=1)
     db.set_status(record.id, "processing", attempt=True)
+    db.set_status(record.id, "waiting", undo_attempt=True)  # Triton was down: not counted
+    db.set_status(record.id, "processing", attempt=True)
     db.close()
     reopened = Store(path)
     pending = reopened.unfinished_counts()

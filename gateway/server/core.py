@@ -213,9 +213,9 @@ class CountWorker:
             finally:
                 self.busy -= 1
 
-    def _park(self, count_id: str, reason: str) -> None:
+    def _park(self, count_id: str, reason: str, *, tried: bool = False) -> None:
         store = self.services.store
-        store.set_status(count_id, "waiting")
+        store.set_status(count_id, "waiting", undo_attempt=tried)
         with self._waiting_lock:
             self._waiting.add(count_id)
         record = store.get_count(count_id)
@@ -248,7 +248,7 @@ class CountWorker:
         except Exception as exc:  # noqa: BLE001 - sorted below
             if is_unavailable(exc):
                 self.triton_down.set()
-                self._park(count_id, str(exc))
+                self._park(count_id, str(exc), tried=True)
                 return
             log.exception("count %s failed", count_id)
             if record.attempts + 1 >= MAX_ATTEMPTS:

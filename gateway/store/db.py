@@ -350,13 +350,21 @@ class Store:
             )
             return [_count(r, ()) for r in cur.fetchall()]
 
-    def set_status(self, count_id: str, status: str, *, attempt: bool = False) -> None:
-        """Move a count to queued/processing/waiting; ``attempt`` counts a processing try."""
+    def set_status(self, count_id: str, status: str, *, attempt: bool = False,
+                   undo_attempt: bool = False) -> None:
+        """Move a count to queued/processing/waiting.
+
+        ``attempt`` counts a processing try (a photo that crashes the gateway every time is
+        given up after a few); ``undo_attempt`` takes one back when the try ended because
+        Triton was unreachable, which is not the photo's fault.
+        """
+        delta = (1 if attempt else 0) - (1 if undo_attempt else 0)
         with self._tx() as cur:
             cur.execute(
-                "UPDATE counts SET status = ?, attempts = attempts + ?, updated_at = ? "
+                "UPDATE counts SET status = ?, attempts = CASE WHEN attempts + ? < 0 THEN 0 "
+                "ELSE attempts + ? END, updated_at = ? "
                 "WHERE id = ? AND status NOT IN ('done', 'failed')",
-                (status, 1 if attempt else 0, to_ts(utcnow()), count_id),
+                (status, delta, delta, to_ts(utcnow()), count_id),
             )
 
     def finish_count(self, count_id: str, result: dict[str, Any]) -> None:
