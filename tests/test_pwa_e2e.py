@@ -125,10 +125,14 @@ def test_count_correct_confirm_reaches_session_csv(playwright: Any, scene_camera
         page.wait_for_selector("#screen-session:not([hidden])")
         shot(page, "e2e-6-session")
         assert page.text_content("#t-bays") == "1"
+        with page.expect_download() as download:
+            page.click("#csv")  # the walker's own copy, fetched with the device token
+        from_pwa = Path(download.value.path()).read_bytes().decode()
         assert errors == []
 
-    rows = list(csv.DictReader(io.StringIO(
-        api_get(server.base_url, f"/sessions/{session}/counts.csv", token).decode())))
+    text = api_get(server.base_url, f"/sessions/{session}/counts.csv", token).decode()
+    assert from_pwa == text
+    rows = list(csv.DictReader(io.StringIO(text)))
     got = {r["SKU"]: int(r["Quantity_Counted"]) for r in rows}
     assert got == {**scene.counts, sku: corrected}
     assert {r["Location"] for r in rows} == {scene.location}
@@ -193,6 +197,20 @@ def test_offline_photos_and_correction_reach_gateway_once(playwright: Any, scene
     assert all(not c["corrections"] for pid, c in by_photo.items() if pid != first)
 
 
+def test_installable_from_the_gateway(playwright: Any, scene_camera: Any, gateway: Any,
+                                      tmp_path: Path) -> None:
+    y4m, _ = scene_camera
+    server, _ = gateway
+    with browser_context(playwright, y4m, profile=tmp_path / "profile") as ctx:
+        page = ctx.pages[0] if ctx.pages else ctx.new_page()
+        errors = page_errors(page)
+        page.goto(server.base_url + "/")
+        page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15000)
+        result = ctx.new_cdp_session(page).send("Page.getInstallabilityErrors")
+        assert result["installabilityErrors"] == []
+        assert errors == []
+
+
 def test_live_boxes_drawn_over_video(playwright: Any, scene_camera: Any, gateway: Any,
                                      triton: Any) -> None:
     if not triton.client.model_ready("item_detector"):
@@ -206,7 +224,7 @@ def test_live_boxes_drawn_over_video(playwright: Any, scene_camera: Any, gateway
         page.fill("#loc-input", scene.location)
         page.click("#loc-set")
         page.wait_for_function(f"window.__sc.stats.lastPreviewBoxes >= {scene.total - 2}",
-                               timeout=RESULT_TIMEOUT_MS)
+                               timeout=30000)
         painted = page.evaluate("""() => {
             const c = document.getElementById('overlay');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
