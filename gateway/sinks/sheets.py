@@ -148,7 +148,7 @@ class SheetsSink:
         return self._book
 
     def _worksheet(self, title: str) -> gspread.Worksheet:
-        """The worksheet, created with its formatted, frozen header when missing."""
+        """The worksheet (created when missing; the header comes with the first rows)."""
         if title in self._sheets:
             return self._sheets[title]
         book = self._spreadsheet()
@@ -160,6 +160,7 @@ class SheetsSink:
         return ws
 
     def _ensure_header(self, ws: gspread.Worksheet) -> None:
+        """Write the header row, bold on a tint, and freeze it (2 requests)."""
         ws.update([list(HEADER)], "A1", value_input_option="RAW")
         ws.spreadsheet.batch_update({"requests": [
             {"repeatCell": {
