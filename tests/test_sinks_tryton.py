@@ -123,20 +123,23 @@ def test_crash_before_tagging_leaves_no_second_booking(tmp_path: Path,
 
 
 def test_missing_product_or_location_is_a_clear_error_and_the_entry_stays(
-        tmp_path: Path, tryton_db: TrytonDB) -> None:
+        tmp_path: Path, tryton_db: TrytonDB, sheets: SheetsEnv) -> None:
     clock = Clock()
-    bays, worker = _worker(tmp_path, tryton_db.env(), clock)
+    bays, worker = _worker(tmp_path, {**tryton_db.env(), **sheets.env()}, clock)
     bays.confirm("A-01-1", [row("A-01-1", "SKU-99999", 3)])
     bays.confirm("Z-99-9", [row("Z-99-9", "SKU-10001", 3)])
-    assert worker.run_once() == 0
+    assert worker.run_once() == 2  # the sheet shows the counts, without a system quantity
     errors = [bays.store.outbox_status(e.id)["tryton"]["last_error"]
               for e in bays.store.outbox_entries(bays.session_id)]
     assert errors == ["Tryton has no product with code SKU-99999",
                       "Tryton has no storage location with code 'Z-99-9'"]
     clock.advance(601)  # needs a person: retried at the longest interval, still failing
     assert worker.run_once() == 0
-    assert bays.delivered("tryton") == 0
+    assert bays.delivered("tryton") == 0 and bays.delivered("sheets") == 2
     assert tryton_db.on_hand("A-01-1", "SKU-10001") == ON_HAND
+    rows = sheets.fake.rows(sheets.key, bays.store.outbox_entries(bays.session_id)[0]
+                            .created_at.date().isoformat())
+    assert [r[len(HEADER) - 4:] for r in rows[1:]] == [["", "", "", "Low stock"]] * 2
 
 
 def test_a_refused_bay_does_not_hold_up_its_batch(tmp_path: Path, tryton_db: TrytonDB) -> None:

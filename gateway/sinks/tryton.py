@@ -352,7 +352,8 @@ class TrytonSink:
         """(Location, SKU) -> system quantity before this bay's count.
 
         From the booked inventory's snapshot when the bay is booked already, else the
-        on-hand quantity now (the count is not booked yet, so that is "before").
+        on-hand quantity now (the count is not booked yet, so that is "before"). Lines whose
+        location or product Tryton does not know have none: the sheet still shows the count.
         """
         if entry.count_id in self._snapshots:
             return self._snapshots[entry.count_id]
@@ -366,10 +367,9 @@ class TrytonSink:
         for location, counted in lines.items():
             if location in tagged.values():
                 continue
-            if location not in found.locations:
-                raise SinkError(f"Tryton has no storage location with code {location!r}",
-                                transient=False)
             ids = [found.products[sku] for sku in counted if sku in found.products]
+            if location not in found.locations or not ids:
+                continue  # unknown to Tryton: no system quantity (the booking reports it)
             recs = self.client.model("product.product", "read", ids, ["code", "quantity"],
                                      context={"locations": [found.locations[location]]})
             out.update({(location, r["code"]): Decimal(str(r["quantity"] or 0)) for r in recs})
