@@ -88,7 +88,8 @@ def test_formula_injection_is_escaped(tmp_path: Path, sheets: SheetsEnv) -> None
 def test_quota_429_and_5xx_back_off_then_deliver(tmp_path: Path, sheets: SheetsEnv) -> None:
     _, bays, clock, worker = _setup(tmp_path, sheets)
     bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 12)])
-    entry = bays.store.outbox_entries(bays.session_id)[0]
+    bays.confirm("A-01-2", [row("A-01-2", "SKU-10002", 12)])
+    entry, second = bays.store.outbox_entries(bays.session_id)
     sheets.fake.inject(429, count=1, retry_after=30)
     assert worker.run_once() == 0
     status = bays.store.outbox_status(entry.id)["sheets"]
@@ -101,11 +102,14 @@ def test_quota_429_and_5xx_back_off_then_deliver(tmp_path: Path, sheets: SheetsE
     assert worker.run_once() == 0
     status = bays.store.outbox_status(entry.id)["sheets"]
     assert status["attempts"] == 2 and "503" in status["last_error"]
+    assert bays.store.outbox_status(second.id)["sheets"]["retry_at"] == status["retry_at"]
     wait = (status["retry_at"] - clock.now).total_seconds()
     assert 1.0 <= wait <= 4.0  # second attempt: base 2 s doubled, equal jitter
     clock.advance(wait)
-    assert worker.run_once() == 1
-    assert len(sheets.fake.rows(sheets.key, _today(bays))) == 2
+    appends = sheets.fake.count("POST", ":append")
+    assert worker.run_once() == 2  # together, as one batch
+    assert sheets.fake.count("POST", ":append") == appends + 1
+    assert len(sheets.fake.rows(sheets.key, _today(bays))) == 3
 
 
 def test_server_down_entries_wait_and_go_through(tmp_path: Path, sheets: SheetsEnv) -> None:

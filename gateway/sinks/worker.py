@@ -91,13 +91,17 @@ class OutboxWorker:
         except Exception as exc:  # noqa: BLE001 - a sink bug must not stop the others
             outcomes = [exc] * len(entries)
         delivered = 0
+        # Entries that failed together (one quota error for the batch) retry together, so
+        # they go out as one batch again instead of trickling in one request each.
+        delays: dict[tuple[int, int], float] = {}
         for entry, outcome in zip(entries, outcomes, strict=True):
             if outcome is None:
                 self.store.outbox_mark_delivered(entry.id, sink.name)
                 delivered += 1
                 continue
             attempts = self.store.outbox_status(entry.id).get(sink.name, {}).get("attempts", 0)
-            delay = self.backoff_s(int(attempts) + 1, outcome)
+            key = (id(outcome), int(attempts))
+            delay = delays.setdefault(key, self.backoff_s(int(attempts) + 1, outcome))
             log.warning("delivery to %s of count %s failed (attempt %d), next try in %.0f s: %s",
                         sink.name, entry.count_id, attempts + 1, delay, outcome)
             self.store.outbox_mark_failed(entry.id, sink.name, str(outcome),
