@@ -102,13 +102,21 @@ def test_concurrent_crops_are_batched_inside_triton(triton, inference: Inference
         return int(model.get("inference_count", 0)), int(model.get("execution_count", 0))
 
     texts = [f"A-{i}-{i + 1}" for i in range(1, 9)]
-    inferences, executions = counts()
-    results = inference.ocr([label([t], 300, 120) for t in texts])
-    after_inferences, after_executions = counts()
+    crops = [label([t], 300, 120) for t in texts]
+    shared = []
+    # Dynamic batching is opportunistic (a request that finds an idle instance runs alone), so
+    # a crowded machine may spread one round out: give it a few rounds to show batching.
+    for _ in range(3):
+        inferences, executions = counts()
+        results = inference.ocr(crops)
+        after_inferences, after_executions = counts()
+        assert [[squash(line.text) for line in lines] for lines in results] == [[t] for t in texts]
+        assert after_inferences - inferences == len(texts)
+        shared.append(after_executions - executions < len(texts))
+        if shared[-1]:
+            break
     stats_client.close()
-    assert [[squash(line.text) for line in lines] for lines in results] == [[t] for t in texts]
-    assert after_inferences - inferences == len(texts)
-    assert after_executions - executions < len(texts)  # requests shared execute() calls
+    assert any(shared), "no two OCR requests shared an execute() call"
 
 
 def test_client_is_thread_safe(inference: InferenceClient) -> None:

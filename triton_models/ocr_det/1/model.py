@@ -46,11 +46,20 @@ def order_corners(points: np.ndarray) -> np.ndarray:
     return np.array([tl, tr, br, bl], dtype=np.float32)
 
 
+def line_heights(quads: np.ndarray) -> np.ndarray:
+    """Short side of each quad (the text height for horizontal and vertical lines alike)."""
+    sides_a = np.linalg.norm(quads[:, 1] - quads[:, 0], axis=1)
+    sides_b = np.linalg.norm(quads[:, 3] - quads[:, 0], axis=1)
+    return np.minimum(sides_a, sides_b)
+
+
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.max_side = int(params.get("max_side", "960"))
+        self.coarse_side = int(params.get("coarse_side", "320"))
+        self.refine_below_px = float(params.get("refine_below_px", "16"))
         self.thresh = float(params.get("thresh", "0.3"))
         self.box_thresh = float(params.get("box_thresh", "0.5"))
         self.unclip_ratio = float(params.get("unclip_ratio", "1.6"))
@@ -88,13 +97,27 @@ class TritonPythonModel:
         return responses
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coarse to fine: a cheap pass at ``coarse_side`` is kept when every line it finds is
+        comfortably tall there (labels: large print); when it finds nothing or lines near the
+        detectable limit (small print, whole shelves), the pass at ``max_side`` decides."""
         height, width = image.shape[:2]
         if height < 4 or width < 4:
             return np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32)
-        scale = min(1.0, self.max_side / max(height, width))
+        if self.coarse_side and max(height, width) > self.coarse_side:
+            quads, scores, scale = self.detect_at(image, self.coarse_side)
+            if len(quads) and line_heights(quads).min() * scale >= self.refine_below_px:
+                return quads, scores
+        quads, scores, _ = self.detect_at(image, self.max_side)
+        return quads, scores
+
+    def detect_at(self, image: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Quads in input pixels from one pass with the long side capped at ``side``, and the
+        scale of that pass (detector pixels per input pixel)."""
+        height, width = image.shape[:2]
+        scale = min(1.0, side / max(height, width))
         new_h = max(32, int(round(height * scale / 32)) * 32)
         new_w = max(32, int(round(width * scale / 32)) * 32)
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
         x = resized.astype(np.float32) * (1.0 / 127.5) - 1.0
         x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
         prob = self.session.run(None, {self.input_name: x})[0][0, 0]
@@ -102,7 +125,7 @@ class TritonPythonModel:
         if len(quads):
             quads[:, :, 0] = np.clip(quads[:, :, 0] * (width / new_w), 0, width - 1)
             quads[:, :, 1] = np.clip(quads[:, :, 1] * (height / new_h), 0, height - 1)
-        return quads, scores
+        return quads, scores, min(new_w / width, new_h / height)
 
     def boxes_from_map(self, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """DB post-process: threshold, dilate, contours, min-area rectangles, unclip."""
