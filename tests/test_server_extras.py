@@ -126,7 +126,7 @@ def test_tls_self_signed_certificate_serves_https_and_wss(tmp_path: Path) -> Non
     assert tls_files(settings) == (cert, key)  # kept across restarts
     with running_gateway(tmp_path, "127.0.0.1:1", tls=True) as server:
         assert server.base_url.startswith("https://")
-        health = requests.get(server.base_url + "/healthz", verify=str(cert), timeout=10)
+        health = requests.get(server.base_url + "/healthz", verify=str(cert), timeout=30)
         assert health.status_code == 503 and health.json()["triton"] == "unavailable"
         token = new_token(tmp_path, "w")
         context = ssl.create_default_context(cafile=str(cert))
@@ -134,7 +134,7 @@ def test_tls_self_signed_certificate_serves_https_and_wss(tmp_path: Path) -> Non
         ws = Client.connect(server.base_url.replace("https", "wss") + "/ws/count",
                             ssl_context=context)
         ws.send(json.dumps({"type": "hello", "token": token, "session": None}))
-        assert json.loads(ws.receive(timeout=10))["type"] == "welcome"
+        assert json.loads(ws.receive(timeout=30))["type"] == "welcome"
         ws.close()
         credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
         with grpc.secure_channel(f"127.0.0.1:{server.grpc_port}", credentials,
