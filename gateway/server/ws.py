@@ -25,7 +25,7 @@ from .errors import ApiError
 log = logging.getLogger("shelfcount.gateway.ws")
 
 HELLO_TIMEOUT_S = 30.0
-IDLE_TIMEOUT_S = 600.0
+IDLE_TIMEOUT_S = 1800.0  # dead peers are found sooner by WebSocket pings (app.py)
 MAX_PROTOCOL_ERRORS = 20
 OUTBOX_LIMIT = 1000  # messages waiting for a slow phone before the connection is dropped
 POLICY_VIOLATION = 1008
