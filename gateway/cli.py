@@ -16,7 +16,8 @@ from pathlib import Path
 
 from gateway.config import Settings, load_settings
 from gateway.logs import setup_logging
-from gateway.schema import COLUMNS, safe_cell
+from gateway.schema import COLUMNS
+from gateway.sinks.csv_safety import safe_cell
 
 EXIT_OK, EXIT_PHOTO_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
