@@ -21,7 +21,7 @@ from .app import create_app
 from .cameras import CameraScheduler, load_cameras
 from .core import Services
 from .grpc_api import start_grpc
-from .tls import server_context, tls_files
+from .tls import local_addresses, server_context, tls_files
 
 log = logging.getLogger("shelfcount.gateway")
 
@@ -143,6 +143,12 @@ def serve_main(settings: Any) -> int:
             f"WebSocket /ws/count, gRPC port {gateway.grpc_port}, Triton {triton_url}",
             file=sys.stderr, flush=True,
         )
+        if settings.host in ("0.0.0.0", ""):
+            scheme = "https" if gateway.tls else "http"
+            lan = sorted(a for a in local_addresses() if ":" not in a and a != "127.0.0.1")
+            if lan:
+                print("phones on this network: " + ", ".join(
+                    f"{scheme}://{a}:{gateway.http_port}/" for a in lan), file=sys.stderr)
         stop.wait()
         print("shelfcount serve: stopping", file=sys.stderr, flush=True)
         return EXIT_OK

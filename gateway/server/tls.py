@@ -24,7 +24,8 @@ from cryptography.x509.oid import NameOID
 VALID_DAYS = 825  # the longest validity Apple devices accept for a TLS certificate
 
 
-def _local_addresses() -> set[str]:
+def local_addresses() -> set[str]:
+    """This host's IP addresses (loopback included), best effort."""
     addresses = {"127.0.0.1"}
     try:
         for info in socket.getaddrinfo(socket.gethostname(), None):
@@ -45,7 +46,7 @@ def generate_self_signed(cert_path: Path, key_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     hostname = socket.gethostname() or "shelfcount"
     names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName(hostname)]
-    for address in sorted(_local_addresses()):
+    for address in sorted(local_addresses()):
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(address.split("%")[0])))
         except ValueError:
