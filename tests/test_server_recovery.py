@@ -9,8 +9,12 @@ import time
 import uuid
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
+
+from gateway.proto_gen.shelfcount.v1 import counting_pb2 as pb
+from gateway.proto_gen.shelfcount.v1 import counting_pb2_grpc as pb_grpc
 
 from .server_support import WsClient, new_token, outcome, running_gateway, shelf_jpeg
 
@@ -38,6 +42,12 @@ def test_restart_in_the_middle_of_a_session_resumes_the_work(triton, tmp_path: P
                                     and m["type"] == "error")
             assert notice["code"] == "triton_unavailable" and notice["queued"] is True
         phone.close()
+        camera = new_token(tmp_path, "camera", "manager")
+        with grpc.insecure_channel(f"127.0.0.1:{down.grpc_port}") as channel:
+            queued = pb_grpc.CountServiceStub(channel).Count(
+                pb.Photo(id="grpc-1", image=shelf_jpeg(13)),
+                metadata=(("authorization", f"Bearer {camera}"),), timeout=60)
+        assert queued.queued and queued.error.code == "triton_unavailable" and not queued.rows
     # The gateway is gone with three photos uncounted; a new one on the same data resumes them.
     with running_gateway(tmp_path, triton.url) as up:
         phone = WsClient(up)
@@ -50,6 +60,11 @@ def test_restart_in_the_middle_of_a_session_resumes_the_work(triton, tmp_path: P
                             headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
         assert sorted(c["photo_id"] for c in view["counts"]) == sorted(photo_ids)
         assert {c["status"] for c in view["counts"]} == {"done"}
+        with grpc.insecure_channel(f"127.0.0.1:{up.grpc_port}") as channel:
+            again = pb_grpc.CountServiceStub(channel).Count(  # same id: its result, no 2nd count
+                pb.Photo(id="grpc-1", image=shelf_jpeg(13)),
+                metadata=(("authorization", f"Bearer {camera}"),), timeout=180)
+        assert again.count_id == queued.count_id and again.rows and not again.error.code
 
 
 def test_triton_killed_while_photos_arrive(triton, tmp_path: Path) -> None:
