@@ -25,7 +25,12 @@ DETECTOR_MODEL = "item_detector"
 DETECTOR_TILE = 640
 DETECTOR_MAX_BATCH = 8
 # gRPC status codes that mean "the server is not there (yet)", not "your request is wrong".
-_UNAVAILABLE_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"}
+# CANCELLED: the channel went away under the call (we never cancel calls ourselves).
+_UNAVAILABLE_CODES = {
+    "StatusCode.UNAVAILABLE",
+    "StatusCode.DEADLINE_EXCEEDED",
+    "StatusCode.CANCELLED",
+}
 
 T = TypeVar("T")
 
@@ -157,11 +162,11 @@ class InferenceClient:
             return self._client
 
     def _reconnect(self, broken: grpcclient.InferenceServerClient) -> None:
-        """Replace the channel unless another thread already did."""
+        """Replace the channel unless another thread already did. The old one is left to the
+        garbage collector: closing it would cancel other threads' calls still on it."""
         with self._lock:
             if self._client is broken:
                 self._client = _connect(self.url)
-                broken.close()
 
     def _call(self, work: Callable[[], T]) -> T:
         """Run ``work``; on an outage reconnect, wait for readiness, and try once more."""
@@ -242,7 +247,10 @@ def _translate(model: str, exc: InferenceServerException) -> Exception:
     """Outage -> InferenceUnavailable; anything else -> RuntimeError naming the model."""
     status = str(exc.status() or "")
     message = exc.message() or str(exc)
-    if status in _UNAVAILABLE_CODES or "not ready" in message or "unknown model" in message:
+    # "Stub process ... is not healthy": a model process died; the embedded server's watchdog
+    # restarts Triton, an external one needs its operator. Either way: retry later.
+    outage = ("not ready", "unknown model", "is not healthy")
+    if status in _UNAVAILABLE_CODES or any(text in message for text in outage):
         return InferenceUnavailable(f"Triton model {model} unavailable: {message}")
     return RuntimeError(f"Triton model {model} failed: {message}")
 

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 REQUIRED_MODELS = ("ocr_det", "ocr_rec", "ocr_pipeline")
 _PR_SET_PDEATHSIG = 1
 SHM_PREFIX = "/dev/shm/triton_python_backend_shm_region_"
+STUB_NAME = "triton_python_backend_stub"  # the kernel keeps the first 15 characters
 
 
 class TritonStartError(RuntimeError):
@@ -187,6 +188,7 @@ class EmbeddedTriton:
         self._generation = 0
         self._watchdog: threading.Thread | None = None
         self._shm_regions: set[str] = set()
+        self._stub_pids: set[int] = set()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -227,7 +229,7 @@ class EmbeddedTriton:
         if self._watchdog is None:
             return self.start()
         process = self._process
-        if process is None or process.poll() is not None:
+        if process is None or process.poll() is not None or self._stub_died():
             self._respawn_and_wait()
         else:
             self.wait_ready(self.start_timeout_s)
@@ -291,7 +293,7 @@ class EmbeddedTriton:
         with self._lock:
             generation = self._generation
             process = self._process
-            if process is None or process.poll() is not None:
+            if process is None or process.poll() is not None or self._stub_died():
                 self._spawn_error = None
                 self._spawn_wanted.set()
                 while self._generation == generation and not self._stopping.is_set():
@@ -311,9 +313,7 @@ class EmbeddedTriton:
                     f"({self.log_path}):\n{_tail(self.log_path)}"
                 ) from None
             raise
-        process = self._process
-        if process is not None:
-            self._shm_regions = _group_shm_regions(process.pid)
+        self._remember_children()
         self._report_optional_models()
 
     def _watch(self) -> None:
@@ -325,17 +325,19 @@ class EmbeddedTriton:
                 break
             process = self._process
             dead = process is None or process.poll() is not None
-            if not dead:
+            if not dead and not self._stub_died():
                 self._spawn_wanted.clear()
                 backoff = 0.0
-                if not self._shm_regions:  # remember them while the stubs are alive
-                    self._shm_regions = _group_shm_regions(process.pid)
+                if not self._stub_pids and self._models_ready():
+                    self._remember_children()
                 continue
             if process is not None:
                 log.warning(
-                    "tritonserver (pid %d) exited with status %s; restarting. Log: %s",
+                    "tritonserver (pid %d) %s; restarting. Log: %s",
                     process.pid,
-                    process.returncode,
+                    f"exited with status {process.returncode}"
+                    if dead
+                    else "lost a Python backend stub (its model cannot recover)",
                     self.log_path,
                 )
                 self.restarts += 1
@@ -466,6 +468,29 @@ class EmbeddedTriton:
                 first_line = reason.strip().split("\n", 1)[0]
                 log.warning("Triton model %s is %s: %s", name, state or "not loaded", first_line)
 
+    def _remember_children(self) -> None:
+        """Note the stubs (and their shared memory) of a server that just became ready."""
+        process = self._process
+        if process is None:
+            return
+        self._shm_regions = _group_shm_regions(process.pid)
+        self._stub_pids = {
+            pid for pid, name in _group_processes(process.pid) if name == STUB_NAME[:15]
+        }
+
+    def _stub_died(self) -> bool:
+        """Whether a stub of the running server is gone: Triton answers "not healthy" for its
+        model from then on and never starts it again, so only a restart brings it back."""
+        for pid in self._stub_pids:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as handle:
+                    state = handle.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                return True
+            if state in (b"Z", b"X"):
+                return True
+        return False
+
     def _kill(self) -> None:
         """Stop the server (gracefully first), kill leftover stubs, free their shared memory."""
         process = self._process
@@ -493,25 +518,37 @@ class EmbeddedTriton:
             except OSError:
                 pass
         self._shm_regions = set()
+        self._stub_pids = set()
 
 
-def _group_shm_regions(pgid: int) -> set[str]:
-    """Python-backend shared-memory files mapped by the processes of one process group."""
-    regions: set[str] = set()
+def _group_processes(pgid: int) -> list[tuple[int, str]]:
+    """(pid, kernel process name) of the live processes in one process group."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            with open(f"/proc/{entry}/maps", encoding="utf-8", errors="replace") as handle:
+                head, _, tail = handle.read().rpartition(b")")
+            fields = tail.split()
+            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                found.append((int(entry), head.split(b"(", 1)[1].decode(errors="replace")))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _group_shm_regions(pgid: int) -> set[str]:
+    """Python-backend shared-memory files mapped by the processes of one process group."""
+    regions: set[str] = set()
+    for pid, _ in _group_processes(pgid):
+        try:
+            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as handle:
                 for line in handle:
                     path = line.rstrip("\n").split(" ", 5)[-1].strip()
                     if path.startswith(SHM_PREFIX):
                         regions.add(path)
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue
     return regions
 
