@@ -165,6 +165,9 @@ class FakeGateway:
         self.corrections: list[dict[str, Any]] = []
         self.confirmed: list[str] = []
         self.sessions = 0
+        # While set, stored photos get no ack/result: a test can lose the tab "in flight".
+        self.answer_photos = threading.Event()
+        self.answer_photos.set()
         self.lock = threading.Lock()
         app = Flask(__name__)
         sock = Sock(app)
@@ -220,6 +223,8 @@ class FakeGateway:
                     with self.lock:
                         stored = self.counts.setdefault(msg["id"], {**msg, "result": result})
                     result = stored["result"]
+                    if not self.answer_photos.is_set():
+                        continue
                     conn.send(json.dumps({"type": "ack", "id": msg["id"]}))
                 conn.send(json.dumps(result))
             elif kind == "correct":

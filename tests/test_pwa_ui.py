@@ -8,6 +8,7 @@ tests/test_pwa_e2e.py.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,29 @@ def test_pairing_link_from_qr_pairs_and_hides_token(playwright: Any, camera: Pat
         page.wait_for_selector("#screen-count:not([hidden])")
         hello = [m for m in gw.messages if m.get("type") == "hello"]
         assert hello[0]["session"] is None and hello[-1]["session"] == "S1"
+
+
+def test_tab_killed_before_ack_resends_same_id(playwright: Any, camera: Path,
+                                               gateway: Any) -> None:
+    gw, url = gateway
+    with browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        pair(page, url)
+        page.wait_for_selector("#locations[open]")
+        page.fill("#loc-input", "A-01-1")
+        page.click("#loc-set")
+        gw.answer_photos.clear()  # the gateway stores the photo, the answer never arrives
+        page.click("#shutter")
+        deadline = time.monotonic() + 10
+        while not gw.full_photos():
+            assert time.monotonic() < deadline, "the photo never reached the gateway"
+            time.sleep(0.1)
+        page.close()  # the tab dies between "stored on the gateway" and the ack
+        gw.answer_photos.set()
+        page = ctx.new_page()
+        page.goto(url)
+        page.click("#session-btn")
+        page.wait_for_selector("#bays button:has-text('to confirm')", timeout=15000)
+        photos = gw.full_photos()
+    assert len(photos) == 2 and photos[0]["id"] == photos[1]["id"]  # sent again, same id
+    assert len(gw.counts) == 1  # counted once
