@@ -34,7 +34,6 @@ const ui = {
   previewSeq: 0,
   previewDrawn: 0,
   detected: null,
-  lastPreview: null,
 };
 
 // ---------- feedback ----------

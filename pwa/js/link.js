@@ -41,6 +41,8 @@ export class Link extends EventTarget {
     this.waiters = new Map(); // key "kind:id" -> {resolve, timer}
     this.previews = new Map(); // preview id -> {resolve, timer, sent}
     this.flushing = false;
+    this.flushAgain = false;
+    this.resentOn = -1; // connection on which unanswered photos were last re-sent
     this.pendingOnGateway = new Set(); // ids the gateway is still counting (from welcome)
     this.retrySoon = false;
     this.pairing = false; // the pairing screen is waiting for this connection's answer
@@ -292,25 +294,35 @@ export class Link extends EventTarget {
   // Send the outbox in order. Each item waits for the gateway's acknowledgement; an item that
   // cannot be acknowledged now stays and the flush stops until the next connection.
   async flush() {
-    if (this.flushing) return;
+    if (this.flushing) {
+      this.flushAgain = true; // an item may have been added after the loop last looked
+      return;
+    }
     this.flushing = true;
     try {
       await this.resendUncounted();
-      for (let guard = 0; guard < 10000 && this.state === "online"; guard++) {
+      let ok = true;
+      for (let guard = 0; ok && guard < 10000 && this.state === "online"; guard++) {
+        this.flushAgain = false;
         const items = await store.outbox();
         if (!items.length) break;
-        const ok = await this.sendItem(items[0]);
+        ok = await this.sendItem(items[0]);
         this.emit("changed", {});
-        if (!ok) break;
       }
     } finally {
       this.flushing = false;
+    }
+    if (this.flushAgain && this.state === "online") {
+      this.flushAgain = false;
+      this.flush();
     }
   }
 
   // Photos the gateway acknowledged but whose result never arrived (connection dropped in
   // between): sending the same id again returns the stored count, never a second one.
   async resendUncounted() {
+    if (this.resentOn === this.conn) return; // once per connection, right after the welcome
+    this.resentOn = this.conn;
     const skip = new Set((await store.outbox()).filter((i) => i.kind === "photo").map((i) => i.id));
     for (const id of this.pendingOnGateway || []) skip.add(id); // their results come by themselves
     for (const p of await store.allPhotos()) {
