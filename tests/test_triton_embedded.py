@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from gateway.config import REPO_ROOT
 from gateway.inference import repository
 from gateway.inference.client import InferenceClient, InferenceUnavailable
 from gateway.inference.embedded import EmbeddedTriton, TritonStartError
@@ -132,3 +135,42 @@ def test_backend_dir_is_outside_the_checkout(tmp_path: Path, small_repo: Path) -
         stub = work / "backends-py3.11" / "python" / "triton_python_backend_stub"
         assert stub.is_file()
     shutil.rmtree(work)
+
+
+def test_server_dies_with_its_owner(small_repo: Path) -> None:
+    """Even a SIGKILLed gateway leaves no tritonserver behind (parent-death signal)."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from gateway.inference.embedded import EmbeddedTriton\n"
+        f"server = EmbeddedTriton(Path({str(small_repo)!r}), required_models=['echo'])\n"
+        "server.start()\n"
+        "print(server.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO_ROOT,
+        text=True,
+    )
+    try:
+        line = owner.stdout.readline() if owner.stdout else ""
+        server_pid = int(line)
+        assert Path(f"/proc/{server_pid}").exists()
+    finally:
+        owner.kill()
+        owner.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(server_pid)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in (b"Z", b"X")

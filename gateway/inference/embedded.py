@@ -10,7 +10,6 @@ dies, so the gateway survives a crashed model process without an operator.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import importlib.util
 import logging
 import os
@@ -119,16 +118,19 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the spawning thread dies.
-
-    Only the long-lived watchdog thread spawns the server, so this fires when our process
-    ends, even by SIGKILL, and no orphaned tritonserver keeps the ports and memory.
-    """
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+# Exec'd first in the child: asks the kernel to SIGTERM the process when the thread that
+# spawned it dies, then becomes tritonserver (the setting survives exec). Only the long-lived
+# watchdog thread spawns, so this fires when our process ends, even by SIGKILL, and no orphaned
+# server keeps the ports and memory. A launcher instead of preexec_fn: forking a threaded
+# process and running Python code before exec can deadlock the child.
+_LAUNCHER = (
+    "import ctypes, os, sys\n"
+    "try:\n"
+    f"    ctypes.CDLL(None).prctl({_PR_SET_PDEATHSIG}, {int(signal.SIGTERM)})\n"
+    "except (OSError, AttributeError):\n"
+    "    pass\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -372,7 +374,7 @@ class EmbeddedTriton:
             if p
         )
         env["PATH"] = os.pathsep.join((os.path.dirname(sys.executable), env.get("PATH", "")))
-        command = [
+        server_command = [
             str(root / "bin" / "tritonserver"),
             f"--model-repository={self.model_repository}",
             f"--backend-directory={backends}",
@@ -395,10 +397,11 @@ class EmbeddedTriton:
             "--backend-config=python,shm-default-byte-size=8388608",
             "--backend-config=python,shm-growth-byte-size=8388608",
         ]
+        command = [sys.executable, "-I", "-c", _LAUNCHER, *server_command]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         _prune_logs(self.log_path.parent)
         with open(self.log_path, "ab") as log_file:
-            log_file.write(f"\n=== starting: {' '.join(command)}\n".encode())
+            log_file.write(f"\n=== starting: {' '.join(server_command)}\n".encode())
             log_file.flush()
             self._process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
                 command,
@@ -407,7 +410,6 @@ class EmbeddedTriton:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
 
     @staticmethod
