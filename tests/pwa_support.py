@@ -168,6 +168,9 @@ class FakeGateway:
         # While set, stored photos get no ack/result: a test can lose the tab "in flight".
         self.answer_photos = threading.Event()
         self.answer_photos.set()
+        # Triton outage: photos are acked, told "queued", and counted when end_outage() runs.
+        self.outage = False
+        self.parked: list[tuple[Any, dict[str, Any]]] = []
         self.lock = threading.Lock()
         app = Flask(__name__)
         sock = Sock(app)
@@ -226,6 +229,13 @@ class FakeGateway:
                     if not self.answer_photos.is_set():
                         continue
                     conn.send(json.dumps({"type": "ack", "id": msg["id"]}))
+                    if self.outage:
+                        with self.lock:
+                            self.parked.append((conn, result))
+                        conn.send(json.dumps({
+                            "type": "error", "id": msg["id"], "code": "triton_unavailable",
+                            "queued": True, "message": "stored; counted when Triton is back"}))
+                        continue
                 conn.send(json.dumps(result))
             elif kind == "correct":
                 with self.lock:
@@ -264,6 +274,14 @@ class FakeGateway:
             self.server.server_close()
         if self.thread is not None:
             self.thread.join(timeout=5)
+
+    def end_outage(self) -> None:
+        """Triton is back: send the parked results (as the real gateway's retry loop does)."""
+        with self.lock:
+            self.outage = False
+            parked, self.parked = self.parked, []
+        for conn, result in parked:
+            conn.send(json.dumps(result))
 
     def full_photos(self) -> list[dict[str, Any]]:
         with self.lock:

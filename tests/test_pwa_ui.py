@@ -264,3 +264,25 @@ def test_tab_killed_before_ack_resends_same_id(playwright: Any, camera: Path,
         photos = gw.full_photos()
     assert len(photos) == 2 and photos[0]["id"] == photos[1]["id"]  # sent again, same id
     assert len(gw.counts) == 1  # counted once
+
+
+def test_triton_outage_shows_waiting_then_result(playwright: Any, camera: Path,
+                                                 gateway: Any) -> None:
+    gw, url = gateway
+    with browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, url)
+        page.wait_for_selector("#locations[open]")
+        page.fill("#loc-input", "A-01-1")
+        page.click("#loc-set")
+        gw.outage = True
+        page.click("#shutter")
+        page.wait_for_selector("#result-status:has-text('counted when Triton is back')")
+        assert "Failed" not in page.text_content("#result-status")
+        assert page.locator(".line").count() == 0
+        shot(page, "pwa-outage-waiting")
+        gw.end_outage()
+        page.wait_for_selector(".line")
+        assert page.is_enabled("#confirm")
+        assert errors == []

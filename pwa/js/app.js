@@ -452,7 +452,10 @@ async function renderResult(photo) {
   const where = photo.location || locationFromResult(r) || "no location";
   let status = STATUS_TEXT[photo.status] ?? "";
   if (photo.error) status = `${status} ${photo.error}`.trim();
-  if (photo.note && !r) status = `${status} (${photo.note})`;
+  if (photo.note && !r) {
+    status = photo.status === "acked" ? `Stored on the gateway: ${photo.note}`
+      : `${status} (${photo.note})`;
+  }
   if (r && photo.status !== "confirmed") {
     const t = r.timings_ms && r.timings_ms.total;
     status = `${where}: ${(r.boxes || []).length} items${t ? ` in ${Math.round(t)} ms` : ""}`;

@@ -261,7 +261,7 @@ export class Link extends EventTarget {
         // After the ack: either stored and waiting (Triton outage, `queued`: the result follows)
         // or stored but not countable.
         await store.updatePhoto(id, (p) => {
-          if (msg.queued) p.note = `waiting: ${msg.message}`;
+          if (msg.queued) p.note = msg.message;
           else {
             p.error = `${msg.code}: ${msg.message}`;
             p.status = "failed";
