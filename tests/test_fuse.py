@@ -112,3 +112,11 @@ def test_label_regions_a_few_per_sku_and_inside_photo() -> None:
     x0, y0, x1, y1 = label_box((100, 100, 200, 140), 1000, 1000)
     assert x0 < 100 and y0 < 100 and x1 > 200 and y1 > 140
     assert choose_regions(img, [], True)[0].purpose == "overview"
+
+
+def test_detected_items_are_cropped_whole_for_ocr() -> None:
+    img = np.zeros((1000, 1000, 3), np.uint8)
+    regions = choose_regions(img, [], False, items=[(100.0, 200.0, 400.0, 900.0)])
+    assert [r.purpose for r in regions] == ["item"]
+    assert regions[0].box == (100.0, 200.0, 400.0, 900.0)
+    assert max(regions[0].image.shape[:2]) <= 640

@@ -110,7 +110,7 @@ def text_evidence(
         skus = [(region.to_photo(ln.box), s) for ln in lines
                 if (s := find_sku(ln.text, sku_pattern)) and _known(catalog, s)]
         dates = [(region.to_photo(ln.box), d) for ln in lines if (d := find_expiry(ln.text))]
-        if region.purpose == "overview":
+        if region.purpose != "label":  # a label crop's SKU is already known from its code
             labelled.extend(skus)
         for dbox, day in dates:
             sku = region.sku or (skus[0][1] if len(skus) == 1 else _nearest(dbox, skus))

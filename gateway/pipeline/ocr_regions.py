@@ -24,7 +24,7 @@ OVERVIEW_MAX_SIDE = 1280
 class Region:
     """A crop sent to OCR and how to map its text boxes back onto the photo."""
 
-    purpose: str  # "label" (around an item code) or "overview" (whole photo)
+    purpose: str  # "label" (around an item code), "item" (a detected item) or "overview"
     sku: str | None  # SKU of the code the label carries, when known
     box: Box  # the crop in photo pixels
     scale: float  # crop pixels per photo pixel (<= 1)
@@ -65,8 +65,10 @@ def choose_regions(
     image: np.ndarray,
     item_codes: list[tuple[Box, str | None]],
     need_overview: bool,
+    items: list[Box] | None = None,
 ) -> list[Region]:
-    """Label crops (a few per SKU, largest first: they read best) plus an optional overview."""
+    """Label crops (a few per SKU, largest first: they read best), whole detected items whose
+    code could not be read, and an optional overview of the whole photo."""
     height, width = image.shape[:2]
     regions: list[Region] = []
     per_sku: dict[str | None, int] = {}
@@ -76,6 +78,8 @@ def choose_regions(
             continue
         per_sku[sku] = per_sku.get(sku, 0) + 1
         regions.append(crop(image, label_box(box, width, height), CROP_MAX_SIDE, "label", sku))
+    for box in items or []:
+        regions.append(crop(image, box, CROP_MAX_SIDE, "item", None))
     if need_overview:
         whole = (0.0, 0.0, float(width), float(height))
         regions.append(crop(image, whole, OVERVIEW_MAX_SIDE, "overview", None))

@@ -28,6 +28,7 @@ from gateway.pipeline.types import Box, Code, CountResult, Detection, PipelineEr
 PREVIEW_MAX_SIDE = 960
 DETECTOR_MODEL = "item_detector"
 DETECTOR_RECHECK_S = 30.0
+ITEM_CROPS = 2  # items OCR'd for their label when no product code was read
 
 
 class Pipeline:
@@ -109,12 +110,20 @@ class Pipeline:
             codes, self.catalog, s.location_pattern, s.sku_pattern
         )
         ocr = []
+        detections: list[Detection] | None = None
         if not preview:
+            items: list[Box] = []
+            if not item_codes and detect_future is not None:
+                # No product code read: the items' own labels carry the SKU text and expiry, so
+                # OCR a couple of the largest items instead of the whole photo.
+                detections, timings["detect"] = detect_future.result()
+                items = [d.box for d in sorted(detections, key=_area, reverse=True)[:ITEM_CROPS]]
             t = time.perf_counter()
             regions = choose_regions(
                 image,
                 [(ic.box, ic.sku) for ic in item_codes],
-                need_overview=not location_codes or not item_codes,
+                need_overview=not location_codes or (not item_codes and detect_future is None),
+                items=items,
             )
             if regions:
                 texts = self.client.ocr([r.image for r in regions])
@@ -123,7 +132,8 @@ class Pipeline:
 
         evidence = Evidence(codes=codes, ocr=ocr)
         if detect_future is not None:
-            detections, timings["detect"] = detect_future.result()
+            if detections is None:
+                detections, timings["detect"] = detect_future.result()
             self._assign(evidence, detections, item_codes, location_codes, location)
 
         t = time.perf_counter()
@@ -187,6 +197,10 @@ class Pipeline:
         evidence.item_skus = skus
         evidence.item_sources = sources
         evidence.count_confidence = {k: count_confidence(v) for k, v in by_sku.items()}
+
+
+def _area(det: Detection) -> float:
+    return (det.box[2] - det.box[0]) * (det.box[3] - det.box[1])
 
 
 def _centre(box: Box) -> tuple[float, float]:
