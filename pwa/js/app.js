@@ -804,6 +804,8 @@ async function main() {
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("sw.js").catch(() => {});
   }
+  // Ask that queued photos are never evicted under storage pressure (granted to installed apps).
+  navigator.storage?.persist?.().catch(() => {});
   // A pairing link (the QR opened by the phone's camera app): #token=...
   const hashToken = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
   if (hashToken) history.replaceState(null, "", location.pathname + location.search);
