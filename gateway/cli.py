@@ -238,8 +238,12 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
     import qrcode
 
     from gateway.server.serve import device_add
+    from gateway.store.types import StoreError
 
-    token = device_add(settings, args.name, args.role)
+    try:
+        token = device_add(settings, args.name, args.role)
+    except StoreError as exc:
+        return _fail(exc.message, EXIT_USAGE)
     print(token)
     qr = qrcode.QRCode(border=1)
     qr.add_data(token)

@@ -95,3 +95,15 @@ def test_help_explains_options() -> None:
     assert proc.returncode == 0
     for option in ("--catalog", "--location", "--format"):
         assert option in proc.stdout
+
+
+def test_device_add_prints_token_alone_then_qr(tmp_path: Path) -> None:
+    env = {**os.environ, "SHELFCOUNT_DATA_DIR": str(tmp_path / "data")}
+    proc = shelfcount(["device", "add", "walker-anna"], env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    token = lines[0]
+    assert len(token) >= 20 and " " not in token
+    assert len(lines) > 10 and "█" in "".join(lines[1:])  # the QR code for the phone
+    bad = shelfcount(["device", "add", ""], env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

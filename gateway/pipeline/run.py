@@ -65,11 +65,16 @@ class Pipeline:
         return read_codes(self.decode(data, gray=True))
 
     def detector_ready(self) -> bool:
-        """Whether the item detector is deployed; re-checked now and then, not per photo."""
+        """Whether the item detector is deployed; re-checked now and then, not per photo.
+
+        A "no" is only remembered when Triton itself answered: during an outage the next photo
+        asks again, so counts made right after Triton comes back still use the detector.
+        """
         now = time.monotonic()
         if now - self._detector_checked > DETECTOR_RECHECK_S:
             self._detector_ready = self.client.model_ready(DETECTOR_MODEL)
-            self._detector_checked = now
+            if self._detector_ready or self.client.is_ready():
+                self._detector_checked = now
         return self._detector_ready
 
     def count(
