@@ -252,7 +252,7 @@ async function scanLabel() {
   const live = ui.screen === "count";
   stopPreviews();
   try {
-    await startCamera();
+    if (!(await cam.ready())) throw new Error("the camera shows no picture");
     const c = cam.frameToCanvas(1920);
     if (!c) throw new Error("no camera picture yet");
     const blob = await Camera.toJpeg(c, 0.85);

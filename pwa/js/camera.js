@@ -18,10 +18,23 @@ export class Camera {
     this.grab = document.createElement("canvas");
     this.photoModeTrack = null;
     this.photoModeBigger = false;
+    this.starting = null;
+    this.wanted = false;
   }
 
-  async start() {
-    if (this.stream) return;
+  // Callers race (the count screen and a label scan): they share one start.
+  start() {
+    this.wanted = true;
+    if (this.stream) return Promise.resolve();
+    if (!this.starting) {
+      this.starting = this.open().finally(() => {
+        this.starting = null;
+      });
+    }
+    return this.starting;
+  }
+
+  async open() {
     if (!navigator.mediaDevices?.getUserMedia) {
       throw new Error("This browser has no camera access (an HTTPS address is needed).");
     }
@@ -31,6 +44,11 @@ export class Camera {
       audio: false,
       video: { facingMode: "environment", width: { ideal: 3840 }, height: { ideal: 2160 } },
     });
+    if (!this.wanted) {
+      // stop() was called while the camera was opening
+      this.stop();
+      return;
+    }
     this.track = this.stream.getVideoTracks()[0];
     this.video.srcObject = this.stream;
     this.video.muted = true;
@@ -41,7 +59,17 @@ export class Camera {
     }
   }
 
+  // Resolves once the video has a picture to grab (at most `ms` later).
+  async ready(ms = 5000) {
+    await this.start();
+    for (let waited = 0; !this.video.videoWidth && waited < ms; waited += 100) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return !!this.video.videoWidth;
+  }
+
   stop() {
+    this.wanted = false;
     if (this.stream) for (const t of this.stream.getTracks()) t.stop();
     this.stream = null;
     this.track = null;
