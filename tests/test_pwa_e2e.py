@@ -91,7 +91,10 @@ def test_count_correct_confirm_reaches_session_csv(playwright: Any, scene_camera
 
         # Location first: the gateway reads the bin label off a camera frame.
         page.click("#scan-label")
-        wait_text(page, "#loc-value", scene.location, timeout=RESULT_TIMEOUT_MS)
+        try:
+            wait_text(page, "#loc-value", scene.location, timeout=RESULT_TIMEOUT_MS)
+        except sync_api.Error as exc:
+            raise AssertionError(f"label scan: {page.text_content('#scan-msg')!r}") from exc
 
         # Live preview: frames go to the gateway and its results are drawn over the video.
         page.wait_for_function("window.__sc.stats.previews >= 3", timeout=RESULT_TIMEOUT_MS)
