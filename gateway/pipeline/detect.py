@@ -3,8 +3,10 @@
 The detector sees 640x640 tiles. A phone photo of a bay can hold a few large cartons or sixty
 small ones, so one fixed resize cannot suit both:
 
-1. Preview: the whole photo letterboxed into one tile. When items there are already large
-   enough (median side >= ``MIN_PREVIEW_ITEM_PX``) that answer is final: one tile, fast.
+1. Overview, two tiles in one batch: the whole photo letterboxed into the tile (preview) and
+   into half of it (coarse). The detector is most reliable for items of ~30-150 px, so close-ups
+   of a few big cartons are taken from the coarse view (median item >= ``COARSE_MIN_ITEM_PX``
+   there) and ordinary shelf photos from the preview (median >= ``MIN_PREVIEW_ITEM_PX``).
 2. Otherwise the photo is resized so the median item becomes ~``TARGET_ITEM_PX`` pixels (the
    size the detector was trained to be best at) and cut into tiles overlapping by
    ``OVERLAP_PX``, so every item up to that size is whole in at least one tile.
@@ -38,6 +40,8 @@ TILE = 640
 OVERLAP_PX = 192
 PAD_VALUE = 114
 MIN_PREVIEW_ITEM_PX = 44.0
+COARSE = TILE // 2
+COARSE_MIN_ITEM_PX = 48.0
 TARGET_ITEM_PX = 80.0
 # Scores above this in the preview are trusted enough to estimate the item size.
 SIZE_SCORE = 0.3
@@ -192,21 +196,30 @@ def _fuse_pieces(pieces: np.ndarray) -> np.ndarray:
     return np.array(out, np.float32).reshape(-1, 5)
 
 
-def _preview(image: np.ndarray, client: TileDetector) -> tuple[np.ndarray, float]:
+def _overview(image: np.ndarray, client: TileDetector) -> list[tuple[np.ndarray, float]]:
+    """[(rows, scale)] for the coarse and the preview view, run as one batch."""
     h, w = image.shape[:2]
-    scale = min(1.0, TILE / max(h, w))
-    small = _resize(image, scale) if scale < 1 else image
-    rows = nms(_as_array(_run(client, [_canvas(small)])[0]))
-    return rows, scale
+    out = []
+    tiles = []
+    for side in (COARSE, TILE):
+        scale = min(1.0, side / max(h, w))
+        tiles.append(_canvas(_resize(image, scale) if scale < 1 else image))
+        out.append(scale)
+    results = _run(client, tiles)
+    return [(nms(_as_array(r)), s) for r, s in zip(results, out, strict=True)]
+
+
+def _median_side(rows: np.ndarray) -> float | None:
+    sure = rows[rows[:, 4] >= SIZE_SCORE] if len(rows) else rows
+    if len(sure) == 0:
+        return None
+    return float(np.median(np.sqrt((sure[:, 2] - sure[:, 0]) * (sure[:, 3] - sure[:, 1]))))
 
 
 def working_scale(preview_rows: np.ndarray, preview_scale: float, height: int, width: int) -> float:
     """Scale of the photo for tiling, or ``preview_scale`` when the preview is good enough."""
-    sure = preview_rows[preview_rows[:, 4] >= SIZE_SCORE] if len(preview_rows) else preview_rows
-    if len(sure) == 0:
-        return preview_scale
-    side = float(np.median(np.sqrt((sure[:, 2] - sure[:, 0]) * (sure[:, 3] - sure[:, 1]))))
-    if side >= MIN_PREVIEW_ITEM_PX:
+    side = _median_side(preview_rows)
+    if side is None or side >= MIN_PREVIEW_ITEM_PX:
         return preview_scale
     scale = preview_scale * TARGET_ITEM_PX / max(side, 1.0)
     scale = min(scale, 1.5)
@@ -223,16 +236,24 @@ def working_scale(preview_rows: np.ndarray, preview_scale: float, height: int, w
 def detect_candidates(
     image_bgr: np.ndarray, client: TileDetector, *, preview: bool = False
 ) -> list[Detection]:
-    """Every merged candidate above the model's floor score, in photo pixels (no threshold)."""
+    """Every merged candidate above the model's floor score, in photo pixels (no threshold).
+
+    ``preview=True`` stops after the overview batch (two tiles) whatever the item size.
+    """
     h, w = image_bgr.shape[:2]
-    rows, pscale = _preview(image_bgr, client)
-    scale = pscale if preview else working_scale(rows, pscale, h, w)
-    if scale > pscale:
-        big = _resize(image_bgr, scale)
-        bh, bw = big.shape[:2]
-        origins = [(x, y) for y in _starts(bh) for x in _starts(bw)]
-        tiles = [_canvas(big[y : y + TILE, x : x + TILE]) for x, y in origins]
-        rows = merge_tiles(_run(client, tiles), origins, bw, bh)
+    (coarse_rows, cscale), (rows, scale) = _overview(image_bgr, client)
+    coarse_side = _median_side(coarse_rows)
+    if coarse_side is not None and coarse_side >= COARSE_MIN_ITEM_PX:
+        rows, scale = coarse_rows, cscale
+    elif not preview:
+        pscale = scale
+        scale = working_scale(rows, pscale, h, w)
+        if scale > pscale:
+            big = _resize(image_bgr, scale)
+            bh, bw = big.shape[:2]
+            origins = [(x, y) for y in _starts(bh) for x in _starts(bw)]
+            tiles = [_canvas(big[y : y + TILE, x : x + TILE]) for x, y in origins]
+            rows = merge_tiles(_run(client, tiles), origins, bw, bh)
     rows = rows.copy()
     rows[:, :4] /= scale
     rows[:, [0, 2]] = rows[:, [0, 2]].clip(0, w)
@@ -249,7 +270,7 @@ def detect_items(
 ) -> list[Detection]:
     """Items in a photo: candidates at or above the validation-chosen threshold.
 
-    ``preview=True`` runs one downscaled tile only (fast, for live camera previews). For
+    ``preview=True`` runs the two overview tiles only (fast, for live camera previews). For
     Count_Confidence call :func:`detect_candidates` and :func:`count_confidence` with the
     same threshold: candidates just under the threshold are what make a count uncertain.
     """
