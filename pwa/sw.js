@@ -1,7 +1,7 @@
 // Service worker: keeps the app shell so the walker's app opens with no network at all.
 // Shell files are served from the cache at once and refreshed in the background
 // (stale-while-revalidate); the API and the WebSocket are never cached.
-const CACHE = "shelfcount-shell-v1";
+const CACHE = "shelfcount-shell-v2";
 const SHELL = [
   "./",
   "index.html",
@@ -11,6 +11,7 @@ const SHELL = [
   "js/camera.js",
   "js/draw.js",
   "js/link.js",
+  "js/qr.js",
   "js/store.js",
   "icons/icon-192.png",
   "icons/icon-512.png",

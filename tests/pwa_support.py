@@ -80,6 +80,22 @@ def synthetic_shelf(width: int = 1280, height: int = 720, seed: int = 0) -> np.n
     return img
 
 
+def qr_picture(text: str, width: int = 1280, height: int = 720, box: int = 6) -> np.ndarray:
+    """A QR code (as `shelfcount device add` shows it) in the middle of a dim picture."""
+    import qrcode
+
+    qr = qrcode.QRCode(border=2, box_size=box)
+    qr.add_data(text)
+    code = np.array(qr.make_image().convert("L"))
+    img = np.full((height, width), 50, np.uint8)
+    h, w = code.shape
+    y0, x0 = (height - h) // 2, (width - w) // 2
+    img[y0:y0 + h, x0:x0 + w] = code
+    rot = cv2.getRotationMatrix2D((width / 2, height / 2), 7, 1.0)
+    img = cv2.warpAffine(img, rot, (width, height), borderValue=50)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+
+
 @contextmanager
 def browser_context(playwright: Any, y4m: Path, *, profile: Path | None = None,
                     device: str = "Pixel 7", **overrides: Any) -> Iterator[Any]:

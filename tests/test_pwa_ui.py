@@ -21,6 +21,7 @@ from tests.pwa_support import (
     browser_context,
     chromium_available,
     page_errors,
+    qr_picture,
     shot,
     synthetic_shelf,
     write_y4m,
@@ -285,4 +286,21 @@ def test_triton_outage_shows_waiting_then_result(playwright: Any, camera: Path,
         gw.end_outage()
         page.wait_for_selector(".line")
         assert page.is_enabled("#confirm")
+        assert errors == []
+
+
+def test_pairing_by_scanning_the_qr_with_the_camera(playwright: Any, gateway: Any,
+                                                    tmp_path: Path) -> None:
+    gw, url = gateway
+    qr_cam = write_y4m(tmp_path / "qr.y4m", qr_picture(FAKE_TOKEN))
+    with browser_context(playwright, qr_cam) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        page.goto(url)
+        # Headless Chromium on Linux has no BarcodeDetector: this is the app's own reader.
+        assert page.evaluate("typeof BarcodeDetector") == "undefined"
+        page.click("#pair-scan")
+        page.wait_for_selector("#locations[open]", timeout=20000)
+        assert page.input_value("#pair-token") == FAKE_TOKEN
+        wait_text(page, "#net", "online")
         assert errors == []

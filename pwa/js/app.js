@@ -2,6 +2,7 @@
 import { Camera, qrDetector } from "./camera.js";
 import { drawBoxes, skuColour } from "./draw.js";
 import { Link, uuid } from "./link.js";
+import { decodeQr } from "./qr.js";
 import * as store from "./store.js";
 
 const PREVIEW_INTERVAL_MS = 300; // ~3 preview frames a second
@@ -142,16 +143,14 @@ async function pairWith(token, device) {
 }
 
 let qrStop = null;
+// Read the manager's QR with the camera: the browser's BarcodeDetector where there is one
+// (Android Chrome), else this app's own reader (js/qr.js) on frames from a canvas.
 async function startQrScan() {
   const detector = await qrDetector();
   const video = $("pair-video");
   const msg = $("pair-cam-msg");
   $("pair-cam").hidden = false;
-  if (!detector) {
-    msg.textContent = "This browser cannot read QR codes. Open the QR's link with the phone's "
-      + "camera app, or type the token below.";
-    return;
-  }
+  msg.textContent = "Point the camera at the QR code.";
   const c = new Camera(video);
   try {
     await c.start();
@@ -166,17 +165,27 @@ async function startQrScan() {
     $("pair-cam").hidden = true;
   };
   for (let i = 0; running && i < 2400; i++) {
+    let text = null;
     try {
-      const found = await detector.detect(video);
-      const token = found.length ? tokenFrom(found[0].rawValue) : null;
-      if (token) {
-        stopQrScan();
-        $("pair-token").value = token;
-        await pairWith(token, $("pair-device").value.trim());
-        return;
+      if (detector) {
+        const found = await detector.detect(video);
+        text = found.length ? found[0].rawValue : null;
+      } else {
+        const frame = c.frameToCanvas(1280);
+        if (frame) {
+          text = decodeQr(frame.getContext("2d").getImageData(0, 0, frame.width, frame.height));
+        }
       }
     } catch {
       // frame not ready yet
+    }
+    const token = tokenFrom(text);
+    if (token) {
+      stopQrScan();
+      $("pair-token").value = token;
+      buzz(40);
+      await pairWith(token, $("pair-device").value.trim());
+      return;
     }
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -473,13 +482,15 @@ async function renderResult(photo) {
     const damaged = edit ? edit.condition === "Damaged" : row.Condition === "Damaged";
     const exp = row.Expiration_Date || "";
     const meta = [
-      conf.value !== null ? `confidence ${Math.round(conf.value * 100)}%` : `confidence ${conf.level}`,
+      conf.value !== null ? `confidence ${Math.round(conf.value * 100)}%`
+        : `confidence ${conf.level}`,
       exp ? `exp ${exp}` : null,
       row.Condition && row.Condition !== "Good" ? row.Condition : null,
     ].filter(Boolean);
     const b = el("button", {
       type: "button",
-      class: `line${conf.level === "low" ? " low" : ""}${edit ? " edited" : ""}${damaged ? " damaged" : ""}`,
+      class: ["line", conf.level === "low" && "low", edit && "edited", damaged && "damaged"]
+        .filter(Boolean).join(" "),
       "data-sku": row.SKU,
       "aria-label": `${row.SKU} quantity ${qty}, ${conf.level} confidence. Tap to correct.`,
       onclick: () => {
@@ -605,13 +616,15 @@ async function renderSession() {
     const p = byId.get(it.id);
     const where = (p && p.location) || "no location";
     const what = it.kind === "photo" ? `Photo at ${where}`
-      : it.kind === "correct" ? `Correction ${it.sku} -> ${it.quantity}${it.condition ? ` (${it.condition})` : ""}`
+      : it.kind === "correct"
+        ? `Correction ${it.sku} -> ${it.quantity}${it.condition ? ` (${it.condition})` : ""}`
         : `Confirm ${where}`;
     queued.append(el("li", { class: "wait" }, `${what}${p && p.note ? ` · ${p.note}` : ""}`));
   }
   for (const p of photos) {
     if (p.status === "acked" && !p.result && !p.error) {
-      queued.append(el("li", { class: "wait" }, `Photo at ${p.location || "no location"}: stored on the gateway, waiting for the count`));
+      queued.append(el("li", { class: "wait" }, `Photo at ${p.location || "no location"}: `
+        + "stored on the gateway, waiting for the count"));
     }
   }
   if (!queued.children.length) queued.append(el("li", { class: "empty" }, "Nothing waiting."));
@@ -670,10 +683,13 @@ async function updatePending() {
 
 function renderNet(state, why) {
   const n = $("net");
-  const text = { online: "online", connecting: "connecting", offline: "offline", unpaired: "not paired" };
+  const text = {
+    online: "online", connecting: "connecting", offline: "offline", unpaired: "not paired",
+  };
   n.textContent = text[state] || state;
   n.title = why || "";
-  n.className = `pill ${state === "online" ? "pill-on" : state === "connecting" ? "pill-wait" : "pill-off"}`;
+  const colour = { online: "pill-on", connecting: "pill-wait" }[state] || "pill-off";
+  n.className = `pill ${colour}`;
 }
 
 // ---------- wiring ----------
@@ -705,7 +721,8 @@ function wire() {
   });
   $("unpair").addEventListener("click", async () => {
     const pending = (await store.outbox()).length;
-    if (pending && !confirm(`${pending} items are not sent yet. Unpair anyway and lose them?`)) return;
+    const sure = `${pending} items are not sent yet. Unpair anyway and lose them?`;
+    if (pending && !confirm(sure)) return;
     link.goOffline();
     await store.clearAll();
     location.reload();
