@@ -171,7 +171,7 @@ async function startQrScan() {
         const found = await detector.detect(video);
         text = found.length ? found[0].rawValue : null;
       } else {
-        const frame = c.frameToCanvas(1280);
+        const frame = c.frameToCanvas(960);
         if (frame) {
           text = decodeQr(frame.getContext("2d").getImageData(0, 0, frame.width, frame.height));
         }

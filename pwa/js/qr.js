@@ -299,7 +299,7 @@ function ratioOk(runs) {
   const total = runs.reduce((s, v) => s + v, 0);
   if (total < 7) return false;
   const u = total / 7;
-  const tol = u * 0.7;
+  const tol = u * 0.5 + 1; // + 1 px: runs are whole pixels
   return Math.abs(runs[0] - u) < tol && Math.abs(runs[1] - u) < tol
     && Math.abs(runs[2] - 3 * u) < 3 * tol && Math.abs(runs[3] - u) < tol
     && Math.abs(runs[4] - u) < tol;
@@ -349,6 +349,7 @@ function findFinders(bin, w, h) {
       const cy = y + v[0];
       const hcheck = crossCheck(bin, w, h, cx, cy, 1, 0);
       if (!hcheck) continue;
+      if (Math.abs(hcheck[1] - v[1]) > 0.4 * Math.max(hcheck[1], v[1])) continue;
       cx += hcheck[0];
       const size = (hcheck[1] + v[1]) / 2;
       const near = found.find((f) => Math.hypot(f.x - cx, f.y - cy) < size / 2);
@@ -432,8 +433,8 @@ function homography(src, dst) {
   };
 }
 
-// Where the bottom-right alignment pattern really is, searched around its affine prediction:
-// the pixel whose surroundings best match dark centre / light ring / dark ring.
+// Where the bottom-right alignment pattern may really be, searched around its affine
+// prediction: the pixels whose surroundings best match dark centre / light ring / dark ring.
 function findAlignment(bin, w, h, px, py, ux, uy, radius) {
   const at = (x, y) => {
     const X = Math.round(x);
@@ -448,8 +449,7 @@ function findAlignment(bin, w, h, px, py, ux, uy, radius) {
     }
   }
   const step = Math.max(1, Math.hypot(ux.x, ux.y) / 3);
-  let best = null;
-  let bestScore = 0;
+  const found = [];
   for (let oy = -radius; oy <= radius; oy += step) {
     for (let ox = -radius; ox <= radius; ox += step) {
       const cx = px + ox;
@@ -458,22 +458,29 @@ function findAlignment(bin, w, h, px, py, ux, uy, radius) {
       for (const [dx, dy, want] of pts) {
         if (at(cx + ux.x * dx + uy.x * dy, cy + ux.y * dx + uy.y * dy) === want) score++;
       }
-      if (score > bestScore) {
-        bestScore = score;
-        best = [cx, cy];
-      }
+      if (score >= 21) found.push([score, -Math.hypot(ox, oy), cx, cy]);
     }
   }
-  return bestScore >= 22 ? best : null;
+  // Best matches first (nearest the prediction among equals), one per spot; a few are tried.
+  found.sort((a, b) => b[0] - a[0] || b[1] - a[1]);
+  const unit = Math.hypot(ux.x, ux.y);
+  const spots = [];
+  for (const [, , x, y] of found) {
+    if (spots.every(([sx, sy]) => Math.hypot(sx - x, sy - y) > 2 * unit)) spots.push([x, y]);
+    if (spots.length === 5) break;
+  }
+  return spots;
 }
 
 function tryTriple(bin, w, h, [tl, tr, bl]) {
   const module = (tl.size + tr.size + bl.size) / 21;
   const across = (Math.hypot(tr.x - tl.x, tr.y - tl.y) + Math.hypot(bl.x - tl.x, bl.y - tl.y))
     / 2 / module;
-  const estimate = Math.round((across + 7 - 17) / 4);
-  for (const version of [estimate, estimate - 1, estimate + 1]) {
-    if (version < 1 || version > 10) continue;
+  // Finder sizes are rough under perspective: every version, nearest the estimate first.
+  const estimate = (across + 7 - 17) / 4;
+  const versions = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    .sort((a, b) => Math.abs(a - estimate) - Math.abs(b - estimate));
+  for (const version of versions) {
     const dim = 17 + 4 * version;
     const span = dim - 7;
     const ux = { x: (tr.x - tl.x) / span, y: (tr.y - tl.y) / span };
@@ -482,9 +489,9 @@ function tryTriple(bin, w, h, [tl, tr, bl]) {
     if (version >= 2) {
       // Perspective: the fourth point is the bottom-right alignment pattern.
       const a = dim - 6.5 - 3.5;
-      const ap = findAlignment(bin, w, h, tl.x + (ux.x + uy.x) * a, tl.y + (ux.y + uy.y) * a,
-        ux, uy, Math.max(4, dim / 8) * Math.hypot(ux.x, ux.y));
-      if (ap) {
+      const spots = findAlignment(bin, w, h, tl.x + (ux.x + uy.x) * a,
+        tl.y + (ux.y + uy.y) * a, ux, uy, Math.max(6, dim / 4) * Math.hypot(ux.x, ux.y));
+      for (const ap of spots) {
         const H = homography([[3.5, 3.5], [dim - 3.5, 3.5], [3.5, dim - 3.5],
           [dim - 6.5, dim - 6.5]], [[tl.x, tl.y], [tr.x, tr.y], [bl.x, bl.y], ap]);
         if (H) maps.push(H);
