@@ -329,21 +329,19 @@ function crossCheck(bin, w, h, cx, cy, dx, dy) {
 
 function findFinders(bin, w, h) {
   const found = [];
-  for (let y = 0; y < h; y += 1) {
-    const runs = [];
-    let last = -1;
-    for (let x = 0; x <= w; x++) {
-      const v = x < w ? bin[y * w + x] : -1;
-      if (v !== last) {
-        runs.push([v, x]);
-        last = v;
-      }
-    }
-    for (let i = 0; i + 5 < runs.length; i++) {
-      if (runs[i][0] !== 1) continue;
-      const lens = [0, 1, 2, 3, 4].map((k) => runs[i + k + 1][1] - runs[i + k][1]);
+  const starts = new Int32Array(w + 2); // x where each run of equal pixels starts
+  const lens = [0, 0, 0, 0, 0];
+  // Every second row: a finder is at least 7 modules (>= 14 px here) tall.
+  for (let y = 0; y < h; y += 2) {
+    let n = 0;
+    const row = y * w;
+    for (let x = 0; x < w; x++) if (x === 0 || bin[row + x] !== bin[row + x - 1]) starts[n++] = x;
+    starts[n] = w;
+    for (let i = 0; i + 5 <= n; i++) {
+      if (bin[row + starts[i]] !== 1) continue;
+      for (let k = 0; k < 5; k++) lens[k] = starts[i + k + 1] - starts[i + k];
       if (!ratioOk(lens)) continue;
-      let cx = runs[i + 2][1] + lens[2] / 2 - 0.5;
+      let cx = starts[i + 2] + lens[2] / 2 - 0.5;
       const v = crossCheck(bin, w, h, cx, y, 0, 1);
       if (!v) continue;
       const cy = y + v[0];
@@ -392,7 +390,8 @@ export function decodeQr(image) {
   }
   const bin = binarize(gray, w, h);
   // Dark-on-light first, then light-on-dark (a QR shown by a terminal may be inverted).
-  for (const b of [bin, bin.map((v) => 1 - v)]) {
+  for (const invert of [false, true]) {
+    const b = invert ? bin.map((v) => v ^ 1) : bin;
     const finders = findFinders(b, w, h).slice(0, 5);
     for (let i = 0; i < finders.length; i++) {
       for (let j = i + 1; j < finders.length; j++) {
