@@ -115,7 +115,12 @@ def test_concurrent_crops_are_batched_inside_triton(triton, inference: Inference
     for _ in range(3):
         inferences, executions = counts()
         results = inference.ocr(crops)
+        # Triton updates its statistics just after it answers: wait for them to settle.
+        deadline = time.monotonic() + 10
         after_inferences, after_executions = counts()
+        while after_inferences - inferences < len(texts) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            after_inferences, after_executions = counts()
         assert [[squash(line.text) for line in lines] for lines in results] == [[t] for t in texts]
         assert after_inferences - inferences == len(texts)
         shared.append(after_executions - executions < len(texts))
