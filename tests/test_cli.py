@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "gateway" / "demo" / "catalog.csv"
 
 
-def shelfcount(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+def shelfcount(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=timeout)
 
@@ -72,12 +74,17 @@ def test_count_jsonl_has_image_key_and_stored_catalog(photos, env) -> None:
     assert any(o["Product_Description"] for o in objs)  # priced from the imported catalog
 
 
-def test_codes_jsonl(photos, env) -> None:
-    proc = shelfcount(["codes", str(photos[0][0])], env)
+def test_codes_jsonl(tmp_path: Path, env) -> None:
+    scene = render_scene(21, width=1920, height=1080, n_items=3, difficulty=0.2)  # big labels
+    path = tmp_path / "few.jpg"
+    path.write_bytes(encode_jpeg(scene))
+    proc = shelfcount(["codes", str(path)], env)
     assert proc.returncode == 0, proc.stderr
     objs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert objs and all({"Image", "Format", "Text"} <= set(o) for o in objs)
-    assert any("GTIN" in o for o in objs)
+    gs1 = [o for o in objs if o["Text"].startswith("(01)")]
+    assert gs1 and all(o["GTIN"] == "04012345600056" for o in gs1)  # GS1 DataMatrix, HRI form
+    assert {o["Text"] for o in objs} >= {scene.location}  # the bin label's Code 128
 
 
 def test_bad_catalog_and_missing_file_are_one_line_errors(tmp_path: Path, env) -> None:
