@@ -71,7 +71,7 @@ def test_counts_never_exceed_truth_by_much_and_expiry_is_read(results) -> None:
 
 
 def test_expired_stock_is_flagged(results) -> None:
-    for scene, result in results:
+    for _, result in results:
         for row in result.rows:
             if row["Expiration_Date"] and row["Quantity_Counted"]:
                 expired = row["Expiration_Date"] < "2026-11-22"
@@ -93,7 +93,9 @@ def test_preview_is_counted_on_a_small_picture_with_boxes_in_photo_pixels(pipeli
         assert 0 <= box[0] < box[2] <= 4032 and 0 <= box[1] < box[3] <= 3024
 
 
-@pytest.mark.parametrize(("data", "code"), [(b"", "empty"), (b"not a photo at all", "not_an_image")])
+@pytest.mark.parametrize(
+    ("data", "code"), [(b"", "empty"), (b"not a photo at all", "not_an_image")]
+)
 def test_bad_bytes_are_refused_with_a_code(pipeline, data: bytes, code: str) -> None:
     with pytest.raises(PipelineError) as info:
         pipeline.count(data)

@@ -126,13 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     print("running the naive baseline ...", file=sys.stderr)
     base = naive_baseline(photos, args.baseline)
 
-    report: dict[str, object] = {"machine": f"{os.cpu_count()} CPU cores", "stages_ms": {}}
+    stage_report: dict[str, dict[str, float]] = {}
+    report: dict[str, object] = {"machine": f"{os.cpu_count()} CPU cores",
+                                 "stages_ms": stage_report}
     print(f"\nmachine: {os.cpu_count()} CPU cores; photos per size: {args.photos}")
     print(f"{'size':6} {'stage':8} {'p50 ms':>8} {'p95 ms':>8}")
     for name, per_stage in stages.items():
         for stage, values in per_stage.items():
             print(f"{name:6} {stage:8} {pct(values, 50):8.1f} {pct(values, 95):8.1f}")
-            report["stages_ms"][f"{name}/{stage}"] = {"p50": pct(values, 50), "p95": pct(values, 95)}
+            stage_report[f"{name}/{stage}"] = {"p50": pct(values, 50), "p95": pct(values, 95)}
     mean_all = statistics.mean([v for vs in totals.values() for v in vs])
     base_all = statistics.mean(base.values())
     print(f"\nmean per photo (1080p + 12MP mix): {mean_all * 1000:.0f} ms")
