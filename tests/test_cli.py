@@ -65,12 +65,13 @@ def test_count_csv_rows_match_the_scenes(photos, env) -> None:
 
 def test_count_jsonl_has_image_key_and_stored_catalog(photos, env) -> None:
     assert shelfcount(["catalog", "import", str(DEMO)], env).returncode == 0
-    proc = shelfcount(["count", "--format", "jsonl", "--location", "A-01-1",
-                       str(photos[0][0])], env)
+    paths = [str(p) for p, _ in photos]
+    proc = shelfcount(["count", "--format", "jsonl", "--location", "A-01-1", *paths], env)
     assert proc.returncode == 0, proc.stderr
+    assert "counting" in proc.stderr and "photo" in proc.stderr  # progress bar for many photos
     objs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert objs and all(set(o) == set(COLUMNS) | {"Image"} for o in objs)
-    assert all(o["Image"] == str(photos[0][0]) for o in objs)
+    assert {o["Image"] for o in objs} == set(paths)
     assert any(o["Product_Description"] for o in objs)  # priced from the imported catalog
 
 
