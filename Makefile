@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libzbar0 chromium chromium-driver fonts-dejavu-core
 
-.PHONY: run test system venv models bench bench-load lint proto clean
+.PHONY: run test system venv models bench bench-load bench-pwa lint proto clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3.11 is required" >&2; exit 1; }
@@ -49,6 +49,9 @@ bench: system models
 
 bench-load: system models
 	$(BIN)/python -m tests.bench.load_bench
+
+bench-pwa: system models
+	$(BIN)/python -m tests.bench.pwa_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
