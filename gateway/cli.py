@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("name", help="a name for the device, e.g. 'walker-anna'")
     add.add_argument("--role", choices=("walker", "manager"), default="walker",
                      help="walkers count; managers also read every session (default walker)")
+    add.add_argument("--url", metavar="URL",
+                     help="the gateway address phones open (e.g. https://10.0.0.5:8080): the QR "
+                          "then opens the app already paired; without it the QR holds the token")
 
     for name, helptext in (("train", "train or fine-tune the item detector"),
                            ("eval", "evaluate the item detector (AP@0.5 and count accuracy)")):
@@ -107,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, settings)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head -1`): stop quietly, as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -246,7 +254,7 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(exc.message, EXIT_USAGE)
     print(token)
     qr = qrcode.QRCode(border=1)
-    qr.add_data(token)
+    qr.add_data(f"{args.url.rstrip('/')}/#token={token}" if args.url else token)
     buf = io.StringIO()
     qr.print_ascii(out=buf, invert=True)
     print(buf.getvalue(), end="")

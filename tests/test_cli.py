@@ -113,5 +113,7 @@ def test_device_add_prints_token_alone_then_qr(tmp_path: Path) -> None:
     token = lines[0]
     assert len(token) >= 20 and " " not in token
     assert len(lines) > 10 and "█" in "".join(lines[1:])  # the QR code for the phone
+    linked = shelfcount(["device", "add", "walker-ben", "--url", "https://10.0.0.5:8080/"], env)
+    assert linked.returncode == 0 and linked.stdout.splitlines()[0] != token
     bad = shelfcount(["device", "add", ""], env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
