@@ -206,3 +206,83 @@ def test_photos_are_content_addressed(tmp_path: Path) -> None:
     assert not photos.exists(digest)
     with pytest.raises(ValueError):
         photos.path("../etc/passwd")
+
+
+def test_condition_is_stored_with_the_correction_and_reaches_the_outbox(store: Store) -> None:
+    walker, _ = store.add_device("walker-c", "walker")
+    session = store.create_session(walker)
+    count_id = _counted(store, walker, session, "p1", [_row("A-1-1", "SKU-1", 4)])
+    damaged = store.correct(count_id, sku="SKU-1", quantity=4, by=walker, condition="Damaged")
+    (fix,) = damaged.corrections
+    assert (fix.condition, fix.model_quantity, fix.quantity) == ("Damaged", 4, 4)
+    assert fix.row["Condition"] == "Damaged" and fix.to_json()["condition"] == "Damaged"
+    assert damaged.model_rows[0]["Condition"] == "Good"  # the model's row is kept
+    # A later quantity change without a condition keeps the person's "Damaged".
+    store.correct(count_id, sku="SKU-1", quantity=3, by=walker)
+    for bad in ("damaged", "Broken", ""):
+        with pytest.raises(StoreError) as err:
+            store.correct(count_id, sku="SKU-1", quantity=3, by=walker, condition=bad)
+        assert err.value.code == "bad_request" and "Damaged" in err.value.message
+    store.confirm_count(count_id, walker)
+    (entry,) = store.outbox_due("sheets", utcnow(), 10)
+    assert [(r["Quantity_Counted"], r["Condition"]) for r in entry.rows] == [(3, "Damaged")]
+
+
+def test_resent_corrections_are_recorded_once(store: Store) -> None:
+    walker, _ = store.add_device("walker-d", "walker")
+    manager, _ = store.add_device("manager-d", "manager")
+    session = store.create_session(walker)
+    count_id = _counted(store, walker, session, "p1", [_row("A-1-1", "SKU-1", 4)])
+    for _ in range(2):
+        record = store.correct(count_id, sku="SKU-1", quantity=5, by=walker, client_id="c-1")
+    assert len(record.corrections) == 1
+    # Without an id: the same figure again from the same device is a repeat, not a record...
+    record = store.correct(count_id, sku="SKU-1", quantity=5, by=walker)
+    assert len(record.corrections) == 1
+    # ...but another figure, another condition or another person is a new correction.
+    record = store.correct(count_id, sku="SKU-1", quantity=5, by=walker, condition="Damaged")
+    record = store.correct(count_id, sku="SKU-1", quantity=5, by=manager)
+    record = store.correct(count_id, sku="SKU-1", quantity=6, by=walker)
+    assert [c.quantity for c in record.corrections] == [5, 5, 5, 6]
+    # An id seen before stays a re-send even after other corrections and the confirmation.
+    store.confirm_count(count_id, walker)
+    again = store.correct(count_id, sku="SKU-1", quantity=5, by=walker, client_id="c-1")
+    assert len(again.corrections) == 4
+    with pytest.raises(StoreError) as closed:
+        store.correct(count_id, sku="SKU-1", quantity=5, by=walker, client_id="c-2")
+    assert closed.value.code == "already_confirmed"
+    with pytest.raises(StoreError) as bad:
+        store.correct(count_id, sku="SKU-1", quantity=5, by=walker, client_id="no spaces")
+    assert bad.value.code == "bad_request"
+
+
+def test_a_version_1_database_gains_the_new_correction_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE corrections (
+            id TEXT PRIMARY KEY, count_id TEXT NOT NULL, location TEXT, sku TEXT NOT NULL,
+            model_quantity INTEGER, quantity INTEGER NOT NULL, row_json TEXT NOT NULL,
+            by_device TEXT NOT NULL, by_name TEXT NOT NULL, corrected_at TEXT NOT NULL);
+    """)
+    old.close()
+    store = Store(path)
+    try:
+        walker, _ = store.add_device("walker-e", "walker")
+        count_id = _counted(store, walker, store.create_session(walker), "p1",
+                            [_row("A-1-1", "SKU-1", 4)])
+        fixed = store.correct(count_id, sku="SKU-1", quantity=4, by=walker, condition="Expired",
+                              client_id="c-1")
+        assert (fixed.corrections[0].condition, fixed.corrections[0].client_id) == (
+            "Expired", "c-1")
+    finally:
+        store.close()
+    reopened = Store(path)  # opening a migrated database again changes nothing
+    reopened.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT value FROM meta").fetchone() == ("2",)
+    check.close()

@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.schema import CONDITIONS
 from gateway.store import (
     CountRecord,
     Device,
@@ -521,16 +522,32 @@ class Services:
         finally:
             self.hub.unsubscribe(record.id, listener)
 
-    def correct(self, device: Device, record: CountRecord, body: dict[str, Any]) -> CountRecord:
+    def correct(
+        self, device: Device, record: CountRecord, body: dict[str, Any],
+        correction_id: str | None = None,
+    ) -> CountRecord:
+        """Apply a ``correct`` message / PATCH body: sku, quantity, optional location/condition.
+
+        ``correction_id`` (else the body's) makes a re-sent correction count once.
+        """
         sku = body.get("sku")
         quantity = body.get("quantity")
         location = body.get("location")
+        condition = body.get("condition")
+        if correction_id is None:
+            correction_id = body.get("correction_id")
         if not isinstance(sku, str) or not sku.strip():
             raise ApiError("bad_request", "sku (text) is required")
         if not isinstance(quantity, int) or isinstance(quantity, bool):
             raise ApiError("bad_request", "quantity must be an integer")
         if location is not None and not isinstance(location, str):
             raise ApiError("bad_request", "location must be text")
+        if condition is not None and condition not in CONDITIONS:
+            raise ApiError("bad_request", f"condition must be one of {', '.join(CONDITIONS)}")
+        if correction_id is not None and (
+            not isinstance(correction_id, str) or not _CLIENT_ID.fullmatch(correction_id)
+        ):
+            raise ApiError("bad_request", "correction_id must be 1-100 letters, digits or ._:-")
         try:
             catalog = self.pipelines.catalog_entry(sku.strip())
         except Exception:  # noqa: BLE001 - a broken catalog must not block corrections
@@ -538,7 +555,7 @@ class Services:
         try:
             return self.store.correct(
                 record.id, sku=sku.strip(), quantity=quantity, by=device, location=location,
-                catalog=catalog,
+                catalog=catalog, condition=condition, client_id=correction_id,
             )
         except StoreError as exc:
             raise store_error(exc) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import __version__
-from gateway.schema import COLUMNS
+from gateway.schema import COLUMNS, CONDITIONS
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -87,6 +87,13 @@ def openapi_spec() -> dict[str, Any]:
                         "sku": {"type": "string"},
                         "quantity": {"type": "integer", "minimum": 0},
                         "location": {"type": "string"},
+                        "condition": {"enum": list(CONDITIONS),
+                                      "description": "the line's Condition as the person saw "
+                                                     "it (e.g. Damaged); left out: kept"},
+                        "correction_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,100}$",
+                                          "description": "client's id for this correction: "
+                                                         "re-sending it never records it twice "
+                                                         "(same as the Idempotency-Key header)"},
                     },
                     "required": ["sku", "quantity"],
                 },
@@ -140,11 +147,19 @@ def openapi_spec() -> dict[str, Any]:
                 "get": {"summary": "A count", "parameters": [count_id],
                         "responses": {"200": _json(_ref("Count"), "the count"),
                                       **common_errors}},
-                "patch": {"summary": "Correct a line's quantity (model figure kept)",
-                          "parameters": [count_id],
+                "patch": {"summary": "Correct a line's quantity and/or Condition (model figure "
+                                     "kept); a re-sent correction is recorded once",
+                          "description": "Idempotent by correction_id / Idempotency-Key; "
+                                         "without one, a correction identical to the line's "
+                                         "latest one by the same device is not recorded again.",
+                          "parameters": [count_id, {
+                              "name": "Idempotency-Key", "in": "header",
+                              "schema": {"type": "string"},
+                              "description": "the correction's client id (as correction_id)"}],
                           "requestBody": {"required": True, "content": {
                               "application/json": {"schema": _ref("Correction")}}},
                           "responses": {"200": _json(_ref("Count"), "corrected"),
+                                        "400": _error("bad sku, quantity, condition or id"),
                                         "409": _error("not counted yet or already confirmed"),
                                         **common_errors}},
             },

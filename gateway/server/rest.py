@@ -104,7 +104,9 @@ def get_count(count_id: str) -> Response:
 def patch_count(count_id: str) -> Response:
     svc = services()
     record = svc.count_for(device(), count_id)
-    return jsonify(count_json(svc.correct(device(), record, _json_body())))
+    # Idempotency-Key (like POST /counts) or a correction_id field: a retried PATCH counts once.
+    key = request.headers.get("Idempotency-Key") or None
+    return jsonify(count_json(svc.correct(device(), record, _json_body(), key)))
 
 
 @api.post("/counts/<count_id>/confirm")

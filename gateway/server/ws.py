@@ -283,6 +283,7 @@ class Connection:
             return
         result = outcome_message(updated) or {}
         self.send({"type": "corrected", "id": record.client_id, "count_id": record.id,
+                   "correction_id": message.get("correction_id"),
                    "rows": result.get("rows", []),
                    "corrections": [c.to_json() for c in updated.corrections]})
 

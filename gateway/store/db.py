@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.schema import CONDITIONS
+
 from .rows import corrected_row, effective_rows, find_row
 from .types import (
     ROLES,
@@ -37,7 +39,9 @@ from .types import (
     utcnow,
 )
 
-SCHEMA_VERSION = "1"
+# 2: corrections got row_condition (a person's Condition, e.g. "Damaged") and client_id (the
+# client's correction id, so a re-sent correction is recorded once).
+SCHEMA_VERSION = "2"
 
 _DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -64,7 +68,7 @@ _DDL: tuple[str, ...] = (
         id TEXT PRIMARY KEY, count_id TEXT NOT NULL REFERENCES counts(id),
         location TEXT, sku TEXT NOT NULL, model_quantity INTEGER, quantity INTEGER NOT NULL,
         row_json TEXT NOT NULL, by_device TEXT NOT NULL, by_name TEXT NOT NULL,
-        corrected_at TEXT NOT NULL)""",
+        corrected_at TEXT NOT NULL, row_condition TEXT, client_id TEXT)""",
     "CREATE INDEX IF NOT EXISTS corrections_count ON corrections(count_id)",
     """CREATE TABLE IF NOT EXISTS outbox (
         id TEXT PRIMARY KEY, count_id TEXT NOT NULL UNIQUE REFERENCES counts(id),
@@ -76,11 +80,29 @@ _DDL: tuple[str, ...] = (
         retry_at TEXT, PRIMARY KEY (entry_id, sink))""",
 )
 
+# Columns added after version 1; an older database gets them on opening (then these indexes).
+_MIGRATE_FROM_1: tuple[str, ...] = (
+    "ALTER TABLE corrections ADD COLUMN row_condition TEXT",
+    "ALTER TABLE corrections ADD COLUMN client_id TEXT",
+)
+_DDL_AFTER_MIGRATION: tuple[str, ...] = (
+    # NULL client ids (corrections sent without one) never collide.
+    "CREATE UNIQUE INDEX IF NOT EXISTS corrections_client ON corrections(count_id, client_id)",
+)
+
+_CORRECTION_COLUMNS = (
+    "id, count_id, location, sku, model_quantity, quantity, row_json, by_device, by_name, "
+    "corrected_at, row_condition, client_id"
+)
+
 _COUNT_COLUMNS = (
     "id, session_id, device_id, client_id, source, location, photo_hash, photo_bytes, status, "
     "attempts, error_code, error_message, result_json, created_at, updated_at, finished_at, "
     "confirmed_at, confirmed_by"
 )
+
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 def hash_token(token: str) -> str:
@@ -113,11 +135,22 @@ class Store:
             for statement in _DDL:
                 cur.execute(statement)
             cur.execute("SELECT value FROM meta WHERE key = ?", ("schema_version",))
-            if cur.fetchone() is None:
+            found = cur.fetchone()
+            if found is None:
                 cur.execute(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
                     ("schema_version", SCHEMA_VERSION),
                 )
+            elif found[0] == "1":
+                for statement in _MIGRATE_FROM_1:
+                    if self.is_postgres:  # another process may be migrating at the same time
+                        statement = statement.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS")
+                    cur.execute(statement)
+                cur.execute(
+                    "UPDATE meta SET value = ? WHERE key = ?", (SCHEMA_VERSION, "schema_version")
+                )
+            for statement in _DDL_AFTER_MIGRATION:
+                cur.execute(statement)
 
     # -- connection plumbing ------------------------------------------------------------
     def _connect(self) -> None:
@@ -395,11 +428,20 @@ class Store:
         by: Device,
         location: str | None = None,
         catalog: dict[str, Any] | None = None,
+        condition: str | None = None,
+        client_id: str | None = None,
     ) -> CountRecord:
-        """Set one line's quantity, keeping the model's figure and who/when.
+        """Set one line's quantity (and Condition), keeping the model's figure and who/when.
 
-        Refused once the bay is confirmed: what the sinks received must stay what the store
-        shows.
+        ``condition`` (one of gateway.schema.CONDITIONS) is what the person saw, e.g. "Damaged";
+        None keeps the line's Condition. Refused once the bay is confirmed: what the sinks
+        received must stay what the store shows.
+
+        Idempotent, because phones re-send what they are not sure arrived: a ``client_id``
+        already recorded for this count returns the count unchanged, and so does, without a
+        ``client_id``, a correction identical to the line's latest one by the same device
+        (same quantity and Condition). Both are checked before the confirmation, so a re-sent
+        correction that arrived before the bay was confirmed is not an error.
         """
         if not sku or len(sku) > 100:
             raise StoreError("bad_request", "sku must be 1-100 characters")
@@ -407,11 +449,18 @@ class Store:
             0 <= quantity <= 1_000_000
         ):
             raise StoreError("bad_request", "quantity must be an integer from 0 to 1000000")
+        if condition is not None and condition not in CONDITIONS:
+            raise StoreError("bad_request", f"condition must be one of {', '.join(CONDITIONS)}")
+        if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
+            raise StoreError("bad_request", "correction_id must be 1-100 letters, digits or ._:-")
         now = utcnow()
         with self._tx() as cur:
             record = self._count(cur, count_id)
             if record is None:
                 raise StoreError("not_found", "no such count")
+            if _already_recorded(record, by=by, sku=sku, location=location, quantity=quantity,
+                                 condition=condition, client_id=client_id):
+                return record
             if record.status != "done":
                 raise StoreError("not_ready", f"count is {record.status}, not counted yet")
             if record.confirmed_at is not None:
@@ -422,7 +471,8 @@ class Store:
             if location is None and base is None:
                 location = record.location or (current[0].get("Location") if current else None)
             row = corrected_row(
-                base, location=location, sku=sku, quantity=quantity, now=now, catalog=catalog
+                base, location=location, sku=sku, quantity=quantity, now=now, catalog=catalog,
+                condition=condition,
             )
             model_quantity = None
             if model is not None:
@@ -431,10 +481,11 @@ class Store:
                 except (TypeError, ValueError):
                     model_quantity = None
             cur.execute(
-                "INSERT INTO corrections (id, count_id, location, sku, model_quantity, quantity, "
-                "row_json, by_device, by_name, corrected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO corrections ({_CORRECTION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (new_id(), count_id, row.get("Location"), sku, model_quantity, quantity,
-                 json.dumps(row, default=str), by.id, by.name, to_ts(now)),
+                 json.dumps(row, default=str), by.id, by.name, to_ts(now), condition,
+                 client_id),
             )
             cur.execute("UPDATE counts SET updated_at = ? WHERE id = ?", (to_ts(now), count_id))
             updated = self._count(cur, count_id)
@@ -649,15 +700,14 @@ class Store:
                 break
             marks = ", ".join("?" for _ in chunk)
             cur.execute(
-                "SELECT id, count_id, location, sku, model_quantity, quantity, row_json, "
-                f"by_device, by_name, corrected_at FROM corrections WHERE count_id IN ({marks}) "
+                f"SELECT {_CORRECTION_COLUMNS} FROM corrections WHERE count_id IN ({marks}) "
                 "ORDER BY corrected_at, id",
                 chunk,
             )
             for r in cur.fetchall():
                 out.setdefault(r[1], []).append(
                     Correction(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8],
-                               from_ts(r[9]))  # type: ignore[arg-type]
+                               from_ts(r[9]), r[10], r[11])  # type: ignore[arg-type]
                 )
         return {k: tuple(v) for k, v in out.items()}
 
@@ -677,6 +727,23 @@ class _Cursor:
 
     def fetchall(self) -> list[Any]:
         return list(self._raw.fetchall())
+
+
+def _already_recorded(
+    record: CountRecord, *, by: Device, sku: str, location: str | None, quantity: int,
+    condition: str | None, client_id: str | None,
+) -> bool:
+    """Whether this correction is a re-send of one the store already holds (see ``correct``)."""
+    if client_id is not None:
+        return any(c.client_id == client_id for c in record.corrections)
+    latest = None
+    for correction in record.corrections:  # ordered by time: the last match is the latest
+        if correction.sku == sku and (location is None or correction.location == location):
+            latest = correction
+    return (
+        latest is not None and latest.by_device == by.id and latest.quantity == quantity
+        and (condition is None or latest.row.get("Condition") == condition)
+    )
 
 
 def _session(r: Sequence[Any]) -> Session:

@@ -50,12 +50,15 @@ def corrected_row(
     quantity: int,
     now: datetime,
     catalog: Mapping[str, Any] | None = None,
+    condition: str | None = None,
 ) -> dict[str, Any]:
-    """The full CSV row after a person set ``quantity`` for ``sku``.
+    """The full CSV row after a person set ``quantity`` (and maybe ``condition``) for ``sku``.
 
     ``base`` is the model's (or the previous) row for that line, None for a line the person
     added; ``catalog`` may supply Product_Description / Unit_Price for added lines. A person's
-    figure is taken as certain, so Count_Confidence becomes 1.0.
+    figure is taken as certain, so Count_Confidence becomes 1.0. A ``condition`` the person
+    chose (they saw the damage) wins; without one an empty line reads "Out of Stock" and a
+    line that has stock again reads "Good".
     """
     row: dict[str, Any] = {column: "" for column in COLUMNS}
     if base is not None:
@@ -73,7 +76,9 @@ def corrected_row(
         # Keep the representation the pipeline used (text or number); numbers for new lines.
         as_text = isinstance(row.get("Total_Value"), str) and row["Total_Value"] != ""
         row["Total_Value"] = str(total) if as_text else float(total)
-    if quantity == 0:
+    if condition is not None:
+        row["Condition"] = condition
+    elif quantity == 0:
         row["Condition"] = "Out of Stock"
     elif row.get("Condition") in ("", "Out of Stock", None):
         row["Condition"] = "Good"

@@ -78,6 +78,8 @@ class Correction:
     by_device: str
     by_name: str
     corrected_at: datetime
+    condition: str | None = None  # the Condition the person set (e.g. "Damaged"); None: kept
+    client_id: str | None = None  # the client's correction id (re-sends are recorded once)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +87,8 @@ class Correction:
             "sku": self.sku,
             "model_quantity": self.model_quantity,
             "quantity": self.quantity,
+            "condition": self.condition,
+            "correction_id": self.client_id,
             "by": self.by_name,
             "at": to_ts(self.corrected_at),
         }
