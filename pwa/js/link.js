@@ -353,6 +353,7 @@ export class Link extends EventTarget {
     if (item.kind === "correct") {
       const msg = { type: "correct", id: item.id, sku: item.sku, quantity: item.quantity };
       if (item.condition) msg.condition = item.condition;
+      if (item.cid) msg.correction_id = item.cid; // items queued before ids existed have none
       const reply = this.wait(`correct:${item.id}`, ACK_TIMEOUT_MS);
       if (!this.send(msg)) return false;
       return this.afterReply(item, await reply, conn);
@@ -388,7 +389,7 @@ export class Link extends EventTarget {
       });
       this.emit("gateway-error", { ...reply, kind: item.kind });
     }
-    await store.removeOutbox(item.seq);
+    await store.removeOutbox(item.seq, item.kind === "correct" && item.cid ? item.cid : undefined);
     return true;
   }
 

@@ -107,8 +107,18 @@ export async function updatePhoto(id, fn) {
   return out;
 }
 
+// A new correction's client id (`cid`, sent as correction_id): the gateway records a re-sent
+// correction once, e.g. one sent again because its answer was lost with the connection.
+function correctionId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 // A correction: the photo's local edit and the outbox entry in one transaction. An unsent
 // correction of the same line is replaced, not repeated, so the gateway sees the last value once.
+// The replacement gets a new id: if the old one did reach the gateway, the new value must still
+// be recorded rather than taken for a re-send.
 export async function addCorrection(id, sku, quantity, condition) {
   await tx(["photos", "outbox"], "readwrite", (t) => {
     const photos = t.objectStore("photos");
@@ -129,12 +139,13 @@ export async function addCorrection(id, sku, quantity, condition) {
       if (cur) {
         const v = cur.value;
         if (!replaced && v.kind === "correct" && v.id === id && v.sku === sku && !v.sentOn) {
-          cur.update({ ...v, quantity, condition });
+          cur.update({ ...v, quantity, condition, cid: correctionId() });
           replaced = true;
         }
         cur.continue();
       } else if (!replaced) {
-        outbox.add({ kind: "correct", id, sku, quantity, condition, created: Date.now() });
+        outbox.add({ kind: "correct", id, sku, quantity, condition, cid: correctionId(),
+          created: Date.now() });
       }
     };
   });
@@ -159,8 +170,20 @@ export async function outbox() {
   return req(db.transaction("outbox").objectStore("outbox").getAll());
 }
 
-export async function removeOutbox(seq) {
-  await tx(["outbox"], "readwrite", (t) => t.objectStore("outbox").delete(seq));
+// Remove a sent item. A correction is removed only if it still has the id that was sent: one
+// replaced by a newer value of the same line while in flight stays queued and goes next.
+export async function removeOutbox(seq, cid = undefined) {
+  await tx(["outbox"], "readwrite", (t) => {
+    const outbox = t.objectStore("outbox");
+    if (cid === undefined) {
+      outbox.delete(seq);
+      return;
+    }
+    const g = outbox.get(seq);
+    g.onsuccess = () => {
+      if (g.result && g.result.cid === cid) outbox.delete(seq);
+    };
+  });
 }
 
 // Drop the blobs of old finished photos so storage stays bounded on a long shift.
