@@ -173,7 +173,7 @@ class FakeGateway:
     """
 
     def __init__(self) -> None:
-        from flask import Flask, send_from_directory
+        from flask import Flask, request, send_from_directory
         from flask_sock import Sock
 
         self.messages: list[dict[str, Any]] = []
@@ -198,6 +198,13 @@ class FakeGateway:
         @app.get("/<path:name>")
         def static_file(name: str) -> Any:
             return send_from_directory(PWA_DIR, name)
+
+        @app.get("/api/v1/locations")
+        def locations() -> Any:  # the location picker's catalog list, as the gateway answers
+            if request.headers.get("Authorization") != f"Bearer {FAKE_TOKEN}":
+                return {"type": "error", "code": "unauthorized", "message": "bad token"}, 401
+            return {"locations": [{"location": FAKE_LOCATION, "sku": "SKU-10001",
+                                   "description": "Cardboard carton"}]}
 
         @sock.route("/ws/count")
         def ws(conn: Any) -> None:

@@ -337,7 +337,8 @@ def test_every_endpoint_needs_a_token_except_health_and_pwa(gw: GatewayServer,
     for method, path in [("get", "/api/v1/sessions"), ("get", "/api/v1/sessions/x"),
                          ("get", "/api/v1/sessions/x/counts.csv"), ("post", "/api/v1/counts"),
                          ("patch", fake), ("get", fake), ("post", fake + "/confirm"),
-                         ("post", "/api/v1/sessions/x/confirm"), ("get", "/api/v1/openapi.json")]:
+                         ("post", "/api/v1/sessions/x/confirm"), ("get", "/api/v1/openapi.json"),
+                         ("get", "/api/v1/locations")]:
         for headers in ({}, auth("wrong"), {"Authorization": "Basic abc"}):
             response = requests.request(method, gw.base_url + path, headers=headers, timeout=10)
             assert response.status_code == 401, (method, path, headers)
@@ -357,6 +358,24 @@ def test_every_endpoint_needs_a_token_except_health_and_pwa(gw: GatewayServer,
                  "/sessions/{session_id}", "/sessions/{session_id}/counts.csv",
                  "/sessions/{session_id}/confirm"):
         assert path in paths
+
+
+def test_locations_list_the_loaded_catalog_with_home_skus(gw: GatewayServer,
+                                                           walker: str) -> None:
+    from gateway.catalog import load_catalog
+
+    response = requests.get(gw.base_url + "/api/v1/locations", headers=auth(walker), timeout=10)
+    assert response.status_code == 200, response.text
+    listed = response.json()["locations"]
+    catalog = load_catalog(gw.settings.data_dir)
+    assert [e["location"] for e in listed] == catalog.locations() and len(listed) > 3
+    for entry in listed:
+        home = catalog.by_sku(entry["sku"])
+        assert home is not None and home.location == entry["location"]
+        assert entry["description"] == home.description
+    spec = requests.get(gw.base_url + "/api/v1/openapi.json", headers=auth(walker),
+                        timeout=10).json()
+    assert "200" in spec["paths"]["/locations"]["get"]["responses"]
 
 
 def test_oversized_upload_is_413(triton, tmp_path: Path) -> None:

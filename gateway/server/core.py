@@ -104,6 +104,16 @@ class PipelineProvider:
             return None
         return {"Product_Description": entry.description, "Unit_Price": str(entry.unit_price)}
 
+    def locations(self) -> list[dict[str, str]]:
+        """The catalog's bin locations with their home SKU, for the walker's location picker."""
+        catalog = self.get().catalog
+        out = []
+        for location in catalog.locations():
+            entry = catalog.by_sku(catalog.home_sku(location))
+            out.append({"location": location, "sku": entry.sku if entry else "",
+                        "description": entry.description if entry else ""})
+        return out
+
     def triton_ready(self) -> bool:
         return self.client.is_ready()
 

@@ -184,6 +184,19 @@ def openapi_spec() -> dict[str, Any]:
                 "responses": {"200": {"description": "CSV",
                                       "content": {"text/csv": {"schema": {"type": "string"}}}},
                               **common_errors}}},
+            "/locations": {"get": {
+                "summary": "The catalog's bin locations for the location picker",
+                "description": "One entry per location of the gateway's loaded catalog, sorted, "
+                               "with the SKU that lives there (its home SKU) and its "
+                               "description; empty when no catalog is imported.",
+                "responses": {"200": _json({
+                    "type": "object", "required": ["locations"],
+                    "properties": {"locations": {"type": "array", "items": {
+                        "type": "object", "required": ["location", "sku", "description"],
+                        "properties": {"location": {"type": "string"},
+                                       "sku": {"type": "string"},
+                                       "description": {"type": "string"}}}}}},
+                    "locations"), "401": _error("missing or invalid token")}}},
             "/devices/me": {"get": {"summary": "The token's device name and role",
                                     "responses": {"200": _json({"type": "object"}, "device")}}},
             "/healthz": {"get": {

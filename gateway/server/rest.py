@@ -162,6 +162,12 @@ def session_csv(session_id: str) -> Response:
     )
 
 
+@api.get("/locations")
+def locations() -> Response:
+    """The catalog's locations (reloaded when ``shelfcount catalog import`` replaces it)."""
+    return jsonify({"locations": services().pipelines.locations()})
+
+
 @api.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(openapi_spec())

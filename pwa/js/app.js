@@ -213,28 +213,54 @@ function renderLocation() {
   $("detected").hidden = true;
 }
 
-// Locations to pick from: the ones used lately and the ones the gateway read in this session.
+// Locations to pick from: the ones used lately, the ones the gateway read in this session, then
+// the catalog's (GET api/v1/locations, kept for offline use) with the SKU that lives there.
 async function knownLocations() {
   const recent = await store.getKv("recentLocations", []);
   const seen = (await store.allPhotos()).map((p) => p.location || locationFromResult(p.result));
-  return [...new Set([...recent, ...seen.filter(Boolean)])].slice(0, 40);
+  const mine = [...new Set([...recent, ...seen.filter(Boolean)])].slice(0, 40);
+  const catalog = await store.getKv("catalogLocations", []);
+  const home = new Map(catalog.map((c) => [c.location, c]));
+  const rest = catalog.map((c) => c.location).filter((loc) => !mine.includes(loc));
+  return [...mine, ...rest].slice(0, 300).map((loc) => ({ loc, home: home.get(loc) }));
 }
 
-async function openLocations() {
-  $("scan-msg").textContent = "";
-  $("loc-input").value = ui.location || "";
+async function fetchCatalogLocations() {
+  if (!link.token) return false;
+  try {
+    const r = await fetch("api/v1/locations", { headers: authHeaders() });
+    if (!r.ok) return false;
+    const list = (await r.json()).locations;
+    if (!Array.isArray(list)) return false;
+    await store.setKv("catalogLocations", list);
+    return true;
+  } catch {
+    return false; // offline: the list fetched last time stays
+  }
+}
+
+async function renderLocationList() {
   const list = $("loc-list");
   list.replaceChildren();
-  for (const loc of await knownLocations()) {
+  for (const { loc, home } of await knownLocations()) {
+    const what = home ? `${home.sku} ${home.description}`.trim() : "";
     list.append(el("li", {}, el("button", {
-      type: "button", class: "btn",
+      type: "button", class: "btn", "data-loc": loc, title: what || null,
+      "aria-label": what ? `${loc}: ${what}` : null,
       onclick: async () => {
         await setLocation(loc);
         $("locations").close();
       },
     }, loc)));
   }
+}
+
+async function openLocations() {
+  $("scan-msg").textContent = "";
+  $("loc-input").value = ui.location || "";
+  await renderLocationList();
   if (!$("locations").open) $("locations").showModal();
+  if (await fetchCatalogLocations() && $("locations").open) await renderLocationList();
 }
 
 // The bin label's location as the gateway read it: a row's Location or a code's text.
