@@ -139,9 +139,15 @@ def test_tls_self_signed_certificate_serves_https_and_wss(tmp_path: Path) -> Non
         credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
         with grpc.secure_channel(f"127.0.0.1:{server.grpc_port}", credentials,
                                  options=[("grpc.ssl_target_name_override", "localhost")]) as ch:
+            # A fresh channel's RPCs are fail-fast: one failed first connection attempt (seen
+            # once in a full suite run: the client could not create its TLS handshaker, a
+            # local and transient failure) would be reported as UNAVAILABLE. Waiting until the
+            # channel is READY lets gRPC reconnect with its backoff, and still requires a
+            # completed TLS handshake that trusts this certificate within the timeout.
+            grpc.channel_ready_future(ch).result(timeout=30)
             stub = pb_grpc.CountServiceStub(ch)
             with pytest.raises(grpc.RpcError) as denied:  # TLS works; the token is checked
-                stub.Count(pb.Photo(id="x", image=b"x"),
+                stub.Count(pb.Photo(id="x", image=b"x"), wait_for_ready=True,
                            metadata=(("authorization", "Bearer nope"),), timeout=30)
             assert denied.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(ValueError, match="both"):
