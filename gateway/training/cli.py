@@ -42,7 +42,7 @@ SHIPPED_ONNX = MODEL_DIR / "1" / "model.onnx"
 SHIPPED_WEIGHTS = MODEL_DIR / "weights.pt"
 DEFAULT_CACHE = REPO_ROOT / "data" / "training_cache"
 DEFAULT_RUNS = REPO_ROOT / "data" / "training_runs"
-DEFAULT_STEPS = 2000
+DEFAULT_STEPS = 3500
 FINETUNE_STEPS = 1500
 MAX_SIDE = 2048  # labelled photos are shrunk to this on load: views never need more
 
