@@ -75,6 +75,8 @@ def _train_parser() -> argparse.ArgumentParser:
                     "data/training_runs/<synthetic|finetune>-seed<seed>")
     ap.add_argument("--init", type=Path, help="start from these torch weights (default: the "
                     "shipped weights when fine-tuning, random when synthetic)")
+    ap.add_argument("--lr", type=float, help="peak learning rate (default 3e-3 synthetic, "
+                    "1e-3 fine-tuning)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest "
                     "on a shared machine; batches are prepared in a second thread)")
     ap.add_argument("--no-eval", action="store_true", help="skip threshold search and test")
@@ -183,7 +185,7 @@ def _train(args: argparse.Namespace) -> int:
         n_source = len(photos) * 1000
         init = init or (SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.exists() else None)
         cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
-                          lr=1e-3, warmup=min(100, steps // 10), crop=args.crop)
+                          lr=args.lr or 1e-3, warmup=min(100, steps // 10), crop=args.crop)
         val, n_val = _eval_from_pairs(va), len(va)
         test, n_test = _eval_from_pairs(te), len(te)
         data_desc = f"{args.data} ({len(tr)} train / {len(va)} val / {len(te)} test photos)"
@@ -192,7 +194,7 @@ def _train(args: argparse.Namespace) -> int:
         source: Callable[[int], LabelledImage] = cache.__getitem__  # type: ignore[no-redef]
         n_source = len(cache)
         cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
-                          crop=args.crop)
+                          crop=args.crop, lr=args.lr or TrainConfig.lr)
         val, n_val = eval_images(VAL_SEED, args.val), args.val
         test, n_test = eval_images(TEST_SEED, args.test), args.test
         data_desc = (f"synthetic: {args.scenes} scenes x {args.views} views of {args.size}px "
