@@ -1,4 +1,4 @@
-"""Item detection on whole photos: preview tile, scale choice, tiling, cross-tile merge.
+"""Item detection on whole photos: overview tiles, scale choice, tiling, cross-tile merge.
 
 The detector sees 640x640 tiles. A phone photo of a bay can hold a few large cartons or sixty
 small ones, so one fixed resize cannot suit both:
