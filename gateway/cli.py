@@ -12,7 +12,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.config import Settings, load_settings
@@ -163,12 +163,10 @@ def _load_catalog(args: argparse.Namespace, settings: Settings):
 
 
 def cmd_count(args: argparse.Namespace, settings: Settings) -> int:
-    from tqdm import tqdm
 
-    from gateway.inference.client import InferenceClient, InferenceUnavailable
+    from gateway.inference.client import InferenceClient
     from gateway.inference.embedded import start_triton
     from gateway.pipeline.run import Pipeline
-    from gateway.pipeline.types import PipelineError
 
     catalog = _load_catalog(args, settings)
     try:
@@ -181,32 +179,17 @@ def cmd_count(args: argparse.Namespace, settings: Settings) -> int:
     writer = csv.writer(out, lineterminator="\n")
     if args.format == "csv":
         writer.writerow(COLUMNS)
-    failed = 0
-    show_progress = len(args.images) > 1 and not args.quiet
+
+    def emit(path: str, data: bytes) -> None:
+        for row in pipeline.count(data, location=args.location).rows:
+            if args.format == "csv":
+                writer.writerow([safe_cell(row[c]) for c in COLUMNS])
+            else:
+                out.write(json.dumps({**row, "Image": path}) + "\n")
+        out.flush()
+
     try:
-        for path in tqdm(args.images, desc="counting", unit="photo", file=sys.stderr,
-                         disable=not show_progress, leave=False):
-            try:
-                data = Path(path).read_bytes()
-                result = pipeline.count(data, location=args.location)
-            except OSError as exc:
-                failed += 1
-                print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-                continue
-            except PipelineError as exc:
-                failed += 1
-                print(f"{path}: {exc.code}: {exc.message}", file=sys.stderr)
-                continue
-            except InferenceUnavailable as exc:
-                failed += 1
-                print(f"{path}: triton_unavailable: {exc}", file=sys.stderr)
-                continue
-            for row in result.rows:
-                if args.format == "csv":
-                    writer.writerow([safe_cell(row[c]) for c in COLUMNS])
-                else:
-                    out.write(json.dumps({**row, "Image": path}) + "\n")
-            out.flush()
+        failed = _each_photo(args.images, emit, progress=len(args.images) > 1 and not args.quiet)
     finally:
         pipeline.close()
         client.close()
@@ -216,28 +199,43 @@ def cmd_count(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_codes(args: argparse.Namespace, settings: Settings) -> int:
-    import cv2
-
     from gateway.pipeline.codes import code_to_json, read_codes
     from gateway.pipeline.decode import decode_image
+
+    def emit(path: str, data: bytes) -> None:
+        gray = decode_image(data, max_bytes=settings.max_image_bytes,
+                            max_pixels=settings.max_image_pixels, gray=True)
+        for code in read_codes(gray):
+            print(json.dumps({"Image": path, **code_to_json(code)}))
+
+    return EXIT_PHOTO_FAILED if _each_photo(args.images, emit, progress=False) else EXIT_OK
+
+
+def _each_photo(paths: list[str], work: Callable[[str, bytes], None], *, progress: bool) -> int:
+    """Run ``work`` on each photo; a photo that fails is one stderr line, and the rest go on.
+
+    Returns how many photos failed.
+    """
+    from tqdm import tqdm
+
+    from gateway.inference.client import InferenceUnavailable
     from gateway.pipeline.types import PipelineError
 
     failed = 0
-    for path in args.images:
+    for path in tqdm(paths, desc="counting", unit="photo", file=sys.stderr,
+                     disable=not progress, leave=False):
         try:
-            image = decode_image(Path(path).read_bytes(), max_bytes=settings.max_image_bytes,
-                                 max_pixels=settings.max_image_pixels)
+            work(path, Path(path).read_bytes())
         except OSError as exc:
-            failed += 1
             print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-            continue
         except PipelineError as exc:
-            failed += 1
             print(f"{path}: {exc.code}: {exc.message}", file=sys.stderr)
+        except InferenceUnavailable as exc:
+            print(f"{path}: triton_unavailable: {exc}", file=sys.stderr)
+        else:
             continue
-        for code in read_codes(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)):
-            print(json.dumps({"Image": path, **code_to_json(code)}))
-    return EXIT_PHOTO_FAILED if failed else EXIT_OK
+        failed += 1
+    return failed
 
 
 def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
