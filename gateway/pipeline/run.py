@@ -61,9 +61,6 @@ class Pipeline:
             gray=gray,
         )
 
-    def codes(self, data: bytes) -> list[Code]:
-        return read_codes(self.decode(data, gray=True))
-
     def detector_ready(self) -> bool:
         """Whether the item detector is deployed; re-checked now and then, not per photo.
 
