@@ -32,3 +32,6 @@ def setup_logging(level: str = "WARNING") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # werkzeug raises its own logger to INFO (one line per request) unless it is set: keep the
+    # access log at the configured level too, so a default gateway stays quiet.
+    logging.getLogger("werkzeug").setLevel(level.upper())

@@ -15,6 +15,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from gateway.logs import setup_logging
 from gateway.store import open_store
 
 from .app import create_app
@@ -117,10 +118,7 @@ def serve_main(settings: Any) -> int:
 
     Runs until SIGTERM or SIGINT, then stops cleanly (work in progress is resumed next start).
     """
-    logging.basicConfig(
-        level=getattr(logging, str(settings.log_level).upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(settings.log_level)
     from gateway.inference.embedded import start_triton
 
     try:
