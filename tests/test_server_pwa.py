@@ -47,7 +47,15 @@ RESEND = """async (item) => {
   });
   db.close();
   await window.__sc.link.flush();
-  return (await window.__sc.store.outbox()).length;
+  // The gateway's "corrected" answer arrives on its own time: wait for it (bounded).
+  const until = Date.now() + 15000;
+  let left = (await window.__sc.store.outbox()).length;
+  while (left > 0 && Date.now() < until) {
+    await new Promise((ok) => setTimeout(ok, 100));
+    await window.__sc.link.flush();
+    left = (await window.__sc.store.outbox()).length;
+  }
+  return left;
 }"""
 
 
