@@ -59,6 +59,17 @@ RESEND = """async (item) => {
 }"""
 
 
+def corrections_reached(server: Any, token: str, session: str, n: int) -> dict[str, Any]:
+    """The session's one count once the gateway has recorded ``n`` corrections (bounded wait:
+    the PWA sends from its outbox on its own schedule)."""
+    deadline = time.monotonic() + 15
+    while True:
+        (count,) = counts_of(server, token, session)
+        if len(count["corrections"]) >= n or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def scene_camera(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     return shelf_camera(tmp_path_factory.mktemp("cam") / "shelf.y4m")
@@ -114,10 +125,8 @@ def test_pwa_location_picker_damaged_and_correction_ids(playwright: Any, scene_c
         page.click(f".line[data-sku='{sku}']")
         page.click("#damaged")
         page.click("#edit-save")
-        page.wait_for_function("document.getElementById('pending').hidden", timeout=15000)
         session = page.evaluate("window.__sc.link.session")
-
-        (count,) = counts_of(server, token, session)
+        count = corrections_reached(server, token, session, 1)
         (fix,) = count["corrections"]
         assert (fix["sku"], fix["quantity"], fix["model_quantity"], fix["condition"]) == (
             sku, scene.counts[sku], scene.counts[sku], "Damaged")
@@ -129,7 +138,7 @@ def test_pwa_location_picker_damaged_and_correction_ids(playwright: Any, scene_c
         page.click(f".line[data-sku='{sku}']")
         page.click("#plus")
         page.click("#edit-save")
-        page.wait_for_function("document.getElementById('pending').hidden", timeout=15000)
+        corrections_reached(server, token, session, 2)
         left = page.evaluate(RESEND, {"id": count["photo_id"], "sku": sku,
                                       "quantity": scene.counts[sku], "condition": "Damaged",
                                       "cid": fix["correction_id"]})
