@@ -261,13 +261,14 @@ def test_ocr_works_again_after_a_model_process_dies(triton) -> None:
     restarts = server.restarts
     for pid in stubs:  # every instance: no healthy twin left to hide the failure
         os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 90  # the watchdog notices on its own schedule
+    while server.restarts == restarts and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.restarts > restarts
+    server.wait_ready(120)
     patient = InferenceClient(triton.url, retry_wait_s=120)
     try:
         [lines] = patient.ocr([label(["EXP 2025-12-31"])])
     finally:
         patient.close()
     assert [squash(line.text) for line in lines] == ["EXP2025-12-31"]
-    deadline = time.monotonic() + 60  # the watchdog notices on its own schedule
-    while server.restarts == restarts and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert server.restarts > restarts
