@@ -4,25 +4,44 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import signal
+import socket
 import ssl
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 import requests
 from cryptography import x509
 from simple_websocket import Client
 
-from gateway.proto_gen.shelfcount.v1 import counting_pb2 as pb
-from gateway.proto_gen.shelfcount.v1 import counting_pb2_grpc as pb_grpc
+from gateway.catalog import import_catalog
 from gateway.server.cameras import CameraConfigError, CameraScheduler, Cron, load_cameras
 from gateway.server.tls import tls_files
 from gateway.store.types import utcnow
 
-from .server_support import gateway_settings, new_token, running_gateway, shelf_jpeg
+from .server_support import (
+    DEMO_CATALOG,
+    gateway_settings,
+    new_token,
+    running_gateway,
+    shelf_jpeg,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 
 
 def test_cron_fields_and_day_semantics() -> None:
@@ -124,32 +143,36 @@ def test_tls_self_signed_certificate_serves_https_and_wss(tmp_path: Path) -> Non
     assert "localhost" in names.get_values_for_type(x509.DNSName)
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     assert tls_files(settings) == (cert, key)  # kept across restarts
-    with running_gateway(tmp_path, "127.0.0.1:1", tls=True) as server:
-        assert server.base_url.startswith("https://")
-        health = requests.get(server.base_url + "/healthz", verify=str(cert), timeout=30)
+    # `shelfcount serve --tls` as an operator runs it, in its own process.
+    port, grpc_port = free_port(), free_port()
+    import_catalog(DEMO_CATALOG, tmp_path)
+    env = {**os.environ, "SHELFCOUNT_TRITON_URL": "127.0.0.1:1"}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--tls", "--host", "127.0.0.1",
+         "--port", str(port), "--grpc-port", str(grpc_port), "--data-dir", str(tmp_path)],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base_url = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = requests.get(base_url + "/healthz", verify=str(cert), timeout=5)
+                break
+            except requests.ConnectionError:
+                assert serve.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.3)
         assert health.status_code == 503 and health.json()["triton"] == "unavailable"
         token = new_token(tmp_path, "w")
         context = ssl.create_default_context(cafile=str(cert))
         context.check_hostname = False
-        ws = Client.connect(server.base_url.replace("https", "wss") + "/ws/count",
-                            ssl_context=context)
+        ws = Client.connect(base_url.replace("https", "wss") + "/ws/count", ssl_context=context)
         ws.send(json.dumps({"type": "hello", "token": token, "session": None}))
         assert json.loads(ws.receive(timeout=30))["type"] == "welcome"
         ws.close()
-        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
-        with grpc.secure_channel(f"127.0.0.1:{server.grpc_port}", credentials,
-                                 options=[("grpc.ssl_target_name_override", "localhost")]) as ch:
-            # A fresh channel's RPCs are fail-fast: one failed first connection attempt (seen
-            # once in a full suite run: the client could not create its TLS handshaker, a
-            # local and transient failure) would be reported as UNAVAILABLE. Waiting until the
-            # channel is READY lets gRPC reconnect with its backoff, and still requires a
-            # completed TLS handshake that trusts this certificate within the timeout.
-            grpc.channel_ready_future(ch).result(timeout=30)
-            stub = pb_grpc.CountServiceStub(ch)
-            with pytest.raises(grpc.RpcError) as denied:  # TLS works; the token is checked
-                stub.Count(pb.Photo(id="x", image=b"x"), wait_for_ready=True,
-                           metadata=(("authorization", "Bearer nope"),), timeout=30)
-            assert denied.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        serve.send_signal(signal.SIGINT)
+        out, _ = serve.communicate(timeout=60)
+    assert serve.returncode == 0, out[-2000:]
     with pytest.raises(ValueError, match="both"):
         tls_files(gateway_settings(tmp_path, "x", tls=True, tls_cert=str(cert)))
 
