@@ -7,7 +7,7 @@ import numpy as np
 
 from gateway.catalog import Catalog
 from gateway.config import Settings
-from gateway.pipeline.fuse import Evidence, build_rows
+from gateway.pipeline.fuse import Evidence, build_rows, classify_codes, gather_facts
 from gateway.pipeline.ocr_regions import Region, choose_regions, label_box
 from gateway.pipeline.types import Code, Detection, TextLine
 
@@ -23,15 +23,18 @@ def ean(entry, x: float) -> Code:
     return Code("EAN-13", entry.barcode, (x, 100, x + 100, 140), "zxing", gtin="0" + entry.barcode)
 
 
-def rows_for(evidence: Evidence, location: str | None = None):
-    return build_rows(evidence, CAT, session_location=location, location_pattern=S.location_pattern,
-                      sku_pattern=S.sku_pattern, now=NOW)
+def rows_for(codes: list[Code], location: str | None = None, ocr=(), **detector):
+    """The fuse stage as the pipeline runs it: classify codes, gather facts, build rows."""
+    item_codes, location_codes = classify_codes(codes, CAT, S.location_pattern, S.sku_pattern)
+    facts = gather_facts(item_codes, location_codes, list(ocr), CAT, session_location=location,
+                         location_pattern=S.location_pattern, sku_pattern=S.sku_pattern)
+    return build_rows(Evidence(item_codes=item_codes, **detector), facts, CAT, now=NOW)
 
 
 def test_codes_only_counts_distinct_items_and_prices_them() -> None:
     codes = [ean(WATER, 0), ean(WATER, 200), ean(OIL, 400),
              Code("Code128", "B-01-1", (0, 500, 200, 540), "zbar")]
-    rows, boxes = rows_for(Evidence(codes=codes), location="Z-09-9")
+    rows, boxes = rows_for(codes, location="Z-09-9")
     by_sku = {r["SKU"]: r for r in rows}
     assert set(by_sku) == {"SKU-10005", "SKU-10006"}
     water = by_sku["SKU-10005"]
@@ -45,14 +48,14 @@ def test_codes_only_counts_distinct_items_and_prices_them() -> None:
 
 
 def test_home_sku_with_no_items_is_out_of_stock() -> None:
-    rows, _ = rows_for(Evidence(codes=[ean(OIL, 0)]), location="B-01-1")
+    rows, _ = rows_for([ean(OIL, 0)], location="B-01-1")
     water = next(r for r in rows if r["SKU"] == "SKU-10005")
     assert water["Quantity_Counted"] == 0 and water["Condition"] == "Out of Stock"
     assert water["Location"] == "B-01-1"
 
 
 def test_empty_photo_gives_one_honest_row() -> None:
-    rows, boxes = rows_for(Evidence(codes=[]))
+    rows, boxes = rows_for([])
     assert len(rows) == 1 and rows[0]["Quantity_Counted"] == 0 and boxes == []
     assert rows[0]["Count_Confidence"] < 0.2
 
@@ -60,7 +63,7 @@ def test_empty_photo_gives_one_honest_row() -> None:
 def test_gs1_expiry_in_the_past_marks_expired() -> None:
     code = Code("GS1-128", f"(01)0{WATER.barcode}(17)250131", (0, 0, 50, 20), "zxing",
                 gtin="0" + WATER.barcode, ai={"01": "0" + WATER.barcode, "17": "250131"})
-    rows, _ = rows_for(Evidence(codes=[code]))
+    rows, _ = rows_for([code])
     assert rows[0]["Expiration_Date"] == "2025-01-31"
     assert rows[0]["Condition"] == "Expired"
 
@@ -73,7 +76,7 @@ def test_ocr_location_and_label_expiry() -> None:
         (label, [TextLine("EXP2027-03-31", 0.97, (10, 10, 90, 20))]),
         (overview, [TextLine("C-02-1", 0.9, (10, 10, 60, 30))]),
     ]
-    rows, _ = rows_for(Evidence(codes=[ean(OIL, 120)], ocr=ocr), location="A-01-1")
+    rows, _ = rows_for([ean(OIL, 120)], location="A-01-1", ocr=ocr)
     oil = next(r for r in rows if r["SKU"] == "SKU-10006")
     assert oil["Location"] == "C-02-1"  # OCR of the bin label beats the session's location
     assert oil["Expiration_Date"] == "2027-03-31" and oil["Condition"] == "Good"
@@ -81,15 +84,15 @@ def test_ocr_location_and_label_expiry() -> None:
 
 def test_detector_counts_and_disagreement_lowers_confidence() -> None:
     dets = [Detection((i * 100.0, 0, i * 100.0 + 90, 200), 0.9) for i in range(5)]
-    agree = Evidence(codes=[ean(WATER, 0)], detections=dets, item_skus=["SKU-10005"] * 5,
-                     item_sources=["own"] + ["neighbour"] * 4,
-                     count_confidence={"SKU-10005": 0.95})
-    rows, boxes = rows_for(agree, location="B-01-1")
+    agree = dict(codes=[ean(WATER, 0)], detections=dets, item_skus=["SKU-10005"] * 5,
+                 item_sources=["own"] + ["neighbour"] * 4,
+                 count_confidence={"SKU-10005": 0.95})
+    rows, boxes = rows_for(**agree, location="B-01-1")
     assert rows[0]["Quantity_Counted"] == 5 and len(boxes) == 5 and boxes[0][5] == "SKU-10005"
-    missed = Evidence(codes=[ean(WATER, x) for x in (0, 150, 300)], detections=dets[:2],
-                      item_skus=["SKU-10005"] * 2, item_sources=["own"] * 2,
-                      count_confidence={"SKU-10005": 0.95})
-    rows2, boxes2 = rows_for(missed, location="B-01-1")
+    missed = dict(codes=[ean(WATER, x) for x in (0, 150, 300)], detections=dets[:2],
+                  item_skus=["SKU-10005"] * 2, item_sources=["own"] * 2,
+                  count_confidence={"SKU-10005": 0.95})
+    rows2, boxes2 = rows_for(**missed, location="B-01-1")
     # Codes outside every detected box are items the detector missed: counted and drawn.
     assert rows2[0]["Quantity_Counted"] == 4 and len(boxes2) == 4
     assert rows2[0]["Count_Confidence"] < rows[0]["Count_Confidence"] * 0.8
@@ -97,7 +100,7 @@ def test_detector_counts_and_disagreement_lowers_confidence() -> None:
 
 def test_unknown_gtin_kept_not_dropped() -> None:
     code = Code("EAN-13", "4006381333931", (0, 0, 10, 10), "zxing", gtin="04006381333931")
-    rows, _ = rows_for(Evidence(codes=[code]))
+    rows, _ = rows_for([code])
     assert rows[0]["SKU"] == "04006381333931" and rows[0]["Quantity_Counted"] == 1
     assert rows[0]["Unit_Price"] == "0.00"
 

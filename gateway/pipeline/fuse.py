@@ -9,7 +9,7 @@ so a count that leans on a guess never looks as sure as one read off codes and t
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -28,18 +28,6 @@ UNIDENTIFIED = "Unidentified items"
 CENT = Decimal("0.01")
 
 
-@dataclass
-class Evidence:
-    """What the photo says, gathered by the earlier stages."""
-
-    codes: list[Code]
-    ocr: list[tuple[Region, list[TextLine]]] = field(default_factory=list)
-    detections: list[Detection] | None = None  # None: no item detector deployed
-    item_skus: list[str | None] | None = None  # per detection, from assign_items
-    item_sources: list[str] | None = None  # per detection: own / neighbour / home / unknown
-    count_confidence: dict[str, float] | None = None  # per SKU, from the detector's scores
-
-
 @dataclass(frozen=True)
 class ItemCode:
     """A code that names a product, with what else it told us."""
@@ -47,6 +35,28 @@ class ItemCode:
     box: Box
     sku: str
     expiry: date | None
+
+
+@dataclass
+class Evidence:
+    """What the photo says about its items, gathered by the earlier stages."""
+
+    item_codes: list[ItemCode]
+    detections: list[Detection] | None = None  # None: no item detector deployed
+    item_skus: list[str | None] | None = None  # per detection, from assign_items
+    item_sources: list[str] | None = None  # per detection: own / neighbour / home / unknown
+    count_confidence: dict[str, float] | None = None  # per SKU, from the detector's scores
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What codes and text say about the bay, worked out once per photo."""
+
+    location: str
+    location_conf: float
+    text_skus: list[tuple[Box, str]]  # SKU text seen on labels, photo boxes
+    expiry: dict[str, date]  # earliest expiry per SKU, from codes and label text
+    home: str | None  # the catalog's SKU for the location
 
 
 def classify_codes(
@@ -146,27 +156,32 @@ def money(value: Decimal) -> str:
     return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
-def build_rows(
-    evidence: Evidence,
+def gather_facts(
+    item_codes: list[ItemCode],
+    location_codes: list[tuple[Box, str]],
+    ocr: list[tuple[Region, list[TextLine]]],
     catalog: Catalog,
     *,
     session_location: str | None,
     location_pattern: str,
     sku_pattern: str,
-    now: datetime,
-) -> tuple[list[dict[str, object]], list[list[object]]]:
-    """Rows (one per location and SKU) and the boxes a client draws."""
-    item_codes, location_codes = classify_codes(
-        evidence.codes, catalog, location_pattern, sku_pattern
-    )
-    location, loc_conf, _ = pick_location(
-        location_codes, evidence.ocr, session_location, location_pattern
-    )
-    text_skus, expiry = text_evidence(evidence.ocr, sku_pattern, catalog)
+) -> Facts:
+    """Location, SKU text and expiry dates from the codes and the OCR'd text."""
+    location, conf, _ = pick_location(location_codes, ocr, session_location, location_pattern)
+    text_skus, expiry = text_evidence(ocr, sku_pattern, catalog)
     for ic in item_codes:
         if ic.expiry and (ic.sku not in expiry or ic.expiry < expiry[ic.sku]):
             expiry[ic.sku] = ic.expiry
-    home = catalog.home_sku(location)
+    return Facts(location, conf, text_skus, expiry, catalog.home_sku(location))
+
+
+def build_rows(
+    evidence: Evidence, facts: Facts, catalog: Catalog, *, now: datetime
+) -> tuple[list[dict[str, object]], list[list[object]]]:
+    """Rows (one per location and SKU) and the boxes a client draws."""
+    item_codes = evidence.item_codes
+    location, loc_conf, home = facts.location, facts.location_conf, facts.home
+    text_skus, expiry = facts.text_skus, facts.expiry
     code_counts = Counter(ic.sku for ic in item_codes)
 
     counts: Counter[str] = Counter()

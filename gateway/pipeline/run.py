@@ -21,7 +21,7 @@ from gateway.config import Settings
 from gateway.inference.client import InferenceClient
 from gateway.pipeline.codes import code_to_json, read_codes
 from gateway.pipeline.decode import decode_image, image_size
-from gateway.pipeline.fuse import Evidence, build_rows, classify_codes
+from gateway.pipeline.fuse import Evidence, Facts, build_rows, classify_codes, gather_facts
 from gateway.pipeline.ocr_regions import choose_regions
 from gateway.pipeline.types import Box, Code, CountResult, Detection, PipelineError
 
@@ -132,21 +132,23 @@ class Pipeline:
                 ocr = list(zip(regions, texts, strict=True))
             timings["ocr"] = _ms(t)
 
-        evidence = Evidence(codes=codes, ocr=ocr)
-        if detect_future is not None:
-            if detections is None:
-                detections, timings["detect"] = detect_future.result()
-            self._assign(evidence, detections, item_codes, location_codes, location)
-
-        t = time.perf_counter()
-        rows, boxes = build_rows(
-            evidence,
+        facts = gather_facts(
+            item_codes,
+            location_codes,
+            ocr,
             self.catalog,
             session_location=location,
             location_pattern=s.location_pattern,
             sku_pattern=s.sku_pattern,
-            now=self.clock(),
         )
+        evidence = Evidence(item_codes=item_codes)
+        if detect_future is not None:
+            if detections is None:
+                detections, timings["detect"] = detect_future.result()
+            _assign(evidence, detections, facts)
+
+        t = time.perf_counter()
+        rows, boxes = build_rows(evidence, facts, self.catalog, now=self.clock())
         timings["fuse"] = _ms(t)
         timings["total"] = _ms(t0)
         if scale != 1.0:
@@ -167,38 +169,28 @@ class Pipeline:
         detections = detect_items(image, self.client, preview=preview)
         return detections, _ms(t)
 
-    def _assign(
-        self,
-        evidence: Evidence,
-        detections: list[Detection],
-        item_codes: list,
-        location_codes: list,
-        session_location: str | None,
-    ) -> None:
-        """Give each detected item a SKU: its own code/label, its row's neighbours, the bin's."""
-        from gateway.pipeline.assign import assign_items
-        from gateway.pipeline.detect import count_confidence
-        from gateway.pipeline.fuse import pick_location, text_evidence
 
-        s = self.settings
-        text_skus, _ = text_evidence(evidence.ocr, s.sku_pattern, self.catalog)
-        labelled: list[tuple[Box, str]] = [(ic.box, ic.sku) for ic in item_codes] + text_skus
-        location, _, _ = pick_location(location_codes, evidence.ocr, session_location,
-                                       s.location_pattern)
-        home = self.catalog.home_sku(location)
-        skus = assign_items(detections, labelled, home)
-        sources = []
-        for det, sku in zip(detections, skus, strict=True):
-            own = any(_inside(_centre(b), det.box) and k == sku for b, k in labelled)
-            sources.append("own" if own else "home" if sku and sku == home
-                           else "neighbour" if sku else "unknown")
-        by_sku: dict[str, list[Detection]] = {}
-        for det, sku in zip(detections, skus, strict=True):
-            by_sku.setdefault(sku or "", []).append(det)
-        evidence.detections = detections
-        evidence.item_skus = skus
-        evidence.item_sources = sources
-        evidence.count_confidence = {k: count_confidence(v) for k, v in by_sku.items()}
+def _assign(evidence: Evidence, detections: list[Detection], facts: Facts) -> None:
+    """Give each detected item a SKU: its own code/label, its row's neighbours, the bin's."""
+    from gateway.pipeline.assign import assign_items
+    from gateway.pipeline.detect import count_confidence
+
+    labelled: list[tuple[Box, str]] = [(ic.box, ic.sku) for ic in evidence.item_codes]
+    labelled += facts.text_skus
+    home = facts.home
+    skus = assign_items(detections, labelled, home)
+    sources = []
+    for det, sku in zip(detections, skus, strict=True):
+        own = any(_inside(_centre(b), det.box) and k == sku for b, k in labelled)
+        sources.append("own" if own else "home" if sku and sku == home
+                       else "neighbour" if sku else "unknown")
+    by_sku: dict[str, list[Detection]] = {}
+    for det, sku in zip(detections, skus, strict=True):
+        by_sku.setdefault(sku or "", []).append(det)
+    evidence.detections = detections
+    evidence.item_skus = skus
+    evidence.item_sources = sources
+    evidence.count_confidence = {k: count_confidence(v) for k, v in by_sku.items()}
 
 
 def _area(det: Detection) -> float:
