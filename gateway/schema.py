@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 COLUMNS: tuple[str, ...] = (
     "Location",
     "SKU",
@@ -16,3 +18,14 @@ COLUMNS: tuple[str, ...] = (
 )
 
 CONDITIONS: tuple[str, ...] = ("Good", "Damaged", "Expired", "Out of Stock")
+
+
+def decimal_or_none(value: object) -> Decimal | None:
+    """A cell's number (rows travel as JSON and CSV, so numbers may be text); None if absent
+    or not a number."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None

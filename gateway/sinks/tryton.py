@@ -32,9 +32,9 @@ from typing import Any
 import requests
 
 from gateway.config import Settings
+from gateway.schema import decimal_or_none
 
 from .base import Entry, SinkError
-from .variance import decimal_or_none
 
 NOTE_PREFIX = "shelfcount:"
 SNAPSHOT_CACHE = 2000

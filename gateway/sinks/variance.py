@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateway.config import Settings
+from gateway.schema import decimal_or_none
 
 FLAG_VARIANCE = "Variance"
 FLAG_LOW = "Low stock"
@@ -66,15 +67,6 @@ class LineVariance:
             else float(self.variance_pct.quantize(Decimal("0.1"))),
             "Flag": ", ".join(self.flags),
         }
-
-
-def decimal_or_none(value: object) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def _num(value: Decimal | None) -> Any:

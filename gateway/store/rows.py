@@ -9,25 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from gateway.schema import COLUMNS
+from gateway.schema import COLUMNS, decimal_or_none
 
 from .types import Correction, to_ts
 
 
 def _key(row: Mapping[str, Any]) -> tuple[str, str]:
     return (str(row.get("Location") or ""), str(row.get("SKU") or ""))
-
-
-def _decimal(value: object) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def find_row(
@@ -70,7 +61,7 @@ def corrected_row(
     if location is not None or not row["Location"]:
         row["Location"] = location or row["Location"] or ""
     row["Quantity_Counted"] = quantity
-    price = _decimal(row.get("Unit_Price"))
+    price = decimal_or_none(row.get("Unit_Price"))
     if price is not None:
         total = (price * quantity).quantize(Decimal("0.01"))
         # Keep the representation the pipeline used (text or number); numbers for new lines.
