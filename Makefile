@@ -42,7 +42,7 @@ test: system models
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway training tests
+	$(BIN)/ruff check gateway tests
 
 bench: system models
 	$(BIN)/python -m tests.bench.pipeline_bench

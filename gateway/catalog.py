@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from gateway.files import write_atomic
 from gateway.pipeline.gtin import normalize_gtin
 
 REQUIRED = ("SKU", "Barcode", "Product_Description", "Unit_Price")
@@ -150,12 +149,7 @@ def import_catalog(source: str | Path, data_dir: str | Path) -> Catalog:
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     text = Path(source).read_text(encoding="utf-8-sig")
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".catalog-", suffix=".csv")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, data_dir / CATALOG_FILE)
+    write_atomic(data_dir / CATALOG_FILE, text.encode("utf-8"))
     return catalog
 
 

@@ -201,7 +201,7 @@ def test_photos_are_content_addressed(tmp_path: Path) -> None:
     digest = photos.put(b"jpeg bytes")
     assert photos.put(b"jpeg bytes") == digest
     assert photos.get(digest) == b"jpeg bytes"
-    assert not list(photos.root.rglob(".incoming-*"))
+    assert [p.name for p in photos.root.rglob("*") if p.is_file()] == [digest]  # no temp left
     photos.delete(digest)
     assert not photos.exists(digest)
     with pytest.raises(ValueError):

@@ -24,12 +24,12 @@ import csv
 import io
 import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from gateway.config import Settings
+from gateway.files import write_atomic
 from gateway.schema import COLUMNS
 
 from .base import Entry, SinkError, deliver_each
@@ -47,27 +47,13 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "session"
 
 
-def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
         writer.writerow(safe_row(list(row)))
-    return buf.getvalue()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file next to ``path``, fsync, rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return buf.getvalue().encode("utf-8")
 
 
 class FolderSink:

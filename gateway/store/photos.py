@@ -8,10 +8,10 @@ photo the gateway acknowledged is complete on disk even after a crash.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from gateway.files import write_atomic
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -35,21 +35,7 @@ class PhotoStore:
         if target.exists() and target.stat().st_size == len(data):
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(target, data, sync_dir=True)
         return digest
 
     def get(self, digest: str) -> bytes:
