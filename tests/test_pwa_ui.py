@@ -201,7 +201,9 @@ def test_offline_queue_survives_reload_and_flushes_once(playwright: Any, camera:
         page.reload()  # from the service worker's cache: the network is off
         wait_text(page, "#pending", "3 pending")
         page.click("#pending")
-        assert page.locator("#queued li.wait").count() == 3
+        # The session view fills its queue list from IndexedDB after it opens: wait for it.
+        page.wait_for_function(
+            "document.querySelectorAll('#queued li.wait').length === 3", timeout=5000)
         shot(page, "pwa-offline-session")
         assert len(gw.full_photos()) == 1 and gw.corrections == []
 

@@ -3,9 +3,17 @@
 Rules, in order (as a person counting a shelf would):
 1. the item's own code or label: a labelled box (barcode / SKU text already resolved to a SKU)
    whose centre lies inside the item's box;
-2. otherwise its neighbours on the same shelf row: shelves hold runs of the same product, so
-   the nearest item in the row (left or right) that carries its own label decides;
-3. otherwise the bin's SKU (``default_sku``: the SKU of the bin label's location).
+2. otherwise its stack: cases piled on top of each other are one product, so the labelled
+   cases of the same pile decide (the majority, ties to the nearest);
+3. otherwise (a) its look, when it clearly looks like the labelled facings of one product
+   (``appearance``), else (b) its neighbours on the same shelf row: shelves hold runs of the
+   same product, so the nearest item in the row (left or right) named so far decides, unless
+   the item looks nothing like that product's labelled facings (where two products meet);
+4. otherwise the bin's SKU (``default_sku``: the SKU of the bin label's location).
+
+Rule 4 and rule 3b are guesses, so before settling for them the pipeline reads the labels of a
+few items they would name (``orphan_reads``): a shelf of another product whose barcodes are too
+small to decode usually still shows its SKU in print.
 """
 
 from __future__ import annotations
@@ -13,11 +21,24 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
+from gateway.pipeline.appearance import (
+    distances,
+    looks_alike,
+    looks_identical,
+    nearest_product,
+)
 from gateway.pipeline.types import Box, Detection
 
 # Two items share a shelf row when their vertical extents overlap by this share of the
 # shorter one: items on one shelf stand on the same beam, items on the next do not overlap.
 ROW_OVERLAP = 0.5
+# One item sits on another (same stack) when their horizontal extents overlap by this share
+# of the narrower one and the vertical gap between them is under STACK_GAP of the lower one's
+# height: a pile of cases, not the next shelf up (a beam and the space above goods are taller).
+STACK_OVERLAP = 0.6
+STACK_GAP = 0.25
 
 
 def _centre(b: Box) -> tuple[float, float]:
@@ -30,6 +51,11 @@ def _inside(point: tuple[float, float], b: Box) -> bool:
 
 def _area(b: Box) -> float:
     return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def _distance(a: Box, b: Box) -> float:
+    (ax, ay), (bx, by) = _centre(a), _centre(b)
+    return ((ax - bx) ** 2 + (ay - by) ** 2) ** 0.5
 
 
 def _own_skus(
@@ -62,23 +88,140 @@ def _same_row(a: Box, b: Box) -> bool:
     return overlap >= ROW_OVERLAP * min(a[3] - a[1], b[3] - b[1])
 
 
+def _stacked(a: Box, b: Box) -> bool:
+    """Whether one box sits directly on the other."""
+    x_overlap = min(a[2], b[2]) - max(a[0], b[0])
+    if x_overlap < STACK_OVERLAP * min(a[2] - a[0], b[2] - b[0]):
+        return False
+    upper, lower = (a, b) if a[1] < b[1] else (b, a)
+    gap = lower[1] - upper[3]
+    height = lower[3] - lower[1]
+    return -0.5 * height < gap < STACK_GAP * height
+
+
+def stacks(detections: Sequence[Detection]) -> list[int]:
+    """Stack id per detection: connected components of "sits directly on"."""
+    parent = list(range(len(detections)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(detections):
+        for j in range(i + 1, len(detections)):
+            if _stacked(a.box, detections[j].box):
+                parent[root(i)] = root(j)
+    return [root(i) for i in range(len(detections))]
+
+
+def _named(
+    detections: Sequence[Detection],
+    labelled: Sequence[tuple[Box, str]],
+    looks: np.ndarray | None = None,
+) -> tuple[list[str | None], list[bool]]:
+    """Rules 1-3: the SKU each item is named by its label, its stack, its look or its row
+    (else None), and whether that name is sure: read off its own label or pile, or taken from
+    a product it looks just like, rather than from standing next to it or a loose likeness.
+
+    Rules 2 and 3 repeat until nothing changes: a pile whose bottom case was named by its row
+    names the cases on top of it, and those name their own row. The look rule compares only
+    with items named by a label or their pile, so a look never vouches for another look.
+    """
+    named = _own_skus(detections, labelled)
+    read = [sku is not None for sku in named]  # named by a label or a labelled pile
+    sure = list(read)
+    stack_of = stacks(detections)
+    while True:
+        before = list(named)
+        for i, d in enumerate(before):  # rule 2
+            if d is not None:
+                continue
+            pile = [(j, s) for j, s in enumerate(before)
+                    if s is not None and stack_of[j] == stack_of[i]]
+            if pile:
+                named[i] = _vote(detections[i].box, [(detections[j].box, s) for j, s in pile])
+                read[i] = all(read[j] for j, _ in pile)
+                sure[i] = all(sure[j] for j, _ in pile)
+        nearest: dict[int, dict[str, float]] = {}  # item -> product -> nearest facing
+        if looks is not None:  # rule 3a: looks like the facings of one named product
+            anchors = [j for j, s in enumerate(named) if s is not None and read[j]]
+            for i in range(len(detections)):
+                if named[i] is None and anchors:
+                    near = nearest.setdefault(i, {})
+                    for j, dist in zip(anchors, distances(looks, i, anchors), strict=True):
+                        sku = str(named[j])
+                        near[sku] = min(near.get(sku, float("inf")), float(dist))
+                    named[i] = nearest_product(near)
+                    sure[i] = named[i] is not None and looks_identical(near[named[i]])
+        stacked = list(named)
+        for i, d in enumerate(detections):  # rule 3b
+            if stacked[i] is not None:
+                continue
+            cx = _centre(d.box)[0]
+            unlike = {sku for sku, dist in nearest.get(i, {}).items() if not looks_alike(dist)}
+            neighbours = [
+                (abs(_centre(o.box)[0] - cx), stacked[j])
+                for j, o in enumerate(detections)
+                if stacked[j] is not None and j != i and _same_row(d.box, o.box)
+                and stacked[j] not in unlike
+            ]
+            if neighbours:
+                named[i] = min(neighbours)[1]
+        if named == before:
+            return named, sure
+
+
+def _vote(box: Box, named: Sequence[tuple[Box, str]]) -> str:
+    """The majority SKU of ``named``; a tie goes to the one nearest ``box``."""
+    votes = Counter(sku for _, sku in named).most_common()
+    top = {sku for sku, n in votes if n == votes[0][1]}
+    return min((_distance(box, b), s) for b, s in named if s in top)[1]
+
+
 def assign_items(
     detections: Sequence[Detection],
     labelled: Sequence[tuple[Box, str]],
     default_sku: str | None,
+    looks: np.ndarray | None = None,
 ) -> list[str | None]:
     """SKU per detection (same order); ``None`` only when no rule applies and there is no
-    bin SKU."""
-    own = _own_skus(detections, labelled)
-    out = list(own)
-    for i, d in enumerate(detections):
-        if own[i] is not None:
-            continue
-        cx = _centre(d.box)[0]
-        neighbours = [
-            (abs(_centre(o.box)[0] - cx), own[j])
-            for j, o in enumerate(detections)
-            if own[j] is not None and j != i and _same_row(d.box, o.box)
-        ]
-        out[i] = min(neighbours)[1] if neighbours else default_sku
-    return out
+    bin SKU. ``looks``: the items' looks (``appearance.describe``), same order."""
+    named, _ = _named(detections, labelled, looks)
+    return [sku if sku is not None else default_sku for sku in named]
+
+
+def orphan_reads(
+    detections: Sequence[Detection],
+    labelled: Sequence[tuple[Box, str]],
+    max_reads: int,
+    min_side: float,
+    looks: np.ndarray | None = None,
+) -> list[int]:
+    """Items worth OCR-ing for their label: those rules 1-3 leave unnamed or name without
+    being sure (``_named``), a product's whose codes were too small to decode, say.
+
+    The largest readable one first (it reads best), then each time the one farthest from all
+    picked so far, one per stack (a read names the whole pile): spread-out reads tell a shelf
+    of one product from one where two products meet, and the rules name the rest from them.
+    Items with a side under ``min_side`` pixels carry print too small to read.
+    """
+    _, sure = _named(detections, labelled, looks)
+    stack_of = stacks(detections)
+    readable = [
+        i for i, ok in enumerate(sure)
+        if not ok and min(detections[i].box[2] - detections[i].box[0],
+                          detections[i].box[3] - detections[i].box[1]) >= min_side
+    ]
+    if not readable or max_reads < 1:
+        return []
+    picks = [max(readable, key=lambda k: _area(detections[k].box))]
+    while len(picks) < max_reads:
+        used = {stack_of[p] for p in picks}
+        left = [i for i in readable if stack_of[i] not in used]
+        if not left:
+            break
+        picks.append(max(left, key=lambda i: min(
+            _distance(detections[i].box, detections[p].box) for p in picks)))
+    return picks

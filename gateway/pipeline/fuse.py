@@ -75,6 +75,8 @@ def classify_codes(
                 continue
             sku = find_sku(code.text, sku_pattern)
         if sku is None and code.gtin:
+            if code.easily_misread and len(catalog):
+                continue  # a fragile read of a GTIN the catalog does not know: a misread
             sku = code.gtin  # a product we do not know yet: keep its GTIN visible, not drop it
         if sku is None:
             continue

@@ -19,16 +19,27 @@ import numpy as np
 from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.inference.client import InferenceClient
+from gateway.pipeline.appearance import describe
 from gateway.pipeline.codes import code_to_json, read_codes
 from gateway.pipeline.decode import decode_image, image_size
-from gateway.pipeline.fuse import Evidence, Facts, build_rows, classify_codes, gather_facts
-from gateway.pipeline.ocr_regions import choose_regions
-from gateway.pipeline.types import Box, Code, CountResult, Detection, PipelineError
+from gateway.pipeline.fuse import (
+    Evidence,
+    Facts,
+    ItemCode,
+    build_rows,
+    classify_codes,
+    gather_facts,
+)
+from gateway.pipeline.ocr_regions import Region, choose_regions
+from gateway.pipeline.types import Box, Code, CountResult, Detection, PipelineError, TextLine
 
 PREVIEW_MAX_SIDE = 960
 DETECTOR_MODEL = "item_detector"
 DETECTOR_RECHECK_S = 30.0
-ITEM_CROPS = 2  # items OCR'd for their label when no product code was read
+# Unnamed items whose labels are OCR'd (see assign.orphan_reads), and the smallest item side
+# worth reading: below it label print is too small for the OCR model.
+ORPHAN_READS = 6
+MIN_READABLE_ITEM_PX = 60
 
 
 class Pipeline:
@@ -99,7 +110,7 @@ class Pipeline:
         scale = image.shape[1] / width
         timings["decode"] = _ms(t0)
 
-        detect_future: Future[tuple[list[Detection], float]] | None = None
+        detect_future: Future[tuple[list[Detection], np.ndarray, float]] | None = None
         if self.detector_ready():
             detect_future = self._executor.submit(self._detect, image, preview)
 
@@ -111,15 +122,18 @@ class Pipeline:
         item_codes, location_codes = classify_codes(
             codes, self.catalog, s.location_pattern, s.sku_pattern
         )
-        ocr = []
+        ocr: list[tuple[Region, list[TextLine]]] = []
         detections: list[Detection] | None = None
+        looks: np.ndarray | None = None
+        orphans_read = False
         if not preview:
             items: list[Box] = []
             if not item_codes and detect_future is not None:
-                # No product code read: the items' own labels carry the SKU text and expiry, so
-                # OCR a couple of the largest items instead of the whole photo.
-                detections, timings["detect"] = detect_future.result()
-                items = [d.box for d in sorted(detections, key=_area, reverse=True)[:ITEM_CROPS]]
+                # No product code read: the items' own labels carry the SKU text and expiry,
+                # so read a few, spread over the shelves, in this same request.
+                detections, looks, timings["detect"] = detect_future.result()
+                items = _orphan_items(detections, [], looks)
+                orphans_read = True
             t = time.perf_counter()
             regions = choose_regions(
                 image,
@@ -128,24 +142,25 @@ class Pipeline:
                 items=items,
             )
             if regions:
-                texts = self.client.ocr([r.image for r in regions])
-                ocr = list(zip(regions, texts, strict=True))
+                ocr = self._ocr(regions)
             timings["ocr"] = _ms(t)
 
-        facts = gather_facts(
-            item_codes,
-            location_codes,
-            ocr,
-            self.catalog,
-            session_location=location,
-            location_pattern=s.location_pattern,
-            sku_pattern=s.sku_pattern,
-        )
+        facts = self._facts(item_codes, location_codes, ocr, location)
         evidence = Evidence(item_codes=item_codes)
         if detect_future is not None:
             if detections is None:
-                detections, timings["detect"] = detect_future.result()
-            _assign(evidence, detections, facts)
+                detections, looks, timings["detect"] = detect_future.result()
+            if not preview and not orphans_read:
+                # Items that no decoded code, read label, pile or look names would fall back on
+                # the bin's SKU: read a few of their labels before guessing.
+                labelled = [(ic.box, ic.sku) for ic in item_codes] + facts.text_skus
+                items = _orphan_items(detections, labelled, looks)
+                if items:
+                    t = time.perf_counter()
+                    ocr += self._ocr(choose_regions(image, [], False, items=items))
+                    timings["ocr"] = timings.get("ocr", 0.0) + _ms(t)
+                    facts = self._facts(item_codes, location_codes, ocr, location)
+            _assign(evidence, detections, facts, looks)
 
         t = time.perf_counter()
         rows, boxes = build_rows(evidence, facts, self.catalog, now=self.clock())
@@ -162,23 +177,52 @@ class Pipeline:
             height=height,
         )
 
-    def _detect(self, image: np.ndarray, preview: bool) -> tuple[list[Detection], float]:
+    def _ocr(self, regions: list[Region]) -> list[tuple[Region, list[TextLine]]]:
+        texts = self.client.ocr([r.image for r in regions])
+        return list(zip(regions, texts, strict=True))
+
+    def _facts(
+        self,
+        item_codes: list[ItemCode],
+        location_codes: list[tuple[Box, str]],
+        ocr: list[tuple[Region, list[TextLine]]],
+        location: str | None,
+    ) -> Facts:
+        s = self.settings
+        return gather_facts(
+            item_codes,
+            location_codes,
+            ocr,
+            self.catalog,
+            session_location=location,
+            location_pattern=s.location_pattern,
+            sku_pattern=s.sku_pattern,
+        )
+
+    def _detect(
+        self, image: np.ndarray, preview: bool
+    ) -> tuple[list[Detection], np.ndarray, float]:
+        """Items and their looks (``appearance``), in the worker thread beside the codes."""
         from gateway.pipeline.detect import detect_items
 
         t = time.perf_counter()
         detections = detect_items(image, self.client, preview=preview)
-        return detections, _ms(t)
+        looks = describe(image, [d.box for d in detections])
+        return detections, looks, _ms(t)
 
 
-def _assign(evidence: Evidence, detections: list[Detection], facts: Facts) -> None:
-    """Give each detected item a SKU: its own code/label, its row's neighbours, the bin's."""
+def _assign(
+    evidence: Evidence, detections: list[Detection], facts: Facts, looks: np.ndarray | None
+) -> None:
+    """Give each detected item a SKU: its own code/label, its pile, its look, its row's
+    neighbours, the bin's (``assign``)."""
     from gateway.pipeline.assign import assign_items
     from gateway.pipeline.detect import count_confidence
 
     labelled: list[tuple[Box, str]] = [(ic.box, ic.sku) for ic in evidence.item_codes]
     labelled += facts.text_skus
     home = facts.home
-    skus = assign_items(detections, labelled, home)
+    skus = assign_items(detections, labelled, home, looks)
     sources = []
     for det, sku in zip(detections, skus, strict=True):
         own = any(_inside(_centre(b), det.box) and k == sku for b, k in labelled)
@@ -193,8 +237,14 @@ def _assign(evidence: Evidence, detections: list[Detection], facts: Facts) -> No
     evidence.count_confidence = {k: count_confidence(v) for k, v in by_sku.items()}
 
 
-def _area(det: Detection) -> float:
-    return (det.box[2] - det.box[0]) * (det.box[3] - det.box[1])
+def _orphan_items(
+    detections: list[Detection], labelled: list[tuple[Box, str]], looks: np.ndarray | None
+) -> list[Box]:
+    """Items whose labels are read before an unnamed shelf run falls back on the bin's SKU."""
+    from gateway.pipeline.assign import orphan_reads
+
+    picks = orphan_reads(detections, labelled, ORPHAN_READS, MIN_READABLE_ITEM_PX, looks)
+    return [detections[i].box for i in picks]
 
 
 def _centre(box: Box) -> tuple[float, float]:

@@ -24,6 +24,14 @@ class PipelineError(Exception):
         self.message = message
 
 
+# Linear symbologies (one dimension: a read can come from a single scan line).
+LINEAR_FORMATS = frozenset({
+    "EAN-13", "EAN-8", "UPC-A", "UPC-E", "Code128", "GS1-128", "Code39", "Code93", "ITF",
+    "DataBar", "DataBarExpanded", "DataBarLimited",
+})  # fmt: skip
+SLIVER_RATIO = 0.1
+
+
 @dataclass(frozen=True)
 class Code:
     """One decoded barcode / 2D code."""
@@ -34,6 +42,19 @@ class Code:
     engine: str  # "zxing" or "zbar"
     gtin: str | None = None  # GTIN-14, zero-padded, when the code carries one
     ai: dict[str, str] = field(default_factory=dict)  # GS1 application identifiers
+
+    @property
+    def easily_misread(self) -> bool:
+        """Whether this read needs its content confirmed (e.g. by the catalog) to be trusted.
+
+        Two kinds of read pass the check digit yet include misreads (one in ten wrong digit
+        patterns passes a mod-10 check): a linear code read along one scan line only (its box
+        a sliver: bars too fine to resolve), and UPC-E, whose short pattern also matches
+        fragments of EAN-13 symbols cut by the photo's edge or by glare.
+        """
+        width, height = self.box[2] - self.box[0], self.box[3] - self.box[1]
+        sliver = self.format in LINEAR_FORMATS and height < SLIVER_RATIO * width
+        return sliver or self.format == "UPC-E"
 
 
 @dataclass(frozen=True)
