@@ -42,7 +42,7 @@ SHIPPED_ONNX = MODEL_DIR / "1" / "model.onnx"
 SHIPPED_WEIGHTS = MODEL_DIR / "weights.pt"
 DEFAULT_CACHE = REPO_ROOT / "data" / "training_cache"
 DEFAULT_RUNS = REPO_ROOT / "data" / "training_runs"
-DEFAULT_STEPS = 3500
+DEFAULT_STEPS = 5000
 FINETUNE_STEPS = 1500
 MAX_SIDE = 2048  # labelled photos are shrunk to this on load: views never need more
 
@@ -67,8 +67,9 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--scenes", type=int, default=2000,
                     help="synthetic scenes rendered into the cache (default 2000)")
     ap.add_argument("--views", type=int, default=3, help="training views per scene (3)")
-    ap.add_argument("--val", type=int, default=200, help="synthetic validation photos (200)")
-    ap.add_argument("--test", type=int, default=300, help="synthetic test photos (300)")
+    ap.add_argument("--val", type=int, default=600, help="synthetic validation photos (600)")
+    ap.add_argument("--test", type=int, default=1000,
+                    help="synthetic test photos (1000)")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                     help="pre-generated view cache (built once, reused when it matches)")
     ap.add_argument("--run-dir", type=Path, help="checkpoints (resumes from last.pt); default "
@@ -232,7 +233,7 @@ def _eval_parser() -> argparse.ArgumentParser:
                     help="ONNX model (default: the shipped one)")
     ap.add_argument("--threshold", type=float,
                     help="score threshold (default: the one in meta.json beside the model)")
-    ap.add_argument("--n", type=int, default=300, help="synthetic test photos (default 300)")
+    ap.add_argument("--n", type=int, default=1000, help="synthetic test photos (default 1000)")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     ap.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")

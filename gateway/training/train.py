@@ -33,7 +33,7 @@ GIOU_WEIGHT = 5.0
 class TrainConfig:
     """Hyper-parameters; the defaults are the ones the shipped model was trained with."""
 
-    steps: int = 3500
+    steps: int = 5000
     batch: int = 8
     # Training crops are cut at random from the cached views (translation augmentation for
     # free); 256 px keeps a step affordable on a shared 2-core CPU.
