@@ -20,6 +20,7 @@ import pytest
 import requests
 from cryptography import x509
 from simple_websocket import Client
+from simple_websocket.ws import Base
 
 from gateway.catalog import import_catalog
 from gateway.server.cameras import CameraConfigError, CameraScheduler, Cron, load_cameras
@@ -168,13 +169,64 @@ def test_tls_self_signed_certificate_serves_https_and_wss(tmp_path: Path) -> Non
         ws = Client.connect(base_url.replace("https", "wss") + "/ws/count", ssl_context=context)
         ws.send(json.dumps({"type": "hello", "token": token, "session": None}))
         assert json.loads(ws.receive(timeout=30))["type"] == "welcome"
-        ws.close()
+        _close_tls_websocket(ws)
+        # gRPC over TLS, from a fresh client process as a fixed camera would connect: the
+        # handshake must trust the gateway's certificate and then the token is checked.
+        assert _grpc_status(grpc_port, cert) == "UNAUTHENTICATED"
+        assert _grpc_status(grpc_port, None) == "UNAVAILABLE"  # plaintext is refused
     finally:
         serve.send_signal(signal.SIGINT)
         out, _ = serve.communicate(timeout=60)
     assert serve.returncode == 0, out[-2000:]
     with pytest.raises(ValueError, match="both"):
         tls_files(gateway_settings(tmp_path, "x", tls=True, tls_cert=str(cert)))
+
+
+def _close_tls_websocket(ws: Client) -> None:
+    """Close a WSS client without its reader thread outliving the socket's descriptor.
+
+    ``Client.close`` closes the socket while the reader thread still waits in an SSL read;
+    OpenSSL keeps the descriptor's number, so the thread's next read lands on whatever file
+    takes that number next (seen: the pipe of a subprocess, whose output vanished, and a gRPC
+    connection, whose TLS handshake failed). So: send the close frame only, let the server's
+    reply end the reader thread, which then closes the socket itself.
+    """
+    Base.close(ws)
+    ws.thread.join(timeout=30)
+    assert not ws.thread.is_alive()
+
+
+_GRPC_CLIENT = """
+import sys, grpc
+from pathlib import Path
+from gateway.proto_gen.shelfcount.v1 import counting_pb2 as pb
+from gateway.proto_gen.shelfcount.v1 import counting_pb2_grpc as pb_grpc
+target, cert = sys.argv[1], sys.argv[2]
+if cert:
+    creds = grpc.ssl_channel_credentials(root_certificates=Path(cert).read_bytes())
+    channel = grpc.secure_channel(target, creds,
+                                  options=[("grpc.ssl_target_name_override", "localhost")])
+else:
+    channel = grpc.insecure_channel(target)
+stub = pb_grpc.CountServiceStub(channel)
+try:
+    stub.Count(pb.Photo(id="x", image=b"x"), metadata=(("authorization", "Bearer nope"),),
+               timeout=20)
+    status = "OK"
+except grpc.RpcError as exc:
+    status = exc.code().name
+channel.close()
+print(status, flush=True)
+"""
+
+
+def _grpc_status(port: int, cert: Path | None) -> str:
+    """The status a gRPC ``Count`` with a bad token gets, from a client in its own process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _GRPC_CLIENT, f"127.0.0.1:{port}", str(cert or "")],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip(), (done.stdout, done.stderr[-2000:])
+    return done.stdout.strip().splitlines()[-1]
 
 
 def test_retention_removes_old_photo_files_only(tmp_path: Path) -> None:
