@@ -123,3 +123,17 @@ def test_detected_items_are_cropped_whole_for_ocr() -> None:
     assert [r.purpose for r in regions] == ["item"]
     assert regions[0].box == (100.0, 200.0, 400.0, 900.0)
     assert max(regions[0].image.shape[:2]) <= 640
+
+
+def test_detector_finding_nothing_does_not_empty_a_labelled_bin() -> None:
+    # A close-up of one case too big for the detector: its label text is all there is.
+    img = np.zeros((400, 600, 3), np.uint8)
+    overview = Region("overview", None, (0, 0, 600, 400), 1.0, img)
+    ocr = [(overview, [TextLine("SKU-10005", 0.98, (300, 150, 500, 190))])]
+    nothing = dict(detections=[], item_skus=[], item_sources=[], count_confidence={})
+    rows, boxes = rows_for([], location="B-01-1", ocr=ocr, **nothing)
+    water = next(r for r in rows if r["SKU"] == "SKU-10005")
+    assert water["Quantity_Counted"] == 1 and water["Condition"] == "Good" and len(boxes) == 1
+    # With no code and no text either, the bin is reported empty, as before.
+    rows, _ = rows_for([], location="B-01-1", **nothing)
+    assert rows[0]["Quantity_Counted"] == 0 and rows[0]["Condition"] == "Out of Stock"

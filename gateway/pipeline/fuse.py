@@ -190,7 +190,9 @@ def build_rows(
     detected_counts: Counter[str] = Counter()
     sku_conf: dict[str, float] = {}
     boxes: list[list[object]] = []
-    if evidence.detections is not None and evidence.item_skus is not None:
+    # A detector that found nothing is no proof of an empty bin when codes or label text name
+    # a product: then count what they name, as without a detector.
+    if evidence.detections and evidence.item_skus is not None:
         sources = evidence.item_sources or ["own"] * len(evidence.detections)
         per_sku_sources: dict[str, list[float]] = defaultdict(list)
         for det, sku, src in zip(evidence.detections, evidence.item_skus, sources, strict=True):

@@ -138,7 +138,11 @@ class Pipeline:
             regions = choose_regions(
                 image,
                 [(ic.box, ic.sku) for ic in item_codes],
-                need_overview=not location_codes or (not item_codes and detect_future is None),
+                # The whole photo is read when no bin-label code gave the location, and when
+                # nothing named the items: no product code and no detector, or a detector that
+                # found nothing (a close-up of one huge case it cannot see whole).
+                need_overview=not location_codes
+                or (not item_codes and (detect_future is None or detections == [])),
                 items=items,
             )
             if regions:
