@@ -77,7 +77,7 @@ def test_nearest_product_needs_a_clear_winner() -> None:
 def test_distances_are_small_within_a_product() -> None:
     dets = [_det(0, 0), _det(100, 0), _det(200, 0)]
     looks = describe(_paint(dets, [BLUE, BLUE, ORANGE]), [d.box for d in dets])
-    near_same, near_other = distances(looks, 0, [1, 2])
+    near_same, near_other = distances(looks, [0], [1, 2])[0]
     assert near_same < 12.0 < 25.0 < near_other  # MATCH_DISTANCE, UNLIKE_DISTANCE
 
 

@@ -52,13 +52,20 @@ def describe(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
     return out
 
 
-def distances(looks: np.ndarray, i: int, others: Sequence[int]) -> np.ndarray:
-    """Median cell distance from look ``i`` to each of ``others`` (indexes into ``looks``)."""
-    if not len(others):
-        return np.zeros(0, np.float32)
-    cells = np.linalg.norm(looks[list(others)] - looks[i], axis=2)
-    half = cells.shape[1] // 2
-    return np.partition(cells, half, axis=1)[:, half]
+def distances(looks: np.ndarray, rows: Sequence[int], cols: Sequence[int]) -> np.ndarray:
+    """``[len(rows), len(cols)]`` median cell distances between the looks at those indexes."""
+    out = np.zeros((len(rows), len(cols)), np.float32)
+    if not len(rows) or not len(cols):
+        return out
+    other = looks[list(cols)][None]
+    half = GRID * GRID // 2
+    step = max(1, 4096 // len(cols))  # bounds the [step, cols, cells, 3] temporary
+    for k in range(0, len(rows), step):
+        part = list(rows[k:k + step])
+        diff = looks[part][:, None] - other
+        squared = np.einsum("rcgk,rcgk->rcg", diff, diff)  # the median of squares, then root
+        out[k:k + len(part)] = np.sqrt(np.partition(squared, half, axis=2)[:, :, half])
+    return out
 
 
 def looks_identical(distance: float) -> bool:

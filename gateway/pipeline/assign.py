@@ -88,20 +88,23 @@ def _same_row(a: Box, b: Box) -> bool:
     return overlap >= ROW_OVERLAP * min(a[3] - a[1], b[3] - b[1])
 
 
-def _stacked(a: Box, b: Box) -> bool:
-    """Whether one box sits directly on the other."""
-    x_overlap = min(a[2], b[2]) - max(a[0], b[0])
-    if x_overlap < STACK_OVERLAP * min(a[2] - a[0], b[2] - b[0]):
-        return False
-    upper, lower = (a, b) if a[1] < b[1] else (b, a)
-    gap = lower[1] - upper[3]
-    height = lower[3] - lower[1]
-    return -0.5 * height < gap < STACK_GAP * height
-
-
 def stacks(detections: Sequence[Detection]) -> list[int]:
-    """Stack id per detection: connected components of "sits directly on"."""
-    parent = list(range(len(detections)))
+    """Stack id per detection: connected components of "sits directly on" (the horizontal
+    extents overlap by STACK_OVERLAP of the narrower box, and the vertical gap between them is
+    under STACK_GAP of the lower one's height)."""
+    n = len(detections)
+    parent = list(range(n))
+    if n < 2:
+        return parent
+    b = np.asarray([d.box for d in detections], np.float64)
+    x0, y0, x1, y1 = b[:, 0:1], b[:, 1:2], b[:, 2:3], b[:, 3:4]
+    x_overlap = np.minimum(x1, x1.T) - np.maximum(x0, x0.T)
+    narrower = np.minimum(x1 - x0, (x1 - x0).T)
+    above = y0 < y0.T  # [i, j]: item i is the upper one
+    gap = np.where(above, y0.T - y1, y0 - y1.T)  # the lower one's top minus the upper's bottom
+    lower_h = np.where(above, (y1 - y0).T, y1 - y0)
+    on = ((x_overlap >= STACK_OVERLAP * narrower) & (gap > -0.5 * lower_h)
+          & (gap < STACK_GAP * lower_h))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -109,11 +112,9 @@ def stacks(detections: Sequence[Detection]) -> list[int]:
             i = parent[i]
         return i
 
-    for i, a in enumerate(detections):
-        for j in range(i + 1, len(detections)):
-            if _stacked(a.box, detections[j].box):
-                parent[root(i)] = root(j)
-    return [root(i) for i in range(len(detections))]
+    for i, j in zip(*np.nonzero(np.triu(on, 1)), strict=True):
+        parent[root(int(i))] = root(int(j))
+    return [root(i) for i in range(n)]
 
 
 def _named(
@@ -147,14 +148,15 @@ def _named(
         nearest: dict[int, dict[str, float]] = {}  # item -> product -> nearest facing
         if looks is not None:  # rule 3a: looks like the facings of one named product
             anchors = [j for j, s in enumerate(named) if s is not None and read[j]]
-            for i in range(len(detections)):
-                if named[i] is None and anchors:
-                    near = nearest.setdefault(i, {})
-                    for j, dist in zip(anchors, distances(looks, i, anchors), strict=True):
-                        sku = str(named[j])
-                        near[sku] = min(near.get(sku, float("inf")), float(dist))
-                    named[i] = nearest_product(near)
-                    sure[i] = named[i] is not None and looks_identical(near[named[i]])
+            unnamed = [i for i, s in enumerate(named) if s is None]
+            table = distances(looks, unnamed, anchors)
+            for row, i in zip(table, unnamed, strict=True):
+                near = nearest.setdefault(i, {})
+                for j, dist in zip(anchors, row, strict=True):
+                    sku = str(named[j])
+                    near[sku] = min(near.get(sku, float("inf")), float(dist))
+                named[i] = nearest_product(near)
+                sure[i] = named[i] is not None and looks_identical(near[named[i]])
         stacked = list(named)
         for i, d in enumerate(detections):  # rule 3b
             if stacked[i] is not None:
