@@ -58,6 +58,24 @@ def test_row_rule_stops_where_an_item_looks_like_another_product() -> None:
     assert assign_items(row, labels, "SKU-BIN", looks) == ["SKU-A"] * 3 + ["SKU-BIN"] * 2
 
 
+def test_unlabelled_faces_follow_their_row_unless_the_bin_product_looks_nearer() -> None:
+    row = [_det(x, 200) for x in (0, 100, 200, 300)]
+    shelf_above = [_det(400, 20), _det(500, 20)]
+    dets = row + shelf_above
+    image = _paint(dets, [BLUE] * 4 + [ORANGE] * 2)
+    for d in row[2:]:  # blue cartons turned label side away: like no labelled facing
+        x0, y0, x1, y1 = (int(v) for v in d.box)
+        image[y0:y1, x0:x1] = BLUE
+    looks = describe(image, [d.box for d in dets])
+    # The bin's product (orange) is on the photo and looks even less like them: the row wins.
+    labels = [_label_in(row[0], "SKU-A"), _label_in(shelf_above[0], "SKU-BIN")]
+    assert assign_items(dets, labels, "SKU-BIN", looks) == ["SKU-A"] * 4 + ["SKU-BIN"] * 2
+    # The bin's product is nowhere labelled: it may be what they are, so the bin's SKU stands.
+    labels = [_label_in(row[0], "SKU-A"), _label_in(shelf_above[0], "SKU-C")]
+    assert assign_items(dets, labels, "SKU-BIN", looks) == (
+        ["SKU-A"] * 2 + ["SKU-BIN"] * 2 + ["SKU-C"] * 2)
+
+
 def test_look_names_an_item_on_another_shelf() -> None:
     top = [_det(0, 10), _det(200, 10, w=60, h=60)]  # same product, smaller facing elsewhere
     bottom = [_det(400, 250), _det(500, 250)]
@@ -108,12 +126,15 @@ def test_fragile_reads_of_unknown_gtins_are_dropped(tmp_path) -> None:
     sliver_unknown = Code("EAN-13", "6012237600087", (0, 50, 100, 53), "zxing", "06012237600087")
     upce_unknown = Code("UPC-E", "10123454", (0, 100, 60, 140), "zxing", "00101234000054")
     full_unknown = Code("EAN-13", "5901234123457", (0, 200, 100, 240), "zxing", "05901234123457")
+    zbar_unknown = Code("EAN-13", "4012345544114", (0, 300, 100, 340), "zbar", "04012345544114")
+    zbar_known = Code("EAN-13", "4012345600018", (0, 400, 100, 440), "zbar", "04012345600018")
     assert sliver_unknown.easily_misread and upce_unknown.easily_misread
+    assert zbar_unknown.easily_misread
     assert not full_unknown.easily_misread
-    items, _ = classify_codes([sliver_known, sliver_unknown, upce_unknown, full_unknown],
-                              catalog, LOCATION, SKU)
+    items, _ = classify_codes([sliver_known, sliver_unknown, upce_unknown, full_unknown,
+                               zbar_unknown, zbar_known], catalog, LOCATION, SKU)
     # Known products are trusted however thin the read; an unknown GTIN only from a solid read.
-    assert [ic.sku for ic in items] == ["SKU-A", "05901234123457"]
+    assert [ic.sku for ic in items] == ["SKU-A", "05901234123457", "SKU-A"]
     # Without a catalog nothing can confirm a read: every GTIN stays visible.
     items, _ = classify_codes([sliver_unknown], Catalog.empty(), LOCATION, SKU)
     assert [ic.sku for ic in items] == ["06012237600087"]

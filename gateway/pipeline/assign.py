@@ -8,7 +8,9 @@ Rules, in order (as a person counting a shelf would):
 3. otherwise (a) its look, when it clearly looks like the labelled facings of one product
    (``appearance``), else (b) its neighbours on the same shelf row: shelves hold runs of the
    same product, so the nearest item in the row (left or right) named so far decides, unless
-   the item looks nothing like that product's labelled facings (where two products meet);
+   the item looks nothing like that product's labelled facings (where two products meet) and
+   no less like the bin's product (a face without its label looks like nothing labelled, but
+   still nearer its own product than another one);
 4. otherwise the bin's SKU (``default_sku``: the SKU of the bin label's location).
 
 Rule 4 and rule 3b are guesses, so before settling for them the pipeline reads the labels of a
@@ -121,6 +123,7 @@ def _named(
     detections: Sequence[Detection],
     labelled: Sequence[tuple[Box, str]],
     looks: np.ndarray | None = None,
+    default_sku: str | None = None,
 ) -> tuple[list[str | None], list[bool]]:
     """Rules 1-3: the SKU each item is named by its label, its stack, its look or its row
     (else None), and whether that name is sure: read off its own label or pile, or taken from
@@ -162,7 +165,11 @@ def _named(
             if stacked[i] is not None:
                 continue
             cx = _centre(d.box)[0]
-            unlike = {sku for sku, dist in nearest.get(i, {}).items() if not looks_alike(dist)}
+            near = nearest.get(i, {})
+            # Unseen bin product: it may be this one, so an unlike neighbour must not spread.
+            fallback = near.get(default_sku, float("-inf")) if default_sku else float("-inf")
+            unlike = {sku for sku, dist in near.items()
+                      if not looks_alike(dist) and dist >= fallback}
             neighbours = [
                 (abs(_centre(o.box)[0] - cx), stacked[j])
                 for j, o in enumerate(detections)
@@ -190,7 +197,7 @@ def assign_items(
 ) -> list[str | None]:
     """SKU per detection (same order); ``None`` only when no rule applies and there is no
     bin SKU. ``looks``: the items' looks (``appearance.describe``), same order."""
-    named, _ = _named(detections, labelled, looks)
+    named, _ = _named(detections, labelled, looks, default_sku)
     return [sku if sku is not None else default_sku for sku in named]
 
 
@@ -200,6 +207,7 @@ def orphan_reads(
     max_reads: int,
     min_side: float,
     looks: np.ndarray | None = None,
+    default_sku: str | None = None,
 ) -> list[int]:
     """Items worth OCR-ing for their label: those rules 1-3 leave unnamed or name without
     being sure (``_named``), a product's whose codes were too small to decode, say.
@@ -209,7 +217,7 @@ def orphan_reads(
     of one product from one where two products meet, and the rules name the rest from them.
     Items with a side under ``min_side`` pixels carry print too small to read.
     """
-    _, sure = _named(detections, labelled, looks)
+    _, sure = _named(detections, labelled, looks, default_sku)
     stack_of = stacks(detections)
     readable = [
         i for i, ok in enumerate(sure)

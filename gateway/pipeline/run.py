@@ -132,7 +132,7 @@ class Pipeline:
                 # No product code read: the items' own labels carry the SKU text and expiry,
                 # so read a few, spread over the shelves, in this same request.
                 detections, looks, timings["detect"] = detect_future.result()
-                items = _orphan_items(detections, [], looks)
+                items = _orphan_items(detections, [], looks, None)
                 orphans_read = True
             t = time.perf_counter()
             regions = choose_regions(
@@ -158,7 +158,7 @@ class Pipeline:
                 # Items that no decoded code, read label, pile or look names would fall back on
                 # the bin's SKU: read a few of their labels before guessing.
                 labelled = [(ic.box, ic.sku) for ic in item_codes] + facts.text_skus
-                items = _orphan_items(detections, labelled, looks)
+                items = _orphan_items(detections, labelled, looks, facts.home)
                 if items:
                     t = time.perf_counter()
                     ocr += self._ocr(choose_regions(image, [], False, items=items))
@@ -242,12 +242,15 @@ def _assign(
 
 
 def _orphan_items(
-    detections: list[Detection], labelled: list[tuple[Box, str]], looks: np.ndarray | None
+    detections: list[Detection],
+    labelled: list[tuple[Box, str]],
+    looks: np.ndarray | None,
+    home: str | None,
 ) -> list[Box]:
     """Items whose labels are read before an unnamed shelf run falls back on the bin's SKU."""
     from gateway.pipeline.assign import orphan_reads
 
-    picks = orphan_reads(detections, labelled, ORPHAN_READS, MIN_READABLE_ITEM_PX, looks)
+    picks = orphan_reads(detections, labelled, ORPHAN_READS, MIN_READABLE_ITEM_PX, looks, home)
     return [detections[i].box for i in picks]
 
 

@@ -47,14 +47,16 @@ class Code:
     def easily_misread(self) -> bool:
         """Whether this read needs its content confirmed (e.g. by the catalog) to be trusted.
 
-        Two kinds of read pass the check digit yet include misreads (one in ten wrong digit
+        Three kinds of read pass the check digit yet include misreads (one in ten wrong digit
         patterns passes a mod-10 check): a linear code read along one scan line only (its box
-        a sliver: bars too fine to resolve), and UPC-E, whose short pattern also matches
-        fragments of EAN-13 symbols cut by the photo's edge or by glare.
+        a sliver: bars too fine to resolve); UPC-E, whose short pattern also matches fragments
+        of EAN-13 symbols cut by the photo's edge or by glare; and a read by zbar alone, which
+        at about one pixel per bar stitches scan lines across neighbouring symbols into a
+        valid-looking number (zxing, checking quiet zones and guards, did not confirm it).
         """
         width, height = self.box[2] - self.box[0], self.box[3] - self.box[1]
         sliver = self.format in LINEAR_FORMATS and height < SLIVER_RATIO * width
-        return sliver or self.format == "UPC-E"
+        return sliver or self.format == "UPC-E" or self.engine == "zbar"
 
 
 @dataclass(frozen=True)
