@@ -125,6 +125,17 @@ def test_detected_items_are_cropped_whole_for_ocr() -> None:
     assert max(regions[0].image.shape[:2]) <= 640
 
 
+def test_small_items_are_enlarged_for_ocr_and_text_maps_back() -> None:
+    img = np.zeros((1000, 1000, 3), np.uint8)
+    small, bottle, big = (100.0, 200.0, 200.0, 280.0), (500, 500, 540, 700), (0, 0, 320, 240)
+    a, b, c = choose_regions(img, [], False, items=[small, bottle, big])
+    assert a.scale == 2.0 and a.image.shape[:2] == (160, 200)
+    assert b.scale == 2.0  # a narrow item: enlarged at most twice, not to the full 200 px
+    assert c.scale == 1.0 and c.image.shape[:2] == (240, 320)  # large enough as it is
+    # A text box in the enlarged crop lands back on the photo where the print is.
+    assert a.to_photo((20.0, 40.0, 120.0, 80.0)) == (110.0, 220.0, 160.0, 240.0)
+
+
 def test_detector_finding_nothing_does_not_empty_a_labelled_bin() -> None:
     # A close-up of one case too big for the detector: its label text is all there is.
     img = np.zeros((400, 600, 3), np.uint8)
