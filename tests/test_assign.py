@@ -7,7 +7,7 @@ import numpy as np
 
 from gateway.catalog import Catalog
 from gateway.pipeline.appearance import describe, distances, nearest_product
-from gateway.pipeline.assign import assign_items, orphan_reads, stacks
+from gateway.pipeline.assign import name_items, orphan_reads, stacks
 from gateway.pipeline.fuse import classify_codes
 from gateway.pipeline.types import Code, Detection
 
@@ -43,7 +43,7 @@ def test_pile_names_the_cases_on_top_of_a_labelled_one() -> None:
     dets = pile + other
     assert stacks(dets)[0] == stacks(dets)[1] == stacks(dets)[2] != stacks(dets)[3]
     labels = [_label_in(pile[0], "SKU-A"), _label_in(other[1], "SKU-B")]
-    assert assign_items(dets, labels, "SKU-BIN") == ["SKU-A"] * 3 + ["SKU-B"] * 2
+    assert name_items(dets, labels, None, "SKU-BIN").skus == ["SKU-A"] * 3 + ["SKU-B"] * 2
 
 
 def test_row_rule_stops_where_an_item_looks_like_another_product() -> None:
@@ -52,10 +52,10 @@ def test_row_rule_stops_where_an_item_looks_like_another_product() -> None:
     looks = describe(_paint(row, colours), [d.box for d in row])
     labels = [_label_in(row[0], "SKU-A")]
     # Without looks, the row names everything after its one label.
-    assert assign_items(row, labels, "SKU-BIN") == ["SKU-A"] * 5
+    assert name_items(row, labels, None, "SKU-BIN").skus == ["SKU-A"] * 5
     # With looks, blue items take the labelled blue product; orange ones, unlike it, are left
     # to the bin's SKU.
-    assert assign_items(row, labels, "SKU-BIN", looks) == ["SKU-A"] * 3 + ["SKU-BIN"] * 2
+    assert name_items(row, labels, looks, "SKU-BIN").skus == ["SKU-A"] * 3 + ["SKU-BIN"] * 2
 
 
 def test_unlabelled_faces_follow_their_row_unless_the_bin_product_looks_nearer() -> None:
@@ -69,10 +69,10 @@ def test_unlabelled_faces_follow_their_row_unless_the_bin_product_looks_nearer()
     looks = describe(image, [d.box for d in dets])
     # The bin's product (orange) is on the photo and looks even less like them: the row wins.
     labels = [_label_in(row[0], "SKU-A"), _label_in(shelf_above[0], "SKU-BIN")]
-    assert assign_items(dets, labels, "SKU-BIN", looks) == ["SKU-A"] * 4 + ["SKU-BIN"] * 2
+    assert name_items(dets, labels, looks, "SKU-BIN").skus == ["SKU-A"] * 4 + ["SKU-BIN"] * 2
     # The bin's product is nowhere labelled: it may be what they are, so the bin's SKU stands.
     labels = [_label_in(row[0], "SKU-A"), _label_in(shelf_above[0], "SKU-C")]
-    assert assign_items(dets, labels, "SKU-BIN", looks) == (
+    assert name_items(dets, labels, looks, "SKU-BIN").skus == (
         ["SKU-A"] * 2 + ["SKU-BIN"] * 2 + ["SKU-C"] * 2)
 
 
@@ -82,7 +82,7 @@ def test_look_names_an_item_on_another_shelf() -> None:
     dets = top + bottom
     looks = describe(_paint(dets, [BLUE, BLUE, ORANGE, ORANGE]), [d.box for d in dets])
     labels = [_label_in(top[0], "SKU-A"), _label_in(bottom[0], "SKU-B")]
-    assert assign_items(dets, labels, "SKU-BIN", looks) == ["SKU-A", "SKU-A", "SKU-B", "SKU-B"]
+    assert name_items(dets, labels, looks, "SKU-BIN").skus == ["SKU-A", "SKU-A", "SKU-B", "SKU-B"]
 
 
 def test_nearest_product_needs_a_clear_winner() -> None:
@@ -107,14 +107,15 @@ def test_reads_go_to_unsure_items_one_per_pile_spread_out() -> None:
     colours = [BLUE, BLUE, ORANGE, ORANGE, ORANGE]
     looks = describe(_paint(dets, colours), [d.box for d in dets])
     labels = [_label_in(left_pile[0], "SKU-A")]
-    picks = orphan_reads(dets, labels, max_reads=6, min_side=60, looks=looks)
+    naming = name_items(dets, labels, looks)
+    picks = orphan_reads(dets, naming, max_reads=6, min_side=60)
     # The labelled blue pile is sure; the orange items are not: one read for the right pile,
     # one for the middle item, never two in one pile.
     assert sorted(picks) in ([2, 3], [2, 4])
-    assert orphan_reads(dets, labels, max_reads=1, min_side=60, looks=looks) == [picks[0]]
-    assert orphan_reads(dets, labels, max_reads=6, min_side=100, looks=looks) == []  # too small
+    assert orphan_reads(dets, naming, max_reads=1, min_side=60) == [picks[0]]
+    assert orphan_reads(dets, naming, max_reads=6, min_side=100) == []  # too small
     everything = [_label_in(d, "SKU-A" if i < 2 else "SKU-B") for i, d in enumerate(dets)]
-    assert orphan_reads(dets, everything, max_reads=6, min_side=60, looks=looks) == []
+    assert orphan_reads(dets, name_items(dets, everything, looks), max_reads=6, min_side=60) == []
 
 
 def test_fragile_reads_of_unknown_gtins_are_dropped(tmp_path) -> None:

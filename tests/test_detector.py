@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from gateway.pipeline.assign import assign_items
+from gateway.pipeline.assign import name_items
 from gateway.pipeline.detect import (
     TILE,
     count_confidence,
@@ -201,15 +201,15 @@ def test_assign_items_rules() -> None:
     row2 = [Detection((x, 200.0, x + 90.0, 300.0), 0.9) for x in (0.0, 100.0)]
     dets = row1 + row2
     labels = [((10.0, 40.0, 50.0, 60.0), "SKU-A"), ((310.0, 40.0, 350.0, 60.0), "SKU-B")]
-    out = assign_items(dets, labels, "SKU-BIN")
+    out = name_items(dets, labels, None, "SKU-BIN").skus
     # Own labels, then nearest labelled neighbour in the row, then the bin's SKU.
     assert out[:4] == ["SKU-A", "SKU-A", "SKU-B", "SKU-B"]
     assert out[4:] == ["SKU-BIN", "SKU-BIN"]
-    assert assign_items(row2, [], None) == [None, None]
+    assert name_items(row2, [], None, None).skus == [None, None]
     # Two labels in one item: majority wins.
     two = [((10.0, 10.0, 20.0, 20.0), "X"), ((30.0, 30.0, 40.0, 40.0), "Y"),
            ((50.0, 50.0, 60.0, 60.0), "Y")]
-    assert assign_items(row1[:1], two, None) == ["Y"]
+    assert name_items(row1[:1], two, None, None).skus == ["Y"]
 
 
 @pytest.mark.triton

@@ -31,6 +31,14 @@ def test_few_steps_lower_the_loss(tmp_path) -> None:
     assert np.mean(last) < 0.8 * np.mean(first)
 
 
+def test_training_command_defaults_are_the_shipped_models() -> None:
+    from gateway.training.cli import DEFAULT_STEPS, MODEL_DIR, TEST_PHOTOS, VAL_PHOTOS
+
+    meta = json.loads((MODEL_DIR / "1" / "meta.json").read_text())
+    assert DEFAULT_STEPS == TrainConfig().steps == meta["steps"] == meta["config"]["steps"]
+    assert f"val seeds 1000000+{VAL_PHOTOS}, test seeds 2000000+{TEST_PHOTOS}" in meta["data"]
+
+
 def test_schedule_depends_on_steps_only() -> None:
     cfg = TrainConfig(steps=1000, lr=1e-3, warmup=100)
     assert lr_at(0, cfg) == pytest.approx(1e-5)

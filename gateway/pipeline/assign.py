@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -119,15 +120,32 @@ def stacks(detections: Sequence[Detection]) -> list[int]:
     return [root(i) for i in range(n)]
 
 
-def _named(
+@dataclass(frozen=True)
+class Naming:
+    """What rules 1-3 made of one photo's items, computed once and read by both the count
+    (``skus``) and the choice of labels worth reading (``orphan_reads``)."""
+
+    named: list[str | None]  # rules 1-3, None where none applies
+    sure: list[bool]  # named off its own label or pile, or a product it looks just like
+    stack_of: list[int]  # stack id per item (``stacks``)
+    default_sku: str | None  # rule 4: the bin's SKU
+
+    @property
+    def skus(self) -> list[str | None]:
+        """SKU per item; ``None`` only when no rule applies and there is no bin SKU."""
+        return [sku if sku is not None else self.default_sku for sku in self.named]
+
+
+def name_items(
     detections: Sequence[Detection],
     labelled: Sequence[tuple[Box, str]],
     looks: np.ndarray | None = None,
     default_sku: str | None = None,
-) -> tuple[list[str | None], list[bool]]:
-    """Rules 1-3: the SKU each item is named by its label, its stack, its look or its row
-    (else None), and whether that name is sure: read off its own label or pile, or taken from
-    a product it looks just like, rather than from standing next to it or a loose likeness.
+) -> Naming:
+    """Rules 1-4: the SKU each item is named by its label, its stack, its look or its row
+    (else the bin's), and whether that name is sure: read off its own label or pile, or taken
+    from a product it looks just like, rather than from standing next to it or a loose likeness.
+    ``looks``: the items' looks (``appearance.describe``), same order as ``detections``.
 
     Rules 2 and 3 repeat until nothing changes: a pile whose bottom case was named by its row
     names the cases on top of it, and those name their own row. The look rule compares only
@@ -179,7 +197,7 @@ def _named(
             if neighbours:
                 named[i] = min(neighbours)[1]
         if named == before:
-            return named, sure
+            return Naming(named, sure, stack_of, default_sku)
 
 
 def _vote(box: Box, named: Sequence[tuple[Box, str]]) -> str:
@@ -189,38 +207,20 @@ def _vote(box: Box, named: Sequence[tuple[Box, str]]) -> str:
     return min((_distance(box, b), s) for b, s in named if s in top)[1]
 
 
-def assign_items(
-    detections: Sequence[Detection],
-    labelled: Sequence[tuple[Box, str]],
-    default_sku: str | None,
-    looks: np.ndarray | None = None,
-) -> list[str | None]:
-    """SKU per detection (same order); ``None`` only when no rule applies and there is no
-    bin SKU. ``looks``: the items' looks (``appearance.describe``), same order."""
-    named, _ = _named(detections, labelled, looks, default_sku)
-    return [sku if sku is not None else default_sku for sku in named]
-
-
 def orphan_reads(
-    detections: Sequence[Detection],
-    labelled: Sequence[tuple[Box, str]],
-    max_reads: int,
-    min_side: float,
-    looks: np.ndarray | None = None,
-    default_sku: str | None = None,
+    detections: Sequence[Detection], naming: Naming, max_reads: int, min_side: float
 ) -> list[int]:
     """Items worth OCR-ing for their label: those rules 1-3 leave unnamed or name without
-    being sure (``_named``), a product's whose codes were too small to decode, say.
+    being sure (``naming.sure``), a product's whose codes were too small to decode, say.
 
     The largest readable one first (it reads best), then each time the one farthest from all
     picked so far, one per stack (a read names the whole pile): spread-out reads tell a shelf
     of one product from one where two products meet, and the rules name the rest from them.
     Items with a side under ``min_side`` pixels carry print too small to read.
     """
-    _, sure = _named(detections, labelled, looks, default_sku)
-    stack_of = stacks(detections)
+    stack_of = naming.stack_of
     readable = [
-        i for i, ok in enumerate(sure)
+        i for i, ok in enumerate(naming.sure)
         if not ok and min(detections[i].box[2] - detections[i].box[0],
                           detections[i].box[3] - detections[i].box[1]) >= min_side
     ]

@@ -43,7 +43,7 @@ class Evidence:
 
     item_codes: list[ItemCode]
     detections: list[Detection] | None = None  # None: no item detector deployed
-    item_skus: list[str | None] | None = None  # per detection, from assign_items
+    item_skus: list[str | None] | None = None  # per detection, from assign.name_items
     item_sources: list[str] | None = None  # per detection: own / neighbour / home / unknown
     count_confidence: dict[str, float] | None = None  # per SKU, from the detector's scores
 

@@ -20,6 +20,7 @@ from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.inference.client import InferenceClient
 from gateway.pipeline.appearance import describe
+from gateway.pipeline.assign import Naming, name_items, orphan_reads
 from gateway.pipeline.codes import code_to_json, read_codes
 from gateway.pipeline.decode import decode_image, image_size
 from gateway.pipeline.fuse import (
@@ -132,7 +133,7 @@ class Pipeline:
                 # No product code read: the items' own labels carry the SKU text and expiry,
                 # so read a few, spread over the shelves, in this same request.
                 detections, looks, timings["detect"] = detect_future.result()
-                items = _orphan_items(detections, [], looks, None)
+                items = _orphan_items(detections, name_items(detections, [], looks))
                 orphans_read = True
             t = time.perf_counter()
             regions = choose_regions(
@@ -154,17 +155,24 @@ class Pipeline:
         if detect_future is not None:
             if detections is None:
                 detections, looks, timings["detect"] = detect_future.result()
+            labelled = _labelled(item_codes, facts)
+            naming = name_items(detections, labelled, looks, facts.home)
             if not preview and not orphans_read:
                 # Items that no decoded code, read label, pile or look names would fall back on
                 # the bin's SKU: read a few of their labels before guessing.
-                labelled = [(ic.box, ic.sku) for ic in item_codes] + facts.text_skus
-                items = _orphan_items(detections, labelled, looks, facts.home)
+                items = _orphan_items(detections, naming)
                 if items:
                     t = time.perf_counter()
                     ocr += self._ocr(choose_regions(image, [], False, items=items))
                     timings["ocr"] = timings.get("ocr", 0.0) + _ms(t)
+                    before = facts
                     facts = self._facts(item_codes, location_codes, ocr, location)
-            _assign(evidence, detections, facts, looks)
+                    # Rename only if the reads named something (or moved the bin): the rules
+                    # are a pure function of the labels, the looks and the bin's SKU.
+                    if (facts.text_skus, facts.home) != (before.text_skus, before.home):
+                        labelled = _labelled(item_codes, facts)
+                        naming = name_items(detections, labelled, looks, facts.home)
+            _assign(evidence, detections, labelled, naming)
 
         t = time.perf_counter()
         rows, boxes = build_rows(evidence, facts, self.catalog, now=self.clock())
@@ -215,18 +223,23 @@ class Pipeline:
         return detections, looks, _ms(t)
 
 
+def _labelled(item_codes: list[ItemCode], facts: Facts) -> list[tuple[Box, str]]:
+    """Everything that names the item it sits on: decoded product codes, then SKU text."""
+    return [(ic.box, ic.sku) for ic in item_codes] + facts.text_skus
+
+
 def _assign(
-    evidence: Evidence, detections: list[Detection], facts: Facts, looks: np.ndarray | None
+    evidence: Evidence,
+    detections: list[Detection],
+    labelled: list[tuple[Box, str]],
+    naming: Naming,
 ) -> None:
-    """Give each detected item a SKU: its own code/label, its pile, its look, its row's
-    neighbours, the bin's (``assign``)."""
-    from gateway.pipeline.assign import assign_items
+    """Record each detected item's SKU (``naming``: own code/label, pile, look, row's
+    neighbours, the bin's), where it came from, and the count confidence per SKU."""
     from gateway.pipeline.detect import count_confidence
 
-    labelled: list[tuple[Box, str]] = [(ic.box, ic.sku) for ic in evidence.item_codes]
-    labelled += facts.text_skus
-    home = facts.home
-    skus = assign_items(detections, labelled, home, looks)
+    home = naming.default_sku
+    skus = naming.skus
     sources = []
     for det, sku in zip(detections, skus, strict=True):
         own = any(_inside(_centre(b), det.box) and k == sku for b, k in labelled)
@@ -241,16 +254,9 @@ def _assign(
     evidence.count_confidence = {k: count_confidence(v) for k, v in by_sku.items()}
 
 
-def _orphan_items(
-    detections: list[Detection],
-    labelled: list[tuple[Box, str]],
-    looks: np.ndarray | None,
-    home: str | None,
-) -> list[Box]:
+def _orphan_items(detections: list[Detection], naming: Naming) -> list[Box]:
     """Items whose labels are read before an unnamed shelf run falls back on the bin's SKU."""
-    from gateway.pipeline.assign import orphan_reads
-
-    picks = orphan_reads(detections, labelled, ORPHAN_READS, MIN_READABLE_ITEM_PX, looks, home)
+    picks = orphan_reads(detections, naming, ORPHAN_READS, MIN_READABLE_ITEM_PX)
     return [detections[i].box for i in picks]
 
 

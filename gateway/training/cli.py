@@ -42,8 +42,11 @@ SHIPPED_ONNX = MODEL_DIR / "1" / "model.onnx"
 SHIPPED_WEIGHTS = MODEL_DIR / "weights.pt"
 DEFAULT_CACHE = REPO_ROOT / "data" / "training_cache"
 DEFAULT_RUNS = REPO_ROOT / "data" / "training_runs"
-DEFAULT_STEPS = 5000
+DEFAULT_STEPS = 5000  # = TrainConfig.steps (train.py imports torch: not loaded for --help)
 FINETUNE_STEPS = 1500
+# Held-out synthetic photos: the threshold is chosen on VAL, the model card's figures are TEST.
+VAL_PHOTOS = 600
+TEST_PHOTOS = 1000
 MAX_SIDE = 2048  # labelled photos are shrunk to this on load: views never need more
 
 
@@ -67,9 +70,10 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--scenes", type=int, default=2000,
                     help="synthetic scenes rendered into the cache (default 2000)")
     ap.add_argument("--views", type=int, default=3, help="training views per scene (3)")
-    ap.add_argument("--val", type=int, default=600, help="synthetic validation photos (600)")
-    ap.add_argument("--test", type=int, default=1000,
-                    help="synthetic test photos (1000)")
+    ap.add_argument("--val", type=int, default=VAL_PHOTOS,
+                    help=f"synthetic validation photos ({VAL_PHOTOS})")
+    ap.add_argument("--test", type=int, default=TEST_PHOTOS,
+                    help=f"synthetic test photos ({TEST_PHOTOS})")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                     help="pre-generated view cache (built once, reused when it matches)")
     ap.add_argument("--run-dir", type=Path, help="checkpoints (resumes from last.pt); default "
@@ -233,7 +237,8 @@ def _eval_parser() -> argparse.ArgumentParser:
                     help="ONNX model (default: the shipped one)")
     ap.add_argument("--threshold", type=float,
                     help="score threshold (default: the one in meta.json beside the model)")
-    ap.add_argument("--n", type=int, default=1000, help="synthetic test photos (default 1000)")
+    ap.add_argument("--n", type=int, default=TEST_PHOTOS,
+                    help=f"synthetic test photos (default {TEST_PHOTOS})")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     ap.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")

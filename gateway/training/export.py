@@ -73,15 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     import time
 
-    from gateway.training.cli import SHIPPED_ONNX, _evaluate
+    from gateway.training.cli import SHIPPED_ONNX, TEST_PHOTOS, VAL_PHOTOS, _evaluate
     from gateway.training.synth import TEST_SEED, VAL_SEED, eval_images
 
     ap = argparse.ArgumentParser(prog="python -m gateway.training.export",
                                  description=main.__doc__)
     ap.add_argument("--checkpoint", type=Path, required=True, help="last.pt of a training run")
     ap.add_argument("--out", type=Path, default=SHIPPED_ONNX, help="ONNX path to write")
-    ap.add_argument("--val", type=int, default=600, help="synthetic validation photos")
-    ap.add_argument("--test", type=int, default=1000, help="synthetic test photos")
+    ap.add_argument("--val", type=int, default=VAL_PHOTOS, help="synthetic validation photos")
+    ap.add_argument("--test", type=int, default=TEST_PHOTOS, help="synthetic test photos")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
     state = torch.load(args.checkpoint, map_location="cpu")
