@@ -252,6 +252,15 @@ def test_ocr_works_again_after_a_model_process_dies(triton) -> None:
         pytest.skip("external Triton (SHELFCOUNT_TRITON_URL): not ours to kill")
     server = triton.server
     server.wait_ready(120)
+    # Right after a restart by the watchdog: the stubs must be known from the moment the
+    # server answers ready (once, a stub killed before the watchdog's next look went unseen).
+    before = server.pid
+    assert before is not None
+    os.kill(before, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while server.pid in (None, before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.wait_ready(120)
     stubs = [
         pid
         for pid, _ in _group_processes(server.pid)

@@ -242,7 +242,14 @@ class EmbeddedTriton:
         deadline = time.monotonic() + timeout_s
         while True:
             process = self._process
-            if process is not None and process.poll() is None and self._models_ready():
+            if (
+                process is not None
+                and process.poll() is None
+                and self._models_ready()
+                # Noted now, not on the watchdog's next tick: a stub that died in between
+                # would be missing from the list and its death would go unnoticed.
+                and (self._stub_pids or self._remember_children())
+            ):
                 return
             self._raise_if_load_failed()
             if time.monotonic() >= deadline:
@@ -315,7 +322,6 @@ class EmbeddedTriton:
                     f"({self.log_path}):\n{_tail(self.log_path)}"
                 ) from None
             raise
-        self._remember_children()
         self._report_optional_models()
 
     def _watch(self) -> None:
@@ -470,15 +476,24 @@ class EmbeddedTriton:
                 first_line = reason.strip().split("\n", 1)[0]
                 log.warning("Triton model %s is %s: %s", name, state or "not loaded", first_line)
 
-    def _remember_children(self) -> None:
-        """Note the stubs (and their shared memory) of a server that just became ready."""
+    def _remember_children(self) -> bool:
+        """Note the stubs (and their shared memory) of a server that just became ready; False
+        while a model is still loading (it may run a short-lived stub to complete its config,
+        whose normal exit must not count as a death) or the server does not answer."""
         process = self._process
         if process is None:
-            return
+            return False
+        try:
+            status = self.model_status()
+        except Exception:  # not answering: the next readiness check tries again
+            return False
+        if any(state not in ("READY", "UNAVAILABLE") for state, _ in status.values()):
+            return False
         self._shm_regions = _group_shm_regions(process.pid)
         self._stub_pids = {
             pid for pid, name in _group_processes(process.pid) if name == STUB_NAME[:15]
         }
+        return True
 
     def _stub_died(self) -> bool:
         """Whether a stub of the running server is gone: Triton answers "not healthy" for its
