@@ -15,8 +15,8 @@ it on the real models) while cutting the node count:
 3. ``* s -> + t -> Conv 1x1`` (no padding, one group) becomes ``Conv(W*s, b + t*sum(W))``;
    with padding or a larger kernel the border would change, so those stay as they are.
 
-Measured on this 2-core CPU, one thread: rec 15.7 -> 11.0 ms per 256-pixel line, det 111 -> 75
-ms per 640x640 image.
+Measured on this project's 2-core CPU VM, one thread, two runs: rec 15.1-15.7 -> 10.4-11.0 ms
+per 256-pixel line, det 109-111 -> 75-79 ms per 640x640 image.
 """
 
 from __future__ import annotations
