@@ -489,10 +489,11 @@ class EmbeddedTriton:
             return False
         if any(state not in ("READY", "UNAVAILABLE") for state, _ in status.values()):
             return False
-        self._shm_regions = _group_shm_regions(process.pid)
-        self._stub_pids = {
-            pid for pid, name in _group_processes(process.pid) if name == STUB_NAME[:15]
-        }
+        regions = _group_shm_regions(process.pid)
+        stubs = {pid for pid, name in _group_processes(process.pid) if name == STUB_NAME[:15]}
+        if self._process is not process:  # restarted meanwhile: these belong to the old one
+            return False
+        self._shm_regions, self._stub_pids = regions, stubs
         return True
 
     def _stub_died(self) -> bool:
