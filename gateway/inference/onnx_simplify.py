@@ -55,12 +55,27 @@ class _Graph:
             return users[0]
         return None
 
+    def value(self, tensor: str) -> float | None:
+        """The value of a one-element constant; None for anything else."""
+        const = self.consts.get(tensor)
+        return float(const.reshape(-1)[0]) if const is not None and const.size == 1 else None
+
     def scalar(self, node: onnx.NodeProto, other_than: str) -> float | None:
         """The value of ``node``'s constant one-element input beside ``other_than``."""
         rest = [name for name in node.input if name != other_than]
-        if len(rest) == 1 and rest[0] in self.consts and self.consts[rest[0]].size == 1:
-            return float(self.consts[rest[0]].reshape(-1)[0])
-        return None
+        return self.value(rest[0]) if len(rest) == 1 else None
+
+    def affine(self, mul: onnx.NodeProto, x: str) -> tuple[float, float, onnx.NodeProto] | None:
+        """``x * s`` at ``mul``, and ``+ t`` when a scalar Add alone reads it: ``(s, t, the
+        chain's last node)``, t = 0 without the Add; None when ``mul`` is no scalar product."""
+        scale = self.scalar(mul, x)
+        if scale is None:
+            return None
+        add = self.only_user(mul.output[0], "Add")
+        shift = self.scalar(add, mul.output[0]) if add is not None else None
+        if add is None or shift is None:
+            return scale, 0.0, mul
+        return scale, shift, add
 
     def conv_params(self, conv: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray] | None:
         if len(conv.input) < 2 or conv.input[1] not in self.consts:
@@ -119,10 +134,7 @@ def _hard_swish(g: _Graph) -> int:
         clip = g.only_user(add.output[0], "Clip")
         if clip is None or len(clip.input) != 3:
             continue
-        low, high = (g.consts.get(name) for name in clip.input[1:])
-        if low is None or high is None or float(low.reshape(-1)[0]) != 0.0:
-            continue
-        if float(high.reshape(-1)[0]) != 6.0:
+        if g.value(clip.input[1]) != 0.0 or g.value(clip.input[2]) != 6.0:
             continue
         mul = g.only_user(clip.output[0], "Mul")
         if mul is None or set(mul.input) != {x, clip.output[0]}:
@@ -151,17 +163,12 @@ def _affine_after_conv(g: _Graph) -> int:
     for conv in list(g.graph.node):
         if conv.op_type != "Conv" or id(conv) in g.dropped:
             continue
-        params = g.conv_params(conv)
         mul = g.only_user(conv.output[0], "Mul")
-        if params is None or mul is None:
+        chain = g.affine(mul, conv.output[0]) if mul is not None else None
+        params = g.conv_params(conv) if chain is not None else None
+        if chain is None or params is None:
             continue
-        scale = g.scalar(mul, conv.output[0])
-        if scale is None:
-            continue
-        last, shift = mul, 0.0
-        add = g.only_user(mul.output[0], "Add")
-        if add is not None and (t := g.scalar(add, mul.output[0])) is not None:
-            last, shift = add, t
+        scale, shift, last = chain
         weights, bias = params
         g.set_conv(conv, conv.input[0], weights * scale, bias * scale + shift)
         conv.output[0] = last.output[0]
@@ -176,11 +183,10 @@ def _affine_before_pointwise_conv(g: _Graph) -> int:
         if mul.op_type != "Mul" or id(mul) in g.dropped:
             continue
         inputs = [name for name in mul.input if name not in g.consts]
-        if len(inputs) != 1 or (scale := g.scalar(mul, inputs[0])) is None:
+        chain = g.affine(mul, inputs[0]) if len(inputs) == 1 else None
+        if chain is None or chain[2] is mul:  # only a full "* s + t" is moved into the conv
             continue
-        add = g.only_user(mul.output[0], "Add")
-        if add is None or (shift := g.scalar(add, mul.output[0])) is None:
-            continue
+        scale, shift, add = chain
         conv = g.only_user(add.output[0], "Conv")
         if conv is None or conv.input[0] != add.output[0]:
             continue
