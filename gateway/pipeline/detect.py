@@ -77,6 +77,11 @@ def default_threshold() -> float:
     return float(model_meta().get("threshold", DEFAULT_THRESHOLD))  # type: ignore[arg-type]
 
 
+def default_band() -> float:
+    """The confidence band calibrated with the model (see :func:`count_confidence`)."""
+    return float(model_meta().get("confidence_band", CONFIDENCE_BAND))  # type: ignore[arg-type]
+
+
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     h, w = image.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -278,17 +283,24 @@ def detect_items(
     return [d for d in detect_candidates(image_bgr, client, preview=preview) if d.score >= thr]
 
 
-def count_confidence(detections: Sequence[Detection], threshold: float | None = None) -> float:
+def count_confidence(
+    detections: Sequence[Detection], threshold: float | None = None, band: float | None = None
+) -> float:
     """How sure the count is, 0..1: 1 when every candidate is far from the threshold.
 
-    Each candidate within ``CONFIDENCE_BAND`` of the threshold is a near coin-flip for the
+    Each candidate within ``band`` of the threshold is a near coin-flip for the
     count (ambiguity 1 at the threshold, 0 at the band's edge); the result is the probability
     that none of them flipped, ``prod(1 - ambiguity / 2)``. Pass all candidates
-    (:func:`detect_candidates`) so near-misses below the threshold count too.
+    (:func:`detect_candidates`) so near-misses below the threshold count too. The band is
+    calibrated by the training command on held-out real photos (``confidence_band`` in
+    meta.json) so that counts reported at >= 0.8 are right at least 95 % of the time.
     """
     thr = default_threshold() if threshold is None else threshold
-    conf = 1.0
-    for d in detections:
-        a = max(0.0, 1.0 - abs(d.score - thr) / CONFIDENCE_BAND)
-        conf *= 1.0 - a / 2
-    return conf
+    band = default_band() if band is None else band
+    return confidence_from_scores(np.array([d.score for d in detections], float), thr, band)
+
+
+def confidence_from_scores(scores: np.ndarray, threshold: float, band: float) -> float:
+    """:func:`count_confidence` on a bare array of candidate scores."""
+    a = np.clip(1.0 - np.abs(scores - threshold) / band, 0.0, None)
+    return float(np.prod(1.0 - a / 2))

@@ -1,9 +1,11 @@
 """``shelfcount train`` and ``shelfcount eval``: the detector's training and evaluation commands.
 
-``train`` without ``--data`` reproduces the shipped model from synthetic scenes (default seed
-and steps); with ``--data DIR`` (YOLO or COCO export from CVAT / Label Studio) it fine-tunes
-the shipped weights on a warehouse's own photos. Both end by choosing the count threshold on a
-validation split, evaluating on a held-out split and writing the ONNX model + meta.json.
+``train`` without arguments reproduces the shipped model in two stages: rendered scenes only
+(stage 1, the synthetic model), then real labelled photos from ``../shared/data/real-cartons``
+mixed with rendered views (stage 2, what ships). ``--data DIR`` (YOLO or COCO export from CVAT /
+Label Studio) runs stage 2 on a warehouse's own photos from the shipped weights. Both choose
+the count threshold and calibrate Count_Confidence on photos held out by family, evaluate on
+held-out sets and write the ONNX model + meta.json.
 """
 
 from __future__ import annotations
@@ -13,52 +15,65 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from gateway.config import REPO_ROOT
+from gateway.pipeline.detect import CONFIDENCE_BAND
 from gateway.training.data import (
     CacheDataset,
     DataError,
-    LabelledImage,
     labelled_from_file,
     load_labelled_dir,
-    random_view,
     write_cache,
 )
 from gateway.training.evaluate import (
     EvalImage,
     ap50,
+    calibration,
+    calibration_report,
+    choose_band,
     choose_threshold,
     collect,
+    confidences,
     count_metrics,
+    counts_at,
     report,
 )
+from gateway.training.real import REAL_CARTONS
 
 MODEL_DIR = REPO_ROOT / "triton_models" / "item_detector"
 SHIPPED_ONNX = MODEL_DIR / "1" / "model.onnx"
 SHIPPED_WEIGHTS = MODEL_DIR / "weights.pt"
 DEFAULT_CACHE = REPO_ROOT / "data" / "training_cache"
 DEFAULT_RUNS = REPO_ROOT / "data" / "training_runs"
-DEFAULT_STEPS = 5000  # = TrainConfig.steps (train.py imports torch: not loaded for --help)
-FINETUNE_STEPS = 1500
+SYNTHETIC_STEPS = 5000  # stage 1 (rendered scenes only)
+DEFAULT_STEPS = 5000  # stage 2 (real + rendered): the shipped model's
+MIXED_LR = 1.5e-3
+REAL_SHARE = 0.7
 # Held-out synthetic photos: the threshold is chosen on VAL, the model card's figures are TEST.
 VAL_PHOTOS = 600
 TEST_PHOTOS = 1000
-MAX_SIDE = 2048  # labelled photos are shrunk to this on load: views never need more
 
 
 def _train_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="shelfcount train",
-        description="Train the item detector (synthetic scenes by default, or fine-tune the "
-                    "shipped weights on labelled photos with --data) and export it to ONNX.")
+        description="Train the item detector (rendered scenes, then real photos from "
+                    "../shared/data/real-cartons mixed with rendered views; or fine-tune the "
+                    "shipped weights on your labelled photos with --data) and export it to ONNX.")
     ap.add_argument("--data", type=Path, help="labelled photos: YOLO folder (images/ + labels/) "
-                    "or COCO JSON (CVAT / Label Studio export); omitted: synthetic scenes")
-    ap.add_argument("--steps", type=int, help=f"optimiser steps (default {DEFAULT_STEPS} "
-                    f"synthetic, {FINETUNE_STEPS} fine-tuning)")
+                    "or COCO JSON (CVAT / Label Studio export); omitted: "
+                    "../shared/data/real-cartons/train when present")
+    ap.add_argument("--steps", type=int, help=f"optimiser steps of the real + synthetic stage "
+                    f"(default {DEFAULT_STEPS})")
+    ap.add_argument("--synthetic-steps", type=int, default=SYNTHETIC_STEPS,
+                    help=f"steps of the synthetic-only first stage (default {SYNTHETIC_STEPS})")
+    ap.add_argument("--real-share", type=float, default=REAL_SHARE,
+                    help=f"share of training views cut from real photos ({REAL_SHARE})")
+    ap.add_argument("--width", type=float, default=1.0, help="network width multiplier (1.0)")
     ap.add_argument("--out", type=Path, default=SHIPPED_ONNX,
                     help="where the ONNX model goes; meta.json (threshold, metrics) and "
                     "weights.pt are written beside it (default: the shipped model)")
@@ -66,7 +81,7 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
     ap.add_argument("--size", type=int, default=320, help="training view size in px (320)")
     ap.add_argument("--crop", type=int, default=256,
-                    help="training crop cut from each view, px (default 256)")
+                    help="training crop of the synthetic stage, px (default 256)")
     ap.add_argument("--scenes", type=int, default=2000,
                     help="synthetic scenes rendered into the cache (default 2000)")
     ap.add_argument("--views", type=int, default=3, help="training views per scene (3)")
@@ -77,11 +92,10 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                     help="pre-generated view cache (built once, reused when it matches)")
     ap.add_argument("--run-dir", type=Path, help="checkpoints (resumes from last.pt); default "
-                    "data/training_runs/<synthetic|finetune>-seed<seed>")
+                    "data/training_runs/mixed-seed<seed>")
     ap.add_argument("--init", type=Path, help="start from these torch weights (default: the "
-                    "shipped weights when fine-tuning, random when synthetic)")
-    ap.add_argument("--lr", type=float, help="peak learning rate (default 3e-3 synthetic, "
-                    "1e-3 fine-tuning)")
+                    "synthetic stage's; the shipped weights with --data)")
+    ap.add_argument("--lr", type=float, help=f"peak learning rate (default {MIXED_LR})")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest "
                     "on a shared machine; batches are prepared in a second thread)")
     ap.add_argument("--no-eval", action="store_true", help="skip threshold search and test")
@@ -108,49 +122,38 @@ def _cache_for(args: argparse.Namespace) -> CacheDataset:
     return CacheDataset(args.cache)
 
 
-def _split_labelled(
-    pairs: list[tuple[Path, np.ndarray]], seed: int
-) -> tuple[list, list, list]:
-    """Deterministic 80/10/10 split; tiny sets use every photo for validation and test too."""
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    items = [pairs[i] for i in order]
-    if len(items) < 10:
-        return items, items, items
-    n_val = n_test = max(1, len(items) // 10)
-    return items[n_val + n_test:], items[:n_val], items[n_val:n_val + n_test]
-
-
-def _load_shrunk(path: Path, boxes: np.ndarray) -> LabelledImage:
-    import cv2
-
-    item = labelled_from_file(path, boxes)
-    h, w = item.image.shape[:2]
-    s = MAX_SIDE / max(h, w)
-    if s < 1:
-        item = LabelledImage(cv2.resize(item.image, (round(w * s), round(h * s)),
-                                        interpolation=cv2.INTER_AREA),
-                             item.boxes * s, item.visible)
-    return item
-
-
 def _eval_from_pairs(pairs: list[tuple[Path, np.ndarray]]):
     for path, boxes in pairs:
         item = labelled_from_file(path, boxes)
         yield EvalImage(item.image, item.boxes, np.zeros((0, 4), np.float32))
 
 
-def _evaluate(onnx: Path, val, n_val: int, test, n_test: int, quiet: bool) -> dict[str, object]:
+def _evaluate(onnx: Path, tune: list[tuple[Iterable[EvalImage], int]],
+              tests: dict[str, tuple[Iterable[EvalImage], int]], quiet: bool,
+              calibrate_on: int | None = None) -> dict[str, object]:
+    """Choose the threshold on the union of the ``tune`` sets, calibrate the confidence band
+    on tune set number ``calibrate_on`` (the real photos), then measure every test set."""
     from gateway.training.export import LocalDetector
 
     det = LocalDetector(onnx)
-    val_c, val_gt = collect(val, det, n_val, quiet)
-    val_truth = [len(v.boxes) for v in val_gt]
-    thr = choose_threshold(val_c, val_truth)
-    test_c, test_gt = collect(test, det, n_test, quiet)
-    m = count_metrics(test_c, [len(t.boxes) for t in test_gt], thr)
-    ap = ap50(test_c, test_gt)
-    val_m = count_metrics(val_c, val_truth, thr)
-    return {"threshold": thr, "test": m, "test_ap50": ap, "val": val_m}
+    parts = [collect(images, det, n, quiet) for images, n in tune]
+    sets = [(c, [len(g.boxes) for g in gt]) for c, gt in parts]
+    thr = choose_threshold(*sets[0], groups=sets[1:])
+    band = CONFIDENCE_BAND
+    if calibrate_on is not None:
+        c_cands, c_gt = parts[calibrate_on]
+        band = choose_band(c_cands, [len(g.boxes) for g in c_gt], thr)
+    out: dict[str, object] = {"threshold": thr, "confidence_band": band,
+                              "tune": [count_metrics(c, t, thr) for c, t in sets]}
+    for name, (images, n) in tests.items():
+        t_cands, t_gt = collect(images, det, n, quiet)
+        t_truth = [len(g.boxes) for g in t_gt]
+        m = count_metrics(t_cands, t_truth, thr, t_gt)
+        m["ap50"] = ap50(t_cands, t_gt)
+        m["calibration"] = calibration(confidences(t_cands, thr, band),
+                                       counts_at(t_cands, thr), t_truth)
+        out[name] = m
+    return out
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -163,60 +166,85 @@ def train_main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _synthetic_stage(args: argparse.Namespace, cache: CacheDataset) -> Path:
+    """Stage 1: train on rendered scenes only (or reuse a finished run's weights)."""
+    import torch
+
+    from gateway.training.train import TrainConfig, train
+
+    run_dir = DEFAULT_RUNS / f"synthetic-seed{args.seed}"
+    done = run_dir / "weights.pt"
+    if done.exists():
+        return done
+    cfg = TrainConfig(steps=args.synthetic_steps, batch=args.batch, seed=args.seed,
+                      threads=args.threads, crop=args.crop, lr=TrainConfig.lr)
+    model, _ = train(cache.__getitem__, len(cache), cfg, run_dir, quiet=args.quiet)
+    torch.save(model.state_dict(), done)
+    return done
+
+
 def _train(args: argparse.Namespace) -> int:
     import torch
 
     from gateway.training.export import export_onnx, write_meta
+    from gateway.training.real import MixedSource, load_real, real_dir_or_none
     from gateway.training.synth import TEST_SEED, VAL_SEED, eval_images
     from gateway.training.train import TrainConfig, train
 
-    finetune = args.data is not None
-    steps = args.steps or (FINETUNE_STEPS if finetune else DEFAULT_STEPS)
-    if steps <= 0:
+    steps = args.steps or DEFAULT_STEPS
+    if steps <= 0 or args.synthetic_steps <= 0:
         print("error: --steps must be positive", file=sys.stderr)
         return 2
-    kind = "finetune" if finetune else "synthetic"
-    run_dir = args.run_dir or DEFAULT_RUNS / f"{kind}-seed{args.seed}"
-    init = args.init
-    if finetune:
-        pairs = load_labelled_dir(args.data)
-        tr, va, te = _split_labelled(pairs, args.seed)
-        photos = [_load_shrunk(p, b) for p, b in tr]
-
-        def source(i: int) -> LabelledImage:
-            rng = np.random.default_rng([args.seed, 99, i])
-            return random_view(photos[i % len(photos)], rng, args.size)
-
-        n_source = len(photos) * 1000
-        init = init or (SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.exists() else None)
-        cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
-                          lr=args.lr or 1e-3, warmup=min(100, steps // 10), crop=args.crop)
-        val, n_val = _eval_from_pairs(va), len(va)
-        test, n_test = _eval_from_pairs(te), len(te)
-        data_desc = f"{args.data} ({len(tr)} train / {len(va)} val / {len(te)} test photos)"
+    real_dir = args.data or real_dir_or_none()
+    if real_dir is None:
+        print(f"note: no real photos at {REAL_CARTONS}/train (and no --data): training on "
+              "synthetic scenes only", file=sys.stderr)
+    elif not real_dir.exists():
+        raise DataError(f"{real_dir}: no such folder")
+    photos, tune_pairs = load_real(real_dir) if real_dir else ([], [])
+    cache = _cache_for(args)
+    if args.init is not None:
+        init = args.init
+    elif args.data is not None:
+        init = SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.exists() else None
     else:
-        cache = _cache_for(args)
-        source: Callable[[int], LabelledImage] = cache.__getitem__  # type: ignore[no-redef]
-        n_source = len(cache)
-        cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
-                          crop=args.crop, lr=args.lr or TrainConfig.lr)
-        val, n_val = eval_images(VAL_SEED, args.val), args.val
-        test, n_test = eval_images(TEST_SEED, args.test), args.test
-        data_desc = (f"synthetic: {args.scenes} scenes x {args.views} views of {args.size}px "
-                     f"(seed {args.seed}); val seeds {VAL_SEED}+{args.val}, "
-                     f"test seeds {TEST_SEED}+{args.test}")
-    model, facts = train(source, n_source, cfg, run_dir, init_weights=init, quiet=args.quiet)
+        init = _synthetic_stage(args, cache)
+    kind = "mixed" if photos else "synthetic-only"
+    run_dir = args.run_dir or DEFAULT_RUNS / f"{kind}-seed{args.seed}"
+    cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
+                      crop=args.size, lr=args.lr or MIXED_LR, warmup=min(300, steps // 10),
+                      strong_aug=True, width=args.width)
+    source = MixedSource(photos, cache, args.real_share, args.seed, args.size)
+    model, facts = train(source, len(source), cfg, run_dir, init_weights=init,
+                         quiet=args.quiet)
     facts.pop("loss_curve", None)
     onnx_tmp = run_dir / "model.onnx"
     export_onnx(model, onnx_tmp)
     torch.save(model.state_dict(), run_dir / "weights.pt")
+    data_desc = (f"real: {real_dir} ({len(photos)} train photos, {len(tune_pairs)} tune photos "
+                 f"held out by family, share {args.real_share:g} of views); "
+                 if photos else "") + (
+        f"synthetic: {args.scenes} scenes x {args.views} views of {args.size}px "
+        f"(seed {args.seed}); val seeds {VAL_SEED}+{args.val}, "
+        f"test seeds {TEST_SEED}+{args.test}")
     meta: dict[str, object] = {"data": data_desc, **facts, "threshold": 0.4,
+                               "init": str(init) if init else None,
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not args.no_eval:
         t0 = time.monotonic()
-        ev = _evaluate(onnx_tmp, val, n_val, test, n_test, args.quiet)
+        tune = [(eval_images(VAL_SEED, args.val), args.val)]
+        if tune_pairs:
+            tune.append((_eval_from_pairs(tune_pairs), len(tune_pairs)))
+        tests = {"test": (eval_images(TEST_SEED, args.test), args.test)}
+        real_val = _real_val_for(args)
+        if real_val is not None:
+            pairs = load_labelled_dir(real_val)
+            tests["real_val"] = (_eval_from_pairs(pairs), len(pairs))
+        ev = _evaluate(onnx_tmp, tune, tests, args.quiet,
+                       calibrate_on=1 if tune_pairs else None)
         meta.update(ev, eval_wall_s=round(time.monotonic() - t0, 1))
-        print(report("test", ev["test"], ev["test_ap50"]))  # type: ignore[arg-type]
+        for name in tests:
+            print(report(name, ev[name], ev[name]["ap50"]))  # type: ignore[index]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(onnx_tmp, args.out)
     shutil.copyfile(run_dir / "weights.pt", args.out.parent.parent / "weights.pt"
@@ -226,11 +254,20 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _real_val_for(args: argparse.Namespace) -> Path | None:
+    """The real validation folder reported on: only beside the default real data."""
+    if args.data is not None:
+        return None
+    val = REAL_CARTONS / "val"
+    return val if (val / "images").is_dir() else None
+
+
 def _eval_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="shelfcount eval",
-        description="Evaluate the item detector: AP@0.5 and count accuracy (within +-1, exact, "
-                    "MAE) per items-per-photo bin (1-15, 16-30, 31-60).")
+        description="Evaluate the item detector: AP@0.5 and count accuracy (counted right = "
+                    "within max(1, 10%%), within +-1, exact, MAE, bias) per items-per-photo bin "
+                    "(1-15, 16-30, 31-60, 61+), and the Count_Confidence calibration table.")
     ap.add_argument("--data", type=Path, help="labelled photos (YOLO folder or COCO JSON); "
                     "omitted: the held-out synthetic test set")
     ap.add_argument("--model", type=Path, default=SHIPPED_ONNX,
@@ -269,10 +306,14 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     truth = [len(i.boxes) for i in imgs]
-    m = count_metrics(cands, truth, thr)
+    band = float(meta.get("confidence_band", CONFIDENCE_BAND))
+    m = count_metrics(cands, truth, thr, imgs)
     ap = ap50(cands, imgs)
+    calib = calibration(confidences(cands, thr, band), counts_at(cands, thr), truth)
     if args.json:
-        print(json.dumps({"ap50": ap, **m, "best_threshold_here": choose_threshold(cands, truth)}))
+        print(json.dumps({"ap50": ap, **m, "calibration": calib, "confidence_band": band,
+                          "best_threshold_here": choose_threshold(cands, truth)}))
     else:
         print(report(name, m, ap))
+        print(calibration_report(calib))
     return 0

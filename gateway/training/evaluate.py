@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from gateway.pipeline.detect import TileDetector, detect_candidates
+from gateway.pipeline.detect import TileDetector, confidence_from_scores, detect_candidates
 
-BINS = ((1, 15), (16, 30), (31, 60))
+# Items-per-photo bins of the report; None = no upper bound.
+BINS: tuple[tuple[int, int | None], ...] = ((1, 15), (16, 30), (31, 60), (61, None))
+CONFIDENCE_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
 
 
 @dataclass
@@ -89,36 +91,114 @@ def ap50(cands: Sequence[np.ndarray], gts: Sequence[EvalImage]) -> float:
     return float(np.sum((mrec[1:] - mrec[:-1]) * mpre[1:]))
 
 
+def counted_right(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """The product's notion of a right count: off by at most max(1, 10 % of the truth)."""
+    return np.abs(pred - true) <= np.maximum(1.0, 0.1 * true)
+
+
+def counts_at(cands: Sequence[np.ndarray], threshold: float) -> np.ndarray:
+    """Items counted per photo at ``threshold``."""
+    return np.array([int((r[:, 4] >= threshold).sum()) for r in cands])
+
+
+def _bin_masks(true: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    for lo, hi in BINS:
+        name = f"{lo}-{hi}" if hi is not None else f"{lo}+"
+        out[name] = (true >= lo) & (true <= (hi if hi is not None else np.inf))
+    return out
+
+
 def count_metrics(
-    cands: Sequence[np.ndarray], truth: Sequence[int], threshold: float
+    cands: Sequence[np.ndarray], truth: Sequence[int], threshold: float,
+    gts: Sequence[EvalImage] | None = None,
 ) -> dict[str, object]:
-    """Within +/-1, exact and MAE over all photos and per items-per-photo bin."""
-    pred = np.array([int((r[:, 4] >= threshold).sum()) for r in cands])
+    """Counted right, within +/-1, exact, MAE and bias (mean signed error: negative means
+    under-counting) over all photos and per items-per-photo bin; AP@0.5 too when the ground
+    truth boxes ``gts`` are given."""
+    pred = counts_at(cands, threshold)
     true = np.asarray(truth)
-    err = np.abs(pred - true)
+    err = pred - true
 
     def block(sel: np.ndarray) -> dict[str, float]:
         if not sel.any():
             return {"n": 0}
-        return {"n": int(sel.sum()), "within1": float((err[sel] <= 1).mean()),
-                "exact": float((err[sel] == 0).mean()), "mae": float(err[sel].mean())}
+        out = {"n": int(sel.sum()), "right": float(counted_right(pred[sel], true[sel]).mean()),
+               "within1": float((np.abs(err[sel]) <= 1).mean()),
+               "exact": float((err[sel] == 0).mean()), "mae": float(np.abs(err[sel]).mean()),
+               "bias": float(err[sel].mean())}
+        if gts is not None:
+            idx = np.flatnonzero(sel)
+            out["ap50"] = ap50([cands[i] for i in idx], [gts[i] for i in idx])
+        return out
 
     out: dict[str, object] = {"threshold": threshold, **block(np.ones(len(true), bool))}
-    out["bins"] = {f"{lo}-{hi}": block((true >= lo) & (true <= hi)) for lo, hi in BINS}
+    out["bins"] = {k: block(m) for k, m in _bin_masks(true).items()}
     return out
 
 
-def choose_threshold(cands: Sequence[np.ndarray], truth: Sequence[int]) -> float:
-    """The score threshold maximising count accuracy (within +/-1, then exact, then -MAE).
+def calibration(
+    confidences: Sequence[float], pred: Sequence[int], truth: Sequence[int],
+    edges: Sequence[float] = CONFIDENCE_EDGES,
+) -> list[dict[str, float]]:
+    """Share of photos counted right per Count_Confidence bin ``[lo, hi)`` (the last bin
+    includes 1.0), plus the row the product promises: confidence >= 0.8."""
+    conf = np.asarray(confidences, float)
+    ok = counted_right(np.asarray(pred), np.asarray(truth))
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (conf >= lo) & ((conf < hi) | (hi >= 1.0))
+        rows.append({"lo": lo, "hi": hi, "n": int(sel.sum()),
+                     "right": float(ok[sel].mean()) if sel.any() else float("nan")})
+    sel = conf >= 0.8
+    rows.append({"lo": 0.8, "hi": 1.0, "n": int(sel.sum()),
+                 "right": float(ok[sel].mean()) if sel.any() else float("nan"), "promise": 1})
+    return rows
+
+
+def confidences(cands: Sequence[np.ndarray], threshold: float, band: float) -> list[float]:
+    """The detector's Count_Confidence of each photo."""
+    return [confidence_from_scores(r[:, 4], threshold, band) for r in cands]
+
+
+def choose_band(
+    cands: Sequence[np.ndarray], truth: Sequence[int], threshold: float, want: float = 0.97
+) -> float:
+    """The narrowest confidence band for which photos at confidence >= 0.8 are counted right
+    at least ``want`` of the time on these (tuning) photos; the widest band tried otherwise.
+
+    ``want`` sits above the 95 % promise so the promise holds on photos not tuned on.
+    """
+    pred = counts_at(cands, threshold)
+    ok = counted_right(pred, np.asarray(truth))
+    grid = np.round(np.arange(0.05, 0.501, 0.01), 2)
+    for band in grid:
+        conf = np.asarray(confidences(cands, threshold, float(band)))
+        sel = conf >= 0.8
+        if not sel.any() or ok[sel].mean() >= want:
+            return float(band)
+    return float(grid[-1])
+
+
+def choose_threshold(
+    cands: Sequence[np.ndarray], truth: Sequence[int],
+    groups: Sequence[tuple[Sequence[np.ndarray], Sequence[int]]] = (),
+) -> float:
+    """The score threshold maximising count accuracy (counted right, then within +/-1, then
+    exact, then -MAE), averaged over the photo sets ``(cands, truth)`` + ``groups`` so that
+    each set (say, real and rendered photos) weighs the same whatever its size.
 
     Among equally good thresholds the middle of the best plateau is taken: it is the one
     least likely to move when the photos change.
     """
+    sets = [(cands, truth), *groups]
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
     keys = []
     for t in grid:
-        m = count_metrics(cands, truth, float(t))
-        keys.append((round(m["within1"], 6), round(m["exact"], 6), -round(m["mae"], 6)))
+        ms = [count_metrics(c, tr, float(t)) for c, tr in sets if len(tr)]
+        keys.append(tuple(round(float(np.mean([m[k] for m in ms])) * sign, 6)
+                          for k, sign in (("right", 1), ("within1", 1), ("exact", 1),
+                                          ("mae", -1))))
     best = max(keys)
     ties = [float(t) for t, k in zip(grid, keys, strict=True) if k == best]
     return ties[len(ties) // 2]
@@ -126,12 +206,24 @@ def choose_threshold(cands: Sequence[np.ndarray], truth: Sequence[int]) -> float
 
 def report(name: str, metrics: dict[str, object], ap: float) -> str:
     """Human-readable block for the CLI and MODEL.md."""
+    def line(key: str, b: dict) -> str:
+        ap_txt = f" AP@0.5={b['ap50']:.3f}" if "ap50" in b else ""
+        return (f"  {key:<8} n={b['n']:<5} right={b['right']:.1%} within+-1={b['within1']:.1%} "
+                f"exact={b['exact']:.1%} MAE={b['mae']:.2f} bias={b['bias']:+.2f}{ap_txt}")
+
     lines = [f"{name}: photos={metrics['n']} threshold={metrics['threshold']:.2f} "
-             f"AP@0.5={ap:.3f}",
-             f"  all      within+-1={metrics['within1']:.1%} exact={metrics['exact']:.1%} "
-             f"MAE={metrics['mae']:.2f}"]
+             f"AP@0.5={ap:.3f}", line("all", metrics)]
     for key, b in metrics["bins"].items():  # type: ignore[union-attr]
         if b["n"]:
-            lines.append(f"  {key:<8} within+-1={b['within1']:.1%} exact={b['exact']:.1%} "
-                         f"MAE={b['mae']:.2f} (n={b['n']})")
+            lines.append(line(key, b))
     return "\n".join(lines)
+
+
+def calibration_report(rows: Sequence[dict[str, float]]) -> str:
+    """The calibration table as text: Count_Confidence bin -> photos, share counted right."""
+    out = ["  Count_Confidence  photos  counted right"]
+    for r in rows:
+        label = ">= 0.80 (promise)" if r.get("promise") else f"{r['lo']:.1f}-{r['hi']:.1f}"
+        right = "-" if r["n"] == 0 else f"{r['right']:.1%}"
+        out.append(f"  {label:<17} {r['n']:>6}  {right}")
+    return "\n".join(out)

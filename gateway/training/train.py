@@ -25,6 +25,7 @@ from tqdm import tqdm
 from gateway.training.data import LabelledImage, augment, transform
 from gateway.training.loss import build_targets, focal_loss, giou_loss
 from gateway.training.model import ItemDetector, normalise
+from gateway.training.real import photometric
 
 GIOU_WEIGHT = 5.0
 
@@ -49,6 +50,8 @@ class TrainConfig:
     threads: int = 1
     checkpoint_every: int = 250
     width: float = 1.0
+    # Real-photo training adds camera degradations (blur, noise, JPEG, grey) to every view.
+    strong_aug: bool = False
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -103,7 +106,8 @@ def sample_batch(
             ox = rng.integers(0, max(1, w - cfg.crop + 1))
             oy = rng.integers(0, max(1, h - cfg.crop + 1))
             item = transform(item, 1.0, float(ox), float(oy), cfg.crop)
-        items.append(augment(item, rng))
+        item = augment(item, rng)
+        items.append(photometric(item, rng) if cfg.strong_aug else item)
     return make_batch(items)
 
 
