@@ -80,7 +80,7 @@ def ap50(cands: Sequence[np.ndarray], gts: Sequence[EvalImage]) -> float:
                 hits.append(0)
     if n_gt == 0:
         return float("nan")
-    order = np.argsort(-np.asarray(scores))
+    order = np.argsort(-np.asarray(scores), kind="stable")  # ties: photo order
     tp = np.cumsum(np.asarray(hits)[order])
     fp = np.cumsum(1 - np.asarray(hits)[order])
     recall = tp / n_gt
@@ -140,7 +140,7 @@ def count_metrics(
 def calibration(
     confidences: Sequence[float], pred: Sequence[int], truth: Sequence[int],
     edges: Sequence[float] = CONFIDENCE_EDGES,
-) -> list[dict[str, float]]:
+) -> list[dict[str, float | None]]:
     """Share of photos counted right per Count_Confidence bin ``[lo, hi)`` (the last bin
     includes 1.0), plus the row the product promises: confidence >= 0.8."""
     conf = np.asarray(confidences, float)
@@ -149,10 +149,10 @@ def calibration(
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sel = (conf >= lo) & ((conf < hi) | (hi >= 1.0))
         rows.append({"lo": lo, "hi": hi, "n": int(sel.sum()),
-                     "right": float(ok[sel].mean()) if sel.any() else float("nan")})
+                     "right": float(ok[sel].mean()) if sel.any() else None})
     sel = conf >= 0.8
     rows.append({"lo": 0.8, "hi": 1.0, "n": int(sel.sum()),
-                 "right": float(ok[sel].mean()) if sel.any() else float("nan"), "promise": 1})
+                 "right": float(ok[sel].mean()) if sel.any() else None, "promise": 1})
     return rows
 
 
