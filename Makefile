@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libzbar0 chromium chromium-driver fonts-dejavu-core
 
-.PHONY: run test system venv models bench bench-load bench-pwa lint proto clean
+.PHONY: run test system venv models bench bench-load bench-pwa bench-real lint proto clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3.11 is required" >&2; exit 1; }
@@ -52,6 +52,14 @@ bench-load: system models
 
 bench-pwa: system models
 	$(BIN)/python -m tests.bench.pwa_bench
+
+# The item detector on the real carton photos (../shared), as they are (640x640) and resized to
+# 12 MP 4:3 and 1080p 16:9 phone pictures, through the gateway's overview / tiling / merge.
+REAL_VAL ?= ../shared/data/real-cartons/val
+bench-real: $(STAMP)
+	@test -d $(REAL_VAL)/images || { echo "bench-real: no real photos at $(REAL_VAL) (shared data absent): skipped"; exit 0; }; \
+	for size in "" "--resize 4032x3024" "--resize 1920x1080"; do \
+	  $(BIN)/shelfcount eval --data $(REAL_VAL) $$size --quiet || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -122,10 +122,30 @@ def _cache_for(args: argparse.Namespace) -> CacheDataset:
     return CacheDataset(args.cache)
 
 
-def _eval_from_pairs(pairs: list[tuple[Path, np.ndarray]]):
+def _eval_from_pairs(pairs: list[tuple[Path, np.ndarray]],
+                     size: tuple[int, int] | None = None) -> Iterable[EvalImage]:
+    """Labelled photos as eval images; ``size`` (w, h) resizes each photo and its boxes, to
+    see the gateway's tiling on phone-sized photos (a 640 square to 4032x3024, say)."""
+    import cv2
+
     for path, boxes in pairs:
         item = labelled_from_file(path, boxes)
-        yield EvalImage(item.image, item.boxes, np.zeros((0, 4), np.float32))
+        img, b = item.image, item.boxes
+        if size is not None:
+            h, w = img.shape[:2]
+            img = cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
+            b = b * np.array([size[0] / w, size[1] / h] * 2, np.float32)
+        yield EvalImage(img, b, np.zeros((0, 4), np.float32))
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise argparse.ArgumentTypeError(f"{text}: each side must be 16..8192 px")
+    return w, h
 
 
 def _evaluate(onnx: Path, tune: list[tuple[Iterable[EvalImage], int]],
@@ -188,7 +208,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from gateway.training.export import export_onnx, write_meta
     from gateway.training.real import MixedSource, load_real, real_dir_or_none
-    from gateway.training.synth import TEST_SEED, VAL_SEED, eval_images
+    from gateway.training.synth import TEST_SEED, VAL_SEED
     from gateway.training.train import TrainConfig, train
 
     steps = args.steps or DEFAULT_STEPS
@@ -231,20 +251,8 @@ def _train(args: argparse.Namespace) -> int:
                                "init": str(init) if init else None,
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not args.no_eval:
-        t0 = time.monotonic()
-        tune = [(eval_images(VAL_SEED, args.val), args.val)]
-        if tune_pairs:
-            tune.append((_eval_from_pairs(tune_pairs), len(tune_pairs)))
-        tests = {"test": (eval_images(TEST_SEED, args.test), args.test)}
-        real_val = _real_val_for(args)
-        if real_val is not None:
-            pairs = load_labelled_dir(real_val)
-            tests["real_val"] = (_eval_from_pairs(pairs), len(pairs))
-        ev = _evaluate(onnx_tmp, tune, tests, args.quiet,
-                       calibrate_on=1 if tune_pairs else None)
-        meta.update(ev, eval_wall_s=round(time.monotonic() - t0, 1))
-        for name in tests:
-            print(report(name, ev[name], ev[name]["ap50"]))  # type: ignore[index]
+        meta.update(evaluate_for_shipping(onnx_tmp, args.val, args.test, tune_pairs,
+                                          _real_val_for(args), args.quiet))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(onnx_tmp, args.out)
     shutil.copyfile(run_dir / "weights.pt", args.out.parent.parent / "weights.pt"
@@ -252,6 +260,28 @@ def _train(args: argparse.Namespace) -> int:
     write_meta(args.out.parent / "meta.json", meta)
     print(f"wrote {args.out} (threshold {meta['threshold']})", file=sys.stderr)
     return 0
+
+
+def evaluate_for_shipping(onnx: Path, n_val: int, n_test: int, tune_pairs: list,
+                          real_val: Path | None, quiet: bool) -> dict[str, object]:
+    """Threshold on synthetic val + the real tune fold, confidence band on the tune fold,
+    figures on the synthetic test set and (when given) the real val folder; prints them."""
+    from gateway.training.synth import TEST_SEED, VAL_SEED, eval_images
+
+    t0 = time.monotonic()
+    tune = [(eval_images(VAL_SEED, n_val), n_val)]
+    if tune_pairs:
+        tune.append((_eval_from_pairs(tune_pairs), len(tune_pairs)))
+    tests = {"test": (eval_images(TEST_SEED, n_test), n_test)}
+    if real_val is not None:
+        pairs = load_labelled_dir(real_val)
+        tests["real_val"] = (_eval_from_pairs(pairs), len(pairs))
+    ev = _evaluate(onnx, tune, tests, quiet, calibrate_on=1 if tune_pairs else None)
+    for name in tests:
+        print(report(name, ev[name], ev[name]["ap50"]))  # type: ignore[index]
+        print(calibration_report(ev[name]["calibration"]))  # type: ignore[index]
+    ev["eval_wall_s"] = round(time.monotonic() - t0, 1)
+    return ev
 
 
 def _real_val_for(args: argparse.Namespace) -> Path | None:
@@ -276,6 +306,9 @@ def _eval_parser() -> argparse.ArgumentParser:
                     help="score threshold (default: the one in meta.json beside the model)")
     ap.add_argument("--n", type=int, default=TEST_PHOTOS,
                     help=f"synthetic test photos (default {TEST_PHOTOS})")
+    ap.add_argument("--resize", type=_size, metavar="WxH",
+                    help="with --data: resize every photo (and its boxes) to WxH first, e.g. "
+                    "4032x3024 to count the photos as 12 MP phone pictures")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     ap.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -298,7 +331,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         if args.data is not None:
             pairs = load_labelled_dir(args.data)
-            images, n, name = _eval_from_pairs(pairs), len(pairs), str(args.data)
+            images, n = _eval_from_pairs(pairs, args.resize), len(pairs)
+            name = str(args.data) + (f" at {args.resize[0]}x{args.resize[1]}"
+                                     if args.resize else "")
         else:
             images, n, name = eval_images(TEST_SEED, args.n), args.n, "synthetic test"
         cands, imgs = collect(images, LocalDetector(args.model, args.threads), n, args.quiet)

@@ -68,13 +68,20 @@ class LocalDetector:
 
 def main(argv: list[str] | None = None) -> int:
     """Export a training checkpoint's EMA weights (e.g. while a long run is still going),
-    choose its threshold on the validation scenes and write model.onnx + meta.json."""
+    choose its threshold and confidence band as the training command does, measure it and
+    write model.onnx + meta.json (+ weights.pt beside the model folder)."""
     import argparse
     import sys
     import time
 
-    from gateway.training.cli import SHIPPED_ONNX, TEST_PHOTOS, VAL_PHOTOS, _evaluate
-    from gateway.training.synth import TEST_SEED, VAL_SEED, eval_images
+    from gateway.training.cli import (
+        REAL_CARTONS,
+        SHIPPED_ONNX,
+        TEST_PHOTOS,
+        VAL_PHOTOS,
+        evaluate_for_shipping,
+    )
+    from gateway.training.real import real_dir_or_none, split_by_family
 
     ap = argparse.ArgumentParser(prog="python -m gateway.training.export",
                                  description=main.__doc__)
@@ -91,18 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     export_onnx(model, args.out)
     torch.save(model.state_dict(), args.out.parent.parent / "weights.pt")
     meta: dict[str, object] = {
-        "data": "synthetic scenes (see MODEL.md)", "steps": state["step"],
+        "data": f"checkpoint {args.checkpoint} (see MODEL.md)", "steps": state["step"],
         "planned_steps": cfg["steps"], "train_wall_s": round(state.get("elapsed_s", 0.0), 1),
         "config": cfg, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    t0 = time.monotonic()
-    ev = _evaluate(args.out, eval_images(VAL_SEED, args.val), args.val,
-                   eval_images(TEST_SEED, args.test), args.test, args.quiet)
-    meta.update(ev, eval_wall_s=round(time.monotonic() - t0, 1))
-    write_meta(args.out.parent / "meta.json", meta)
-    from gateway.training.evaluate import report
+    real = real_dir_or_none()
+    if real is None:
+        print(f"note: no real photos at {REAL_CARTONS}: synthetic figures only", file=sys.stderr)
+    from gateway.training.data import load_labelled_dir
 
-    print(report("test", ev["test"], ev["test_ap50"]), file=sys.stderr)  # type: ignore[arg-type]
+    tune = split_by_family(load_labelled_dir(real))[1] if real else []
+    val = REAL_CARTONS / "val" if real else None
+    meta.update(evaluate_for_shipping(args.out, args.val, args.test, tune, val, args.quiet))
+    write_meta(args.out.parent / "meta.json", meta)
     return 0
 
 
