@@ -186,18 +186,22 @@ def train_main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _width_tag(width: float) -> str:
+    return "" if width == 1.0 else f"-w{width:g}"
+
+
 def _synthetic_stage(args: argparse.Namespace, cache: CacheDataset) -> Path:
     """Stage 1: train on rendered scenes only (or reuse a finished run's weights)."""
     import torch
 
     from gateway.training.train import TrainConfig, train
 
-    run_dir = DEFAULT_RUNS / f"synthetic-seed{args.seed}"
+    run_dir = DEFAULT_RUNS / f"synthetic-seed{args.seed}{_width_tag(args.width)}"
     done = run_dir / "weights.pt"
     if done.exists():
         return done
     cfg = TrainConfig(steps=args.synthetic_steps, batch=args.batch, seed=args.seed,
-                      threads=args.threads, crop=args.crop, lr=TrainConfig.lr)
+                      threads=args.threads, crop=args.crop, lr=TrainConfig.lr, width=args.width)
     model, _ = train(cache.__getitem__, len(cache), cfg, run_dir, quiet=args.quiet)
     torch.save(model.state_dict(), done)
     return done
@@ -230,7 +234,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         init = _synthetic_stage(args, cache)
     kind = "mixed" if photos else "synthetic-only"
-    run_dir = args.run_dir or DEFAULT_RUNS / f"{kind}-seed{args.seed}"
+    run_dir = args.run_dir or DEFAULT_RUNS / f"{kind}-seed{args.seed}{_width_tag(args.width)}"
     cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
                       crop=args.size, lr=args.lr or MIXED_LR, warmup=min(300, steps // 10),
                       strong_aug=True, width=args.width)
