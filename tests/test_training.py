@@ -116,3 +116,34 @@ def test_cli_rejects_bad_input(tmp_path, capsys) -> None:
         train_main(["--help"])
     assert exc.value.code == 0
     assert "--steps" in capsys.readouterr().out
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch) -> None:
+    import torch
+
+    from gateway.training import train as train_module
+
+    images = [rectangles(i, size=96, n=4) for i in range(8)]
+    cfg = TrainConfig(steps=12, batch=2, crop=96, warmup=2, checkpoint_every=6, seed=5)
+    straight, _ = train(images.__getitem__, len(images), cfg, tmp_path / "a", quiet=True)
+
+    class SessionEnded(Exception):
+        pass
+
+    real_save = train_module.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise SessionEnded
+
+    # The same run stopped right after its first checkpoint, then started again.
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_stop)
+    with pytest.raises(SessionEnded):
+        train(images.__getitem__, len(images), cfg, tmp_path / "b", quiet=True)
+    assert torch.load(tmp_path / "b" / "last.pt")["step"] == 6
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    resumed, facts = train(images.__getitem__, len(images), cfg, tmp_path / "b", quiet=True)
+    assert len(facts["loss_curve"]) == 6  # only the remaining steps ran
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(),
+                         strict=True):
+        assert torch.equal(a, b), k
