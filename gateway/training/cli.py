@@ -98,6 +98,8 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, help=f"peak learning rate (default {MIXED_LR})")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest "
                     "on a shared machine; batches are prepared in a second thread)")
+    ap.add_argument("--device", default="cpu", help="torch device for training: cpu (default, "
+                    "reproducible bit for bit) or cuda on a GPU machine")
     ap.add_argument("--no-eval", action="store_true", help="skip threshold search and test")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     return ap
@@ -201,7 +203,8 @@ def _synthetic_stage(args: argparse.Namespace, cache: CacheDataset) -> Path:
     if done.exists():
         return done
     cfg = TrainConfig(steps=args.synthetic_steps, batch=args.batch, seed=args.seed,
-                      threads=args.threads, crop=args.crop, lr=TrainConfig.lr, width=args.width)
+                      threads=args.threads, crop=args.crop, lr=TrainConfig.lr, width=args.width,
+                      device=args.device)
     model, _ = train(cache.__getitem__, len(cache), cfg, run_dir, quiet=args.quiet)
     torch.save(model.state_dict(), done)
     return done
@@ -237,7 +240,7 @@ def _train(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or DEFAULT_RUNS / f"{kind}-seed{args.seed}{_width_tag(args.width)}"
     cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
                       crop=args.size, lr=args.lr or MIXED_LR, warmup=min(300, steps // 10),
-                      strong_aug=True, width=args.width)
+                      strong_aug=True, width=args.width, device=args.device)
     source = MixedSource(photos, cache, args.real_share, args.seed, args.size)
     model, facts = train(source, len(source), cfg, run_dir, init_weights=init,
                          quiet=args.quiet)

@@ -109,8 +109,8 @@ def giou_loss(
     sel = weight > 0
     if not bool(sel.any()):
         return sides.sum() * 0.0
-    ys = (torch.arange(h, dtype=sides.dtype) + 0.5) * STRIDE
-    xs = (torch.arange(w, dtype=sides.dtype) + 0.5) * STRIDE
+    ys = (torch.arange(h, dtype=sides.dtype, device=sides.device) + 0.5) * STRIDE
+    xs = (torch.arange(w, dtype=sides.dtype, device=sides.device) + 0.5) * STRIDE
     cy = ys.view(1, h, 1).expand(n, h, w)[sel]
     cx = xs.view(1, 1, w).expand(n, h, w)[sel]
     d = sides.permute(0, 2, 3, 1)[sel]

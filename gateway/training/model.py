@@ -131,8 +131,8 @@ class ItemDetector(nn.Module):
 def normalise(images_bhwc_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 BGR ``[N,H,W,3]`` -> normalised float ``[N,3,H,W]`` (the same op as in ONNX)."""
     x = images_bhwc_uint8.permute(0, 3, 1, 2).float()
-    mean = torch.tensor(MEAN_BGR, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(STD_BGR, dtype=x.dtype).view(1, 3, 1, 1)
+    mean = torch.tensor(MEAN_BGR, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD_BGR, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
@@ -156,7 +156,8 @@ def decode(
     cy = (ys + 0.5) * STRIDE
     d = torch.gather(sides.reshape(n, 4, h * w), 2, idx.unsqueeze(1).expand(n, 4, k))
     boxes = torch.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], dim=2)
-    size = torch.tensor([w * STRIDE, h * STRIDE, w * STRIDE, h * STRIDE], dtype=heat.dtype)
+    size = torch.tensor([w * STRIDE, h * STRIDE, w * STRIDE, h * STRIDE], dtype=heat.dtype,
+                        device=heat.device)
     boxes = torch.minimum(torch.clamp(boxes, min=0.0), size)
     return torch.cat([boxes, scores.unsqueeze(2)], dim=2)
 

@@ -52,6 +52,9 @@ class TrainConfig:
     width: float = 1.0
     # Real-photo training adds camera degradations (blur, noise, JPEG, grey) to every view.
     strong_aug: bool = False
+    # "cuda" on a GPU machine (batches are still built on the CPU); results are reproducible
+    # bit for bit on the CPU with one thread only.
+    device: str = "cpu"
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -160,15 +163,17 @@ def train(
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(cfg.device)
     model = ItemDetector(cfg.width)
     if init_weights is not None:
         model.load_state_dict(torch.load(init_weights, map_location="cpu"))
+    model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = ModelEMA(model, cfg.ema_decay)
     start, elapsed = 0, 0.0
     ckpt = run_dir / "last.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu")
+        state = torch.load(ckpt, map_location=dev)
         model.load_state_dict(state["model"])
         ema.model.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -182,7 +187,7 @@ def train(
     for step in range(start, cfg.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        batch = batches.get()
+        batch = {k: v.to(dev, non_blocking=True) for k, v in batches.get().items()}
         loss, parts = compute_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -199,4 +204,4 @@ def train(
     facts = {"steps": cfg.steps, "train_wall_s": round(time.monotonic() - t0, 1),
              "final_loss": float(np.mean(losses[-100:])) if losses else None,
              "config": asdict(cfg), "loss_curve": losses}
-    return ema.model, facts
+    return ema.model.cpu(), facts
