@@ -149,8 +149,8 @@ def test_tiling_geometry_counts_every_item_once(seed: int) -> None:
 def test_working_scale_tiles_only_for_small_items() -> None:
     from gateway.pipeline import detect as d
 
-    def rows(side: float) -> np.ndarray:
-        return np.array([[0, 0, side, side, 0.9]] * 5, np.float32)
+    def rows(side: float, n: int = 8) -> np.ndarray:
+        return np.array([[0, 0, side, side, 0.9]] * n, np.float32)
 
     assert d.working_scale(rows(80), 0.16, 3000, 4000) == 0.16
     assert d.working_scale(np.zeros((0, 5), np.float32), 0.16, 3000, 4000) == 0.16
@@ -160,6 +160,8 @@ def test_working_scale_tiles_only_for_small_items() -> None:
     assert 0.16 < scale < 0.16 * d.TARGET_ITEM_PX / 20  # shrunk to bound the work
     tiles = len(d._starts(round(4000 * scale))) * len(d._starts(round(3000 * scale)))
     assert tiles <= d.MAX_TILES
+    # A handful of small detections (windows, signs in a cluttered room) does not up-scale.
+    assert d.working_scale(rows(20, d.MIN_TILED_ITEMS - 1), 0.16, 3000, 4000) == 0.16
 
 
 def test_threshold_choice_and_count_metrics() -> None:
@@ -191,9 +193,11 @@ def test_ap50_perfect_and_ignored() -> None:
 def test_count_confidence_drops_near_threshold() -> None:
     far = [Detection((0, 0, 1, 1), 0.95), Detection((0, 0, 1, 1), 0.05)]
     near = [Detection((0, 0, 1, 1), 0.95), Detection((0, 0, 1, 1), 0.52)]
-    assert count_confidence(far, 0.5) == pytest.approx(1.0)
-    assert count_confidence(near, 0.5) < 0.6
-    assert count_confidence([], 0.5) == 1.0
+    assert count_confidence(far, 0.5, 0.15) == pytest.approx(1.0)
+    assert count_confidence(near, 0.5, 0.15) < 0.6
+    assert count_confidence([], 0.5, 0.15) == 1.0
+    # A narrower calibrated band leaves a near miss less ambiguous.
+    assert count_confidence(near, 0.5, 0.05) > count_confidence(near, 0.5, 0.15)
 
 
 def test_assign_items_rules() -> None:

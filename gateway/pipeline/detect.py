@@ -45,6 +45,8 @@ COARSE_MIN_ITEM_PX = 48.0
 TARGET_ITEM_PX = 80.0
 # Scores above this in the preview are trusted enough to estimate the item size.
 SIZE_SCORE = 0.3
+# Tiling needs at least this many small items in the preview (see working_scale).
+MIN_TILED_ITEMS = 6
 MAX_TILES = 16
 MAX_BATCH = 8
 NMS_IOU = 0.5
@@ -225,6 +227,10 @@ def working_scale(preview_rows: np.ndarray, preview_scale: float, height: int, w
     """Scale of the photo for tiling, or ``preview_scale`` when the preview is good enough."""
     side = _median_side(preview_rows)
     if side is None or side >= MIN_PREVIEW_ITEM_PX:
+        return preview_scale
+    if int((preview_rows[:, 4] >= SIZE_SCORE).sum()) < MIN_TILED_ITEMS:
+        # A few small "items" in a cluttered room are windows and signs far more often than a
+        # bay of small cartons: up-scaling for them only multiplies false detections.
         return preview_scale
     scale = preview_scale * TARGET_ITEM_PX / max(side, 1.0)
     scale = min(scale, 1.5)
