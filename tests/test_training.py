@@ -32,11 +32,24 @@ def test_few_steps_lower_the_loss(tmp_path) -> None:
 
 
 def test_training_command_defaults_are_the_shipped_models() -> None:
-    from gateway.training.cli import DEFAULT_STEPS, MODEL_DIR, TEST_PHOTOS, VAL_PHOTOS
+    from gateway.training.cli import (
+        DEFAULT_STEPS,
+        MIXED_LR,
+        MODEL_DIR,
+        REAL_SHARE,
+        SYNTHETIC_STEPS,
+        TEST_PHOTOS,
+        VAL_PHOTOS,
+    )
 
     meta = json.loads((MODEL_DIR / "1" / "meta.json").read_text())
-    assert DEFAULT_STEPS == TrainConfig().steps == meta["steps"] == meta["config"]["steps"]
+    assert DEFAULT_STEPS == meta["steps"] == meta["config"]["steps"]
+    assert meta["config"]["lr"] == MIXED_LR and meta["config"]["width"] == 1.0
+    assert meta["config"]["strong_aug"] is True
+    assert f"share {REAL_SHARE:g} of views" in meta["data"]
     assert f"val seeds 1000000+{VAL_PHOTOS}, test seeds 2000000+{TEST_PHOTOS}" in meta["data"]
+    # The synthetic stage's defaults are the former shipped model's (TrainConfig's defaults).
+    assert SYNTHETIC_STEPS == TrainConfig().steps and TrainConfig().lr == 3e-3
 
 
 def test_schedule_depends_on_steps_only() -> None:

@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         "planned_steps": cfg["steps"], "train_wall_s": round(state.get("elapsed_s", 0.0), 1),
         "config": cfg, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    # Re-measuring the model the training command wrote: keep what only that command knew.
+    old_path = args.out.parent / "meta.json"
+    old = json.loads(old_path.read_text()) if old_path.exists() else {}
+    if old.get("config") == cfg and old.get("steps") == state["step"]:
+        meta.update({k: old[k] for k in ("data", "init", "final_loss") if k in old})
     real = real_dir_or_none()
     if real is None:
         print(f"note: no real photos at {REAL_CARTONS}: synthetic figures only", file=sys.stderr)
