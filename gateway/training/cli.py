@@ -42,7 +42,7 @@ from gateway.training.evaluate import (
     counts_at,
     report,
 )
-from gateway.training.real import REAL_CARTONS
+from gateway.training.real import REAL_CARTONS, STRETCH
 
 MODEL_DIR = REPO_ROOT / "triton_models" / "item_detector"
 SHIPPED_ONNX = MODEL_DIR / "1" / "model.onnx"
@@ -73,6 +73,8 @@ def _train_parser() -> argparse.ArgumentParser:
                     help=f"steps of the synthetic-only first stage (default {SYNTHETIC_STEPS})")
     ap.add_argument("--real-share", type=float, default=REAL_SHARE,
                     help=f"share of training views cut from real photos ({REAL_SHARE})")
+    ap.add_argument("--stretch", type=float, default=STRETCH,
+                    help=f"aspect-stretch augmentation of real views, +-log ({STRETCH:g})")
     ap.add_argument("--width", type=float, default=1.0, help="network width multiplier (1.0)")
     ap.add_argument("--out", type=Path, default=SHIPPED_ONNX,
                     help="where the ONNX model goes; meta.json (threshold, metrics) and "
@@ -241,7 +243,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
                       crop=args.size, lr=args.lr or MIXED_LR, warmup=min(300, steps // 10),
                       strong_aug=True, width=args.width, device=args.device)
-    source = MixedSource(photos, cache, args.real_share, args.seed, args.size)
+    source = MixedSource(photos, cache, args.real_share, args.seed, args.size, args.stretch)
     model, facts = train(source, len(source), cfg, run_dir, init_weights=init,
                          quiet=args.quiet)
     facts.pop("loss_curve", None)
@@ -249,7 +251,8 @@ def _train(args: argparse.Namespace) -> int:
     export_onnx(model, onnx_tmp)
     torch.save(model.state_dict(), run_dir / "weights.pt")
     data_desc = (f"real: {real_dir} ({len(photos)} train photos, {len(tune_pairs)} tune photos "
-                 f"held out by family, share {args.real_share:g} of views); "
+                 f"held out by family, share {args.real_share:g} of views, aspect stretch "
+                 f"+-{args.stretch:g}); "
                  if photos else "") + (
         f"synthetic: {args.scenes} scenes x {args.views} views of {args.size}px "
         f"(seed {args.seed}); val seeds {VAL_SEED}+{args.val}, "

@@ -134,12 +134,13 @@ def _affine(item: LabelledImage, m: np.ndarray, size: int) -> LabelledImage:
     return LabelledImage(out, c[keep].astype(np.float32), vis[keep].astype(np.float32))
 
 
-def real_view(item: LabelledImage, rng: np.random.Generator, size: int) -> LabelledImage:
+def real_view(item: LabelledImage, rng: np.random.Generator, size: int,
+              stretch: float = STRETCH) -> LabelledImage:
     """A ``size`` square view of a real photo at a random scale, aspect stretch, rotation and
     position (items cut by the window follow the visibility rule of :mod:`data`)."""
     h, w = item.image.shape[:2]
     s = math.exp(rng.uniform(math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])))
-    st = math.exp(rng.uniform(-STRETCH, STRETCH))
+    st = math.exp(rng.uniform(-stretch, stretch))
     sx, sy = s * math.sqrt(st), s / math.sqrt(st)
     a = math.radians(rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG))
     lin = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) @ np.diag([sx, sy])
@@ -181,10 +182,10 @@ class MixedSource:
     """
 
     def __init__(self, photos: Sequence[LabelledImage], synthetic, real_share: float,
-                 seed: int, size: int) -> None:
+                 seed: int, size: int, stretch: float = STRETCH) -> None:
         self.photos, self.synthetic = photos, synthetic
         self.real_share = real_share if len(synthetic) else 1.0
-        self.seed, self.size = seed, size
+        self.seed, self.size, self.stretch = seed, size, stretch
 
     def __len__(self) -> int:
         return 1_000_000_000
@@ -193,4 +194,5 @@ class MixedSource:
         rng = np.random.default_rng([self.seed, 2026, i])
         if not self.photos or rng.random() >= self.real_share:
             return self.synthetic[int(rng.integers(len(self.synthetic)))]
-        return real_view(self.photos[int(rng.integers(len(self.photos)))], rng, self.size)
+        return real_view(self.photos[int(rng.integers(len(self.photos)))], rng, self.size,
+                         self.stretch)
