@@ -200,3 +200,45 @@ def test_few_steps_on_real_photos_lower_the_loss_and_triton_serves_the_export(tm
     for a, b in zip(served, local, strict=True):
         assert a.score == pytest.approx(b.score, abs=1e-4)
         np.testing.assert_allclose(a.box, b.box, atol=0.05)
+
+
+def test_train_without_real_photos_ships_the_synthetic_stage(tmp_path, monkeypatch,
+                                                             capsys) -> None:
+    from gateway.training import real
+    from gateway.training.cli import train_main
+
+    monkeypatch.setattr(real, "real_dir_or_none", lambda *a: None)
+    out = tmp_path / "model" / "1" / "model.onnx"
+    argv = ["--no-eval", "--quiet", "--synthetic-steps", "3", "--scenes", "2", "--views", "1",
+            "--size", "64", "--crop", "64", "--batch", "2", "--cache", str(tmp_path / "cache"),
+            "--runs", str(tmp_path / "runs"), "--out", str(out)]
+    assert train_main(argv) == 0
+    assert "no real photos" in capsys.readouterr().err
+    meta = json.loads((out.parent / "meta.json").read_text())
+    assert meta["stage"] == "synthetic only" and meta["steps"] == 3
+    assert meta["data"].startswith("synthetic:")
+    assert (tmp_path / "runs" / "synthetic-seed0" / "weights.pt").exists() and out.exists()
+
+
+def test_train_on_own_labelled_photos_fine_tunes_the_shipped_weights(tmp_path, capsys) -> None:
+    from gateway.training.cli import train_main
+    from gateway.training.data import rectangles
+
+    data = tmp_path / "mine"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    for i in range(4):
+        item = rectangles(i, size=128, n=4)
+        cv2.imwrite(str(data / "images" / f"bay{i}.png"), item.image)
+        rows = [f"0 {(b[0] + b[2]) / 256} {(b[1] + b[3]) / 256} {(b[2] - b[0]) / 128} "
+                f"{(b[3] - b[1]) / 128}" for b in item.boxes]
+        (data / "labels" / f"bay{i}.txt").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "model" / "1" / "model.onnx"
+    argv = ["--data", str(data), "--steps", "2", "--no-eval", "--quiet", "--scenes", "2",
+            "--views", "1", "--size", "64", "--batch", "2", "--cache", str(tmp_path / "cache"),
+            "--runs", str(tmp_path / "runs"), "--out", str(out)]
+    assert train_main(argv) == 0
+    meta = json.loads((out.parent / "meta.json").read_text())
+    assert meta["init"].endswith("weights.pt") and meta["steps"] == 2
+    assert f"real: {data} (4 train photos" in meta["data"]
+    assert out.with_suffix(".pt").exists() and (tmp_path / "runs" / "mixed-seed0").is_dir()

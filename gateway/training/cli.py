@@ -93,8 +93,10 @@ def _train_parser() -> argparse.ArgumentParser:
                     help=f"synthetic test photos ({TEST_PHOTOS})")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                     help="pre-generated view cache (built once, reused when it matches)")
-    ap.add_argument("--run-dir", type=Path, help="checkpoints (resumes from last.pt); default "
-                    "data/training_runs/mixed-seed<seed>")
+    ap.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
+                    help="folder of the stages' run folders (default data/training_runs)")
+    ap.add_argument("--run-dir", type=Path, help="checkpoints of the real + synthetic stage "
+                    "(resumes from last.pt); default <runs>/mixed-seed<seed>")
     ap.add_argument("--init", type=Path, help="start from these torch weights (default: the "
                     "synthetic stage's; the shipped weights with --data)")
     ap.add_argument("--lr", type=float, help=f"peak learning rate (default {MIXED_LR})")
@@ -200,7 +202,7 @@ def _synthetic_stage(args: argparse.Namespace, cache: CacheDataset) -> Path:
 
     from gateway.training.train import TrainConfig, train
 
-    run_dir = DEFAULT_RUNS / f"synthetic-seed{args.seed}{_width_tag(args.width)}"
+    run_dir = args.runs / f"synthetic-seed{args.seed}{_width_tag(args.width)}"
     done = run_dir / "weights.pt"
     if done.exists():
         return done
@@ -216,18 +218,15 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from gateway.training.export import export_onnx, write_meta
-    from gateway.training.real import MixedSource, load_real, real_dir_or_none
-    from gateway.training.synth import TEST_SEED, VAL_SEED
-    from gateway.training.train import TrainConfig, train
+    from gateway.training.real import load_real, real_dir_or_none
 
-    steps = args.steps or DEFAULT_STEPS
-    if steps <= 0 or args.synthetic_steps <= 0:
+    if (args.steps is not None and args.steps <= 0) or args.synthetic_steps <= 0:
         print("error: --steps must be positive", file=sys.stderr)
         return 2
     real_dir = args.data or real_dir_or_none()
     if real_dir is None:
         print(f"note: no real photos at {REAL_CARTONS}/train (and no --data): training on "
-              "synthetic scenes only", file=sys.stderr)
+              "synthetic scenes only (stage 1)", file=sys.stderr)
     elif not real_dir.exists():
         raise DataError(f"{real_dir}: no such folder")
     photos, tune_pairs = load_real(real_dir) if real_dir else ([], [])
@@ -238,27 +237,15 @@ def _train(args: argparse.Namespace) -> int:
         init = SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.exists() else None
     else:
         init = _synthetic_stage(args, cache)
-    kind = "mixed" if photos else "synthetic-only"
-    run_dir = args.run_dir or DEFAULT_RUNS / f"{kind}-seed{args.seed}{_width_tag(args.width)}"
-    cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
-                      crop=args.size, lr=args.lr or MIXED_LR, warmup=min(300, steps // 10),
-                      strong_aug=True, width=args.width, device=args.device)
-    source = MixedSource(photos, cache, args.real_share, args.seed, args.size, args.stretch)
-    model, facts = train(source, len(source), cfg, run_dir, init_weights=init,
-                         quiet=args.quiet)
-    facts.pop("loss_curve", None)
+    if photos:
+        model, facts, run_dir = _mixed_stage(args, photos, cache, init)
+    else:
+        model, facts, run_dir = _stage_one_model(args, init)
     onnx_tmp = run_dir / "model.onnx"
     export_onnx(model, onnx_tmp)
     torch.save(model.state_dict(), run_dir / "weights.pt")
-    data_desc = (f"real: {real_dir} ({len(photos)} train photos, {len(tune_pairs)} tune photos "
-                 f"held out by family, share {args.real_share:g} of views, aspect stretch "
-                 f"+-{args.stretch:g}); "
-                 if photos else "") + (
-        f"synthetic: {args.scenes} scenes x {args.views} views of {args.size}px "
-        f"(seed {args.seed}); val seeds {VAL_SEED}+{args.val}, "
-        f"test seeds {TEST_SEED}+{args.test}")
-    meta: dict[str, object] = {"data": data_desc, **facts, "threshold": 0.4,
-                               "init": str(init) if init else None,
+    meta: dict[str, object] = {"data": _data_description(args, real_dir, photos, tune_pairs),
+                               **facts, "threshold": 0.4, "init": str(init) if init else None,
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not args.no_eval:
         meta.update(evaluate_for_shipping(onnx_tmp, args.val, args.test, tune_pairs,
@@ -270,6 +257,49 @@ def _train(args: argparse.Namespace) -> int:
     write_meta(args.out.parent / "meta.json", meta)
     print(f"wrote {args.out} (threshold {meta['threshold']})", file=sys.stderr)
     return 0
+
+
+def _mixed_stage(args: argparse.Namespace, photos: list, cache: CacheDataset,
+                 init: Path | None) -> tuple:
+    """Stage 2: real views (share ``--real-share``) and rendered views, from ``init``."""
+    from gateway.training.real import MixedSource
+    from gateway.training.train import TrainConfig, train
+
+    steps = args.steps or DEFAULT_STEPS
+    run_dir = args.run_dir or args.runs / f"mixed-seed{args.seed}{_width_tag(args.width)}"
+    cfg = TrainConfig(steps=steps, batch=args.batch, seed=args.seed, threads=args.threads,
+                      crop=args.size, lr=args.lr or MIXED_LR, warmup=min(300, steps // 10),
+                      strong_aug=True, width=args.width, device=args.device)
+    source = MixedSource(photos, cache, args.real_share, args.seed, args.size, args.stretch)
+    model, facts = train(source, len(source), cfg, run_dir, init_weights=init,
+                         quiet=args.quiet)
+    facts.pop("loss_curve", None)
+    return model, facts, run_dir
+
+
+def _stage_one_model(args: argparse.Namespace, weights: Path | None) -> tuple:
+    """Without real photos the synthetic stage's model is the result (as before stage 2)."""
+    import torch
+
+    from gateway.training.model import ItemDetector
+
+    model = ItemDetector(args.width)
+    if weights is not None:
+        model.load_state_dict(torch.load(weights, map_location="cpu"))
+    run_dir = weights.parent if weights is not None else args.runs / "synthetic-only"
+    return model, {"steps": args.synthetic_steps, "stage": "synthetic only"}, run_dir
+
+
+def _data_description(args: argparse.Namespace, real_dir: Path | None, photos: list,
+                      tune_pairs: list) -> str:
+    from gateway.training.synth import TEST_SEED, VAL_SEED
+
+    real = (f"real: {real_dir} ({len(photos)} train photos, {len(tune_pairs)} tune photos "
+            f"held out by family, share {args.real_share:g} of views, aspect stretch "
+            f"+-{args.stretch:g}); ") if photos else ""
+    return real + (f"synthetic: {args.scenes} scenes x {args.views} views of {args.size}px "
+                   f"(seed {args.seed}); val seeds {VAL_SEED}+{args.val}, "
+                   f"test seeds {TEST_SEED}+{args.test}")
 
 
 def evaluate_for_shipping(onnx: Path, n_val: int, n_test: int, tune_pairs: list,
