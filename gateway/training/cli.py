@@ -52,7 +52,7 @@ DEFAULT_RUNS = REPO_ROOT / "data" / "training_runs"
 SYNTHETIC_STEPS = 5000  # stage 1 (rendered scenes only)
 DEFAULT_STEPS = 5000  # stage 2 (real + rendered): the shipped model's
 MIXED_LR = 1.5e-3
-REAL_SHARE = 0.7
+REAL_SHARE = 0.75
 # Held-out synthetic photos: the threshold is chosen on VAL, the model card's figures are TEST.
 VAL_PHOTOS = 600
 TEST_PHOTOS = 1000
