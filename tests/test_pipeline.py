@@ -58,12 +58,13 @@ def test_location_and_main_sku_right_on_rendered_bays(results) -> None:
 
 
 def test_counts_never_exceed_truth_by_much_and_expiry_is_read(results) -> None:
+    """"By much" is the product's rule for a right count (MODEL.md): max(1, 10 % of truth)."""
     expiry_hits = expiry_total = 0
     for scene, result in results:
         for row in result.rows:
             truth = scene.counts.get(row["SKU"])
             if truth is not None:
-                assert row["Quantity_Counted"] <= truth + 1, (scene.seed, row)
+                assert row["Quantity_Counted"] <= truth + max(1, truth // 10), (scene.seed, row)
             if row["SKU"] in scene.expiry and row["Quantity_Counted"]:
                 expiry_total += 1
                 expiry_hits += row["Expiration_Date"] == scene.expiry[row["SKU"]].isoformat()

@@ -50,7 +50,7 @@ SHIPPED_WEIGHTS = MODEL_DIR / "weights.pt"
 DEFAULT_CACHE = REPO_ROOT / "data" / "training_cache"
 DEFAULT_RUNS = REPO_ROOT / "data" / "training_runs"
 SYNTHETIC_STEPS = 5000  # stage 1 (rendered scenes only)
-DEFAULT_STEPS = 5000  # stage 2 (real + rendered): the shipped model's
+DEFAULT_STEPS = 8000  # stage 2 (real + rendered): the shipped model's
 MIXED_LR = 1.5e-3
 REAL_SHARE = 0.75
 # Held-out synthetic photos: the threshold is chosen on VAL, the model card's figures are TEST.

@@ -33,7 +33,7 @@ TUNE_FOLD = 0
 # Scale range of a real view (1 = the photo's own pixels): 0.45 is about what the gateway's
 # coarse overview does to a 640 photo, 1.6 what its up-scaled tiles do to dense bays.
 SCALE_RANGE = (0.45, 1.6)
-STRETCH = 0.6  # log aspect stretch, +-: 16:9 <-> square <-> 9:16 (e^0.6 = 1.8)
+STRETCH = 0.35  # log aspect stretch, +-: 4:3 <-> 16:9 <-> square
 MAX_ROTATION_DEG = 7.0
 # Neighbouring video frames are near-duplicates: a family adds at most this many (evenly spaced)
 # photos to the tune set, so one long video does not decide the threshold.
