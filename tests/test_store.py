@@ -284,5 +284,5 @@ def test_a_version_1_database_gains_the_new_correction_columns(tmp_path: Path) -
     reopened = Store(path)  # opening a migrated database again changes nothing
     reopened.close()
     check = sqlite3.connect(path)
-    assert check.execute("SELECT value FROM meta").fetchone() == ("2",)
+    assert check.execute("SELECT value FROM meta").fetchone() == ("3",)
     check.close()

@@ -57,6 +57,7 @@ class Facts:
     text_skus: list[tuple[Box, str]]  # SKU text seen on labels, photo boxes
     expiry: dict[str, date]  # earliest expiry per SKU, from codes and label text
     home: str | None  # the catalog's SKU for the location
+    location_source: str = "none"  # code / ocr / session / none (pick_location)
 
 
 def classify_codes(
@@ -169,12 +170,13 @@ def gather_facts(
     sku_pattern: str,
 ) -> Facts:
     """Location, SKU text and expiry dates from the codes and the OCR'd text."""
-    location, conf, _ = pick_location(location_codes, ocr, session_location, location_pattern)
+    location, conf, source = pick_location(location_codes, ocr, session_location,
+                                           location_pattern)
     text_skus, expiry = text_evidence(ocr, sku_pattern, catalog)
     for ic in item_codes:
         if ic.expiry and (ic.sku not in expiry or ic.expiry < expiry[ic.sku]):
             expiry[ic.sku] = ic.expiry
-    return Facts(location, conf, text_skus, expiry, catalog.home_sku(location))
+    return Facts(location, conf, text_skus, expiry, catalog.home_sku(location), source)
 
 
 def build_rows(

@@ -57,6 +57,7 @@ class Pipeline:
         self.client = client
         self.catalog = catalog
         self.clock = clock
+        self._locations = {loc.upper() for loc in catalog.locations()}
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline")
         self._detector_checked = -1e9
         self._detector_ready = False
@@ -187,7 +188,15 @@ class Pipeline:
             timings_ms={k: round(v, 1) for k, v in timings.items()},
             width=width,
             height=height,
+            location_source=facts.location_source,
+            location_known=self._known(facts.location),
         )
+
+    def _known(self, location: str) -> bool | None:
+        known = self._locations
+        if not known or not location:
+            return None
+        return location.upper() in known
 
     def _ocr(self, regions: list[Region]) -> list[tuple[Region, list[TextLine]]]:
         texts = self.client.ocr([r.image for r in regions])

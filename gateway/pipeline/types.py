@@ -86,6 +86,11 @@ class CountResult:
     timings_ms: dict[str, float]
     width: int = 0
     height: int = 0
+    # Where the rows' Location came from (code / ocr / session / none) and whether the
+    # catalog knows it (None: the catalog lists no locations): the gateway asks the walker
+    # when a read label disagrees with the chosen location or names an unknown bin.
+    location_source: str = "none"
+    location_known: bool | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -95,4 +100,6 @@ class CountResult:
             "timings_ms": self.timings_ms,
             "width": self.width,
             "height": self.height,
+            "location_source": self.location_source,
+            "location_known": self.location_known,
         }

@@ -33,7 +33,7 @@ from gateway.store import (
     open_photos,
     open_store,
 )
-from gateway.store.rows import effective_rows
+from gateway.store.bays import bay_fields
 from gateway.store.types import to_ts, utcnow
 
 from .errors import STORE_STATUS, ApiError
@@ -455,9 +455,13 @@ class Services:
         location: str | None,
         source: str,
         rate_limit: bool = True,
+        replaces: str | None = None,
+        part_of: str | None = None,
     ) -> tuple[CountRecord, bool]:
         """Store a photo durably and queue it; idempotent on the client's photo id.
 
+        ``replaces``: the photo id of the bay photo this retake replaces; ``part_of``: a bay
+        id or a photo id of the bay this photo is another part of (both of this session).
         Returns (count, created). When this returns, the photo is on disk (fsynced) and in the
         database: only then may the caller acknowledge it.
         """
@@ -469,6 +473,7 @@ class Services:
         existing = self.store.count_by_client(device.id, client_id)
         if existing is not None:
             return existing, False
+        links = self._bay_links(device, session, replaces, part_of)
         if not data:
             raise ApiError("empty", "the photo is empty")
         if len(data) > self.settings.max_image_bytes:
@@ -484,11 +489,56 @@ class Services:
         digest = self.photos.put(data)
         record, created = self.store.add_count(
             session_id=session.id, device_id=device.id, client_id=client_id, source=source,
-            location=location or None, photo_hash=digest, photo_bytes=len(data),
+            location=location or None, photo_hash=digest, photo_bytes=len(data), **links,
         )
         if created:
             self.worker.submit(record.id)
         return record, created
+
+    def _bay_links(self, device: Device, session: Session, replaces: Any, part_of: Any
+                   ) -> dict[str, str | None]:
+        """Check ``replaces`` / ``part_of`` and turn them into count ids of this session."""
+        if replaces is None and part_of is None:
+            return {}
+        if replaces is not None and part_of is not None:
+            raise ApiError("bad_request", "a photo either replaces one or is part of a bay")
+        ref = replaces if replaces is not None else part_of
+        if not isinstance(ref, str) or not _CLIENT_ID.fullmatch(ref):
+            raise ApiError("bad_request", "replaces / part_of must be a photo or bay id")
+        record = self.store.count_by_client(device.id, ref)
+        if record is None and part_of is not None:  # a bay id is its first photo's count id
+            record = self.store.get_count(ref)
+        if record is None or record.session_id != session.id:
+            raise ApiError("not_found", "replaces / part_of names no photo or bay of this "
+                           "session", 404)
+        if record.confirmed_at is not None:
+            raise ApiError("already_confirmed", "that bay is confirmed; a manager can reopen "
+                           "it", 409)
+        key = "replaces" if replaces is not None else "part_of"
+        return {key: record.id}
+
+    def set_location(self, device: Device, record: CountRecord, body: dict[str, Any]
+                     ) -> CountRecord:
+        """The walker's answer to a location conflict: ``location``, and ``new: true`` to
+        accept a location the catalog does not list."""
+        location = body.get("location")
+        if not isinstance(location, str) or not location.strip() or len(location) > 64:
+            raise ApiError("bad_request", "location (text of at most 64 characters) is required")
+        location = location.strip().upper()
+        known = {loc.upper() for loc in self._catalog_locations()}
+        if known and location not in known and body.get("new") is not True:
+            raise ApiError("unknown_location", f"{location} is not a location in the catalog; "
+                           'send "new": true to record it as a new location')
+        try:
+            return self.store.set_location(record.id, location)
+        except StoreError as exc:
+            raise store_error(exc) from None
+
+    def _catalog_locations(self) -> list[str]:
+        try:
+            return [entry["location"] for entry in self.pipelines.locations()]
+        except Exception:  # noqa: BLE001 - a broken catalog: every location is new
+            return []
 
     def submit_preview(
         self, device: Device, key: str, photo_id: str, data: bytes, location: str | None,
@@ -504,10 +554,17 @@ class Services:
                            retry_after_s=round(wait, 2))
         self.previews.submit(key, photo_id, data, location, done)
 
+    def bay(self, record: CountRecord) -> dict[str, Any]:
+        """The photo's bay fields (current photo, parts, summed lines, location conflict)."""
+        return bay_fields(record, self.store.bay_members(record.id))
+
+    def outcome(self, record: CountRecord) -> dict[str, Any] | None:
+        return outcome_message(record, self.bay(record) if record.status == "done" else None)
+
     def publish(self, record: CountRecord | None) -> None:
         if record is None:
             return
-        message = outcome_message(record)
+        message = self.outcome(record)
         if message is not None:
             self.hub.publish(record.id, message)
 
@@ -523,7 +580,7 @@ class Services:
         self.hub.subscribe(record.id, listener)
         try:
             current = self.store.get_count(record.id)
-            message = outcome_message(current) if current else None
+            message = self.outcome(current) if current else None
             if message is not None:
                 return message
             if event.wait(timeout_s):
@@ -653,18 +710,23 @@ def store_error(exc: StoreError) -> ApiError:
     return ApiError(exc.code, exc.message, STORE_STATUS.get(exc.code, 400))
 
 
-def outcome_message(record: CountRecord) -> dict[str, Any] | None:
-    """What a client is told about a count now; None while it is still being counted."""
+def outcome_message(record: CountRecord, bay: dict[str, Any] | None = None
+                    ) -> dict[str, Any] | None:
+    """What a client is told about a count now; None while it is still being counted.
+
+    ``bay``: the photo's bay fields (``Services.bay``), merged into a result.
+    """
     base = {"id": record.client_id, "count_id": record.id, "session": record.session_id}
     if record.status == "done":
         result = dict(record.result or {})
         return {
             "type": "result", **base,
-            "rows": effective_rows(record.model_rows, record.corrections),
+            "rows": record.rows,
             "boxes": result.get("boxes", []), "codes": result.get("codes", []),
             "timings_ms": result.get("timings_ms", {}),
             "width": result.get("width", 0), "height": result.get("height", 0),
             "confirmed": record.confirmed_at is not None,
+            **(bay or {}),
         }
     if record.status == "failed":
         return {"type": "error", **base, "code": record.error_code or "failed",
@@ -676,8 +738,9 @@ def outcome_message(record: CountRecord) -> dict[str, Any] | None:
     return None
 
 
-def count_json(record: CountRecord) -> dict[str, Any]:
-    """The full REST view of a count: effective rows, the model's rows and the corrections."""
+def count_json(record: CountRecord, bay: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The full REST view of a count: effective rows, the model's rows and the corrections;
+    ``bay``: its bay fields (``Services.bay``)."""
     result = dict(record.result or {})
     return {
         "id": record.id,
@@ -689,7 +752,7 @@ def count_json(record: CountRecord) -> dict[str, Any]:
         "photo_sha256": record.photo_hash,
         "created_at": to_ts(record.created_at),
         "finished_at": record.finished_at and to_ts(record.finished_at),
-        "rows": effective_rows(record.model_rows, record.corrections),
+        "rows": record.rows,
         "model_rows": record.model_rows,
         "corrections": [c.to_json() for c in record.corrections],
         "boxes": result.get("boxes", []),
@@ -701,4 +764,7 @@ def count_json(record: CountRecord) -> dict[str, Any]:
         else {"code": record.error_code, "message": record.error_message},
         "confirmed_at": record.confirmed_at and to_ts(record.confirmed_at),
         "confirmed_by": record.confirmed_by,
+        "location_source": result.get("location_source"),
+        "location_choice": record.location_choice,
+        **(bay or {}),
     }

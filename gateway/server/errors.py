@@ -22,4 +22,5 @@ class ApiError(Exception):
 
 
 # Store error codes -> HTTP status.
-STORE_STATUS = {"not_found": 404, "not_ready": 409, "already_confirmed": 409, "bad_request": 400}
+STORE_STATUS = {"not_found": 404, "not_ready": 409, "already_confirmed": 409, "bad_request": 400,
+                "superseded": 409, "location_conflict": 409}

@@ -22,7 +22,7 @@ from gateway.proto_gen.shelfcount.v1 import counting_pb2 as pb
 from gateway.proto_gen.shelfcount.v1 import counting_pb2_grpc as pb_grpc
 from gateway.store import Device, Session
 
-from .core import Services, outcome_message
+from .core import Services
 from .errors import ApiError
 
 log = logging.getLogger("shelfcount.gateway.grpc")
@@ -208,7 +208,7 @@ class _StreamState:
                     followed.add(record.id)
                     self.services.hub.subscribe(record.id, self.listener)
                     current = self.services.store.get_count(record.id)
-                    outcome = outcome_message(current) if current else None
+                    outcome = self.services.outcome(current) if current else None
                     if outcome is not None:
                         self.out.put(outcome)
                     continue

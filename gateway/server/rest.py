@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from gateway.schema import COLUMNS
 from gateway.sinks.csv_safety import safe_cell
 from gateway.store import Device, Session
-from gateway.store.rows import effective_rows
+from gateway.store.bays import bay_fields, bay_summary, location_conflict
 from gateway.store.types import to_ts
 
 from .core import Services, count_json
@@ -51,7 +51,13 @@ def session_json(session: Session, *, with_counts: bool = True) -> dict[str, Any
         "confirmed_at": session.confirmed_at and to_ts(session.confirmed_at),
     }
     if with_counts:
-        out["counts"] = [count_json(r) for r in services().store.session_counts(session.id)]
+        records = services().store.session_counts(session.id)
+        out["counts"] = [
+            count_json(r, bay_fields(r, [m for m in records if m.bay_id == r.bay_id])
+                       if r.status == "done" else None)
+            for r in records
+        ]
+        out["bays"] = bay_summary(records)
     return out
 
 
@@ -77,6 +83,7 @@ def post_count() -> tuple[Response, int]:
     record, _ = svc.submit_photo(
         me, session=session, client_id=request.headers.get("Idempotency-Key") or None,
         data=data, location=location, source="rest",
+        replaces=request.form.get("replaces") or None, part_of=request.form.get("part_of") or None,
     )
     message = svc.wait_outcome(record, svc.settings.request_wait_s)
     headers = {"Location": f"/api/v1/counts/{record.id}"}
@@ -97,7 +104,9 @@ def _with_headers(response: Response, headers: dict[str, str]) -> Response:
 
 @api.get("/counts/<count_id>")
 def get_count(count_id: str) -> Response:
-    return jsonify(count_json(services().count_for(device(), count_id)))
+    svc = services()
+    record = svc.count_for(device(), count_id)
+    return jsonify(count_json(record, svc.bay(record) if record.status == "done" else None))
 
 
 @api.patch("/counts/<count_id>")
@@ -106,7 +115,15 @@ def patch_count(count_id: str) -> Response:
     record = svc.count_for(device(), count_id)
     # Idempotency-Key (like POST /counts) or a correction_id field: a retried PATCH counts once.
     key = request.headers.get("Idempotency-Key") or None
-    return jsonify(count_json(svc.correct(device(), record, _json_body(), key)))
+    updated = svc.correct(device(), record, _json_body(), key)
+    return jsonify(count_json(updated, svc.bay(updated)))
+
+
+@api.post("/counts/<count_id>/location")
+def set_location(count_id: str) -> Response:
+    svc = services()
+    record = svc.set_location(device(), svc.count_for(device(), count_id), _json_body())
+    return jsonify(count_json(record, svc.bay(record)))
 
 
 @api.post("/counts/<count_id>/confirm")
@@ -133,28 +150,37 @@ def get_session(session_id: str) -> Response:
 def confirm_session(session_id: str) -> Response:
     svc = services()
     results = svc.confirm_session(device(), svc.session_for(device(), session_id))
+    waiting = [r for r, _ in results if r.confirmed_at is None]
     return jsonify({
         "session": session_id,
         "confirmed": [r.id for r, newly in results if newly],
         "already_confirmed": [r.id for r, newly in results if not newly and r.confirmed_at],
-        "not_counted": [{"id": r.id, "status": r.status} for r, _ in results
-                        if r.confirmed_at is None],
+        "not_counted": [{"id": r.id, "status": r.status} for r in waiting
+                        if r.status != "done"],
+        # Kept in history, not counted: replaced by a retake of their bay.
+        "replaced": [r.id for r in waiting if r.status == "done" and not r.is_current],
+        # The walker must choose the location first (see POST /counts/{id}/location).
+        "location_conflicts": [
+            {"id": r.id, **conflict} for r in waiting
+            if r.is_current and (conflict := location_conflict(r)) is not None
+        ],
     })
 
 
 @api.get("/sessions/<session_id>/counts.csv")
 def session_csv(session_id: str) -> Response:
-    """Every counted line of the session in the CSV schema (corrections applied)."""
+    """Every bay's lines in the CSV schema: current photos only (a retake replaces the
+    bay's earlier photo), parts of one bay summed, corrections applied."""
     svc = services()
     session = svc.session_for(device(), session_id)
     confirmed_only = request.args.get("confirmed") in ("1", "true", "yes")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    for record in svc.store.session_counts(session.id):
-        if record.status != "done" or (confirmed_only and record.confirmed_at is None):
+    for bay in bay_summary(svc.store.session_counts(session.id)):
+        if confirmed_only and not bay["confirmed"]:
             continue
-        for row in effective_rows(record.model_rows, record.corrections):
+        for row in bay["rows"]:
             writer.writerow([safe_cell(row.get(column, "")) for column in COLUMNS])
     return Response(
         buffer.getvalue(), mimetype="text/csv",

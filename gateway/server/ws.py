@@ -1,10 +1,11 @@
 """WebSocket ``/ws/count``: the live protocol phones speak (see issue 4 / README).
 
 Client -> server: ``hello`` (token, session or null, device), then per photo a ``photo`` text
-message followed by one binary message with the JPEG; ``correct``; ``confirm``; ``ping``.
+message followed by one binary message with the JPEG; ``correct``; ``location`` (answer a
+location conflict); ``confirm``; ``ping``.
 Server -> client: ``welcome``, ``ack`` (photo on disk and in the database), ``result``,
-``error``, ``corrected``, ``confirmed``, ``pong``. Protocol mistakes are answered with an
-``error`` message and the connection stays open, up to a limit.
+``error``, ``corrected``, ``located``, ``confirmed``, ``pong``. Protocol mistakes are answered
+with an ``error`` message and the connection stays open, up to a limit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from gateway.store import CountRecord, Device, Session
 from gateway.store.types import UNFINISHED
 
-from .core import Services, outcome_message
+from .core import Services
 from .errors import ApiError
 
 log = logging.getLogger("shelfcount.gateway.ws")
@@ -93,7 +94,7 @@ class Connection:
             self._subscribed.add(record.id)
             self.services.hub.subscribe(record.id, self.on_outcome)
         current = self.services.store.get_count(record.id)
-        message = outcome_message(current) if current else None
+        message = self.services.outcome(current) if current else None
         if message is None:
             return
         if resend:
@@ -161,6 +162,8 @@ class Connection:
                     self._correct(message)
                 elif kind == "confirm":
                     self._confirm(message)
+                elif kind == "location":
+                    self._location(message)
                 elif kind == "ping":
                     self.send({"type": "pong"})
                 elif kind == "hello":
@@ -236,7 +239,8 @@ class Connection:
             self.error("bad_request", "location must be text", photo_id)
             return None
         return {"id": photo_id, "location": location or None,
-                "preview": bool(message.get("preview"))}
+                "preview": bool(message.get("preview")),
+                "replaces": message.get("replaces"), "part_of": message.get("part_of")}
 
     def _photo(self, header: dict[str, Any], data: bytes) -> None:
         assert self.device is not None and self.session is not None
@@ -250,6 +254,7 @@ class Connection:
             record, created = self.services.submit_photo(
                 self.device, session=self.session, client_id=photo_id, data=data,
                 location=header["location"], source="ws",
+                replaces=header["replaces"], part_of=header["part_of"],
             )
         except ApiError as exc:
             if exc.code != "rate_limited":  # a busy walker is not a broken client
@@ -281,11 +286,26 @@ class Connection:
             self._errors += 1
             self.send(exc.to_json(record.client_id))
             return
-        result = outcome_message(updated) or {}
+        bay = self.services.bay(updated)
         self.send({"type": "corrected", "id": record.client_id, "count_id": record.id,
                    "correction_id": message.get("correction_id"),
-                   "rows": result.get("rows", []),
+                   "rows": updated.rows, "bay_rows": bay["bay_rows"],
                    "corrections": [c.to_json() for c in updated.corrections]})
+
+    def _location(self, message: dict[str, Any]) -> None:
+        record = self._own_count(message)
+        if record is None:
+            return
+        assert self.device is not None
+        try:
+            updated = self.services.set_location(self.device, record, message)
+        except ApiError as exc:
+            self._errors += 1
+            self.send(exc.to_json(record.client_id))
+            return
+        self.send({"type": "located", "id": record.client_id, "count_id": record.id,
+                   "location": updated.location_choice, "rows": updated.rows,
+                   **self.services.bay(updated)})
 
     def _confirm(self, message: dict[str, Any]) -> None:
         record = self._own_count(message)

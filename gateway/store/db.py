@@ -24,7 +24,8 @@ from typing import Any
 
 from gateway.schema import CONDITIONS
 
-from .rows import corrected_row, effective_rows, find_row
+from .bays import bay_location, location_conflict, settle, sum_rows
+from .rows import corrected_row, find_row
 from .types import (
     ROLES,
     UNFINISHED,
@@ -41,7 +42,9 @@ from .types import (
 
 # 2: corrections got row_condition (a person's Condition, e.g. "Damaged") and client_id (the
 # client's correction id, so a re-sent correction is recorded once).
-SCHEMA_VERSION = "2"
+# 3: counts got bay_id, replaces, part_of, superseded_by (one bay, one count) and
+# location_choice (the walker's answer to a location conflict).
+SCHEMA_VERSION = "3"
 
 _DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -60,6 +63,7 @@ _DDL: tuple[str, ...] = (
         attempts INTEGER NOT NULL DEFAULT 0, error_code TEXT, error_message TEXT,
         result_json TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
         finished_at TEXT, confirmed_at TEXT, confirmed_by TEXT, photo_purged_at TEXT,
+        bay_id TEXT, replaces TEXT, part_of TEXT, superseded_by TEXT, location_choice TEXT,
         UNIQUE (device_id, client_id))""",
     "CREATE INDEX IF NOT EXISTS counts_session ON counts(session_id, created_at)",
     "CREATE INDEX IF NOT EXISTS counts_status ON counts(status)",
@@ -80,14 +84,22 @@ _DDL: tuple[str, ...] = (
         retry_at TEXT, PRIMARY KEY (entry_id, sink))""",
 )
 
-# Columns added after version 1; an older database gets them on opening (then these indexes).
-_MIGRATE_FROM_1: tuple[str, ...] = (
-    "ALTER TABLE corrections ADD COLUMN row_condition TEXT",
-    "ALTER TABLE corrections ADD COLUMN client_id TEXT",
+# Columns added after versions 1 and 2 (table, column): an older database gets those it lacks
+# on opening (then these indexes).
+_MIGRATE_FROM_2: tuple[tuple[str, str], ...] = tuple(
+    ("counts", column)
+    for column in ("bay_id", "replaces", "part_of", "superseded_by", "location_choice")
 )
+_MIGRATE_FROM_1: tuple[tuple[str, str], ...] = (
+    ("corrections", "row_condition"),
+    ("corrections", "client_id"),
+    *_MIGRATE_FROM_2,
+)
+_MIGRATIONS = {"1": _MIGRATE_FROM_1, "2": _MIGRATE_FROM_2}
 _DDL_AFTER_MIGRATION: tuple[str, ...] = (
     # NULL client ids (corrections sent without one) never collide.
     "CREATE UNIQUE INDEX IF NOT EXISTS corrections_client ON corrections(count_id, client_id)",
+    "CREATE INDEX IF NOT EXISTS counts_bay ON counts(bay_id)",
 )
 
 _CORRECTION_COLUMNS = (
@@ -98,7 +110,7 @@ _CORRECTION_COLUMNS = (
 _COUNT_COLUMNS = (
     "id, session_id, device_id, client_id, source, location, photo_hash, photo_bytes, status, "
     "attempts, error_code, error_message, result_json, created_at, updated_at, finished_at, "
-    "confirmed_at, confirmed_by"
+    "confirmed_at, confirmed_by, bay_id, replaces, part_of, superseded_by, location_choice"
 )
 
 
@@ -141,16 +153,23 @@ class Store:
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
                     ("schema_version", SCHEMA_VERSION),
                 )
-            elif found[0] == "1":
-                for statement in _MIGRATE_FROM_1:
-                    if self.is_postgres:  # another process may be migrating at the same time
-                        statement = statement.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS")
-                    cur.execute(statement)
+            elif found[0] in _MIGRATIONS:
+                for table, column in _MIGRATIONS[found[0]]:
+                    self._add_column(cur, table, column)
                 cur.execute(
                     "UPDATE meta SET value = ? WHERE key = ?", (SCHEMA_VERSION, "schema_version")
                 )
             for statement in _DDL_AFTER_MIGRATION:
                 cur.execute(statement)
+
+    def _add_column(self, cur: _Cursor, table: str, column: str) -> None:
+        """Add a TEXT column unless the table has it (tables created by this version do)."""
+        if self.is_postgres:  # another process may be migrating at the same time
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT")
+            return
+        cur.execute(f"PRAGMA table_info({table})")
+        if column not in {r[1] for r in cur.fetchall()}:
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     # -- connection plumbing ------------------------------------------------------------
     def _connect(self) -> None:
@@ -332,11 +351,15 @@ class Store:
         location: str | None,
         photo_hash: str,
         photo_bytes: int,
+        replaces: str | None = None,
+        part_of: str | None = None,
     ) -> tuple[CountRecord, bool]:
         """Record a stored photo as queued work; idempotent on (device, client id).
 
         Returns the count and whether it was created now. A second call with the same client
         id returns the first count unchanged (the same photo sent twice is one count).
+        ``replaces`` / ``part_of``: count ids of the same session (checked by the caller); the
+        photo's bay is settled when it is counted (``finish_count``).
         """
         now = to_ts(utcnow())
         with self._tx() as cur:
@@ -346,9 +369,10 @@ class Store:
             count_id = new_id()
             cur.execute(
                 f"INSERT INTO counts ({_COUNT_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, NULL, NULL, NULL, ?, ?, NULL, NULL, NULL)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, NULL, NULL, NULL, ?, ?, NULL, NULL, NULL, "
+                "NULL, ?, ?, NULL, NULL)",
                 (count_id, session_id, device_id, client_id, source, location, photo_hash,
-                 int(photo_bytes), now, now),
+                 int(photo_bytes), now, now, replaces, part_of),
             )
             record = self._count(cur, count_id)
         assert record is not None
@@ -401,6 +425,7 @@ class Store:
             )
 
     def finish_count(self, count_id: str, result: dict[str, Any]) -> None:
+        """Store the result and settle the photo's bay in the same transaction."""
         now = to_ts(utcnow())
         with self._tx() as cur:
             cur.execute(
@@ -408,6 +433,57 @@ class Store:
                 "error_message = NULL, updated_at = ?, finished_at = ? WHERE id = ?",
                 (json.dumps(result, default=str), now, now, count_id),
             )
+            record = self._count(cur, count_id)
+            if record is not None and record.bay_id is None:
+                self._settle_bay(cur, record)
+
+    def _settle_bay(self, cur: _Cursor, record: CountRecord) -> None:
+        """Which bay a counted photo belongs to, and which photos it replaces (or stands
+        behind: a retake of an already confirmed bay, or an older photo counted late)."""
+        bay, replaced, behind = settle(record, self._session_done(cur, record.session_id))
+        cur.execute("UPDATE counts SET bay_id = ?, superseded_by = ? WHERE id = ?",
+                    (bay, behind, record.id))
+        # Parts that pointed at this photo before it was counted follow it into its bay.
+        cur.execute("UPDATE counts SET bay_id = ? WHERE bay_id = ? AND id <> ?",
+                    (bay, record.id, record.id))
+        for old in replaced:
+            cur.execute("UPDATE counts SET superseded_by = ? WHERE id = ? AND "
+                        "superseded_by IS NULL AND confirmed_at IS NULL", (record.id, old))
+
+    def _session_done(self, cur: _Cursor, session_id: str) -> list[CountRecord]:
+        cur.execute(
+            f"SELECT {_COUNT_COLUMNS} FROM counts WHERE session_id = ? AND status = 'done' "
+            "ORDER BY created_at", (session_id,),
+        )
+        rows = cur.fetchall()
+        corrections = self._corrections_for(cur, [r[0] for r in rows])
+        return [_count(r, corrections.get(r[0], ())) for r in rows]
+
+    def bay_members(self, count_id: str) -> list[CountRecord]:
+        """The photos of this count's bay (current and replaced), oldest first."""
+        with self._tx() as cur:
+            record = self._count(cur, count_id)
+            if record is None or record.bay_id is None:
+                return [record] if record else []
+            return [r for r in self._session_done(cur, record.session_id)
+                    if r.bay_id == record.bay_id]
+
+    def set_location(self, count_id: str, location: str) -> CountRecord:
+        """The walker's answer to a location conflict: every line of the photo moves there."""
+        with self._tx() as cur:
+            record = self._count(cur, count_id)
+            if record is None:
+                raise StoreError("not_found", "no such count")
+            if record.status != "done":
+                raise StoreError("not_ready", f"count is {record.status}, not counted yet")
+            if record.confirmed_at is not None:
+                raise StoreError("already_confirmed", "the bay is confirmed; its location "
+                                 "is closed")
+            cur.execute("UPDATE counts SET location_choice = ?, updated_at = ? WHERE id = ?",
+                        (location, to_ts(utcnow()), count_id))
+            updated = self._count(cur, count_id)
+        assert updated is not None
+        return updated
 
     def fail_count(self, count_id: str, code: str, message: str) -> None:
         now = to_ts(utcnow())
@@ -465,9 +541,13 @@ class Store:
                 raise StoreError("not_ready", f"count is {record.status}, not counted yet")
             if record.confirmed_at is not None:
                 raise StoreError("already_confirmed", "the bay is confirmed; corrections closed")
-            current = effective_rows(record.model_rows, record.corrections)
+            if not record.is_current:
+                raise StoreError("superseded", "this photo was replaced by another photo of "
+                                 "the bay; correct that one")
+            current = record.rows
             base = find_row(current, sku, location)
-            model = find_row(record.model_rows, sku, location)
+            model = find_row(record.model_rows, sku,
+                             None if record.location_choice else location)
             if location is None and base is None:
                 location = record.location or (current[0].get("Location") if current else None)
             row = corrected_row(
@@ -516,11 +596,14 @@ class Store:
                 (session_id,),
             )
             for count_id, status in cur.fetchall():
-                if status == "done":
+                record = self._count(cur, count_id)
+                assert record is not None
+                if status != "done" or not record.is_current:
+                    out.append((record, False))
+                    continue
+                try:
                     out.append(self._confirm(cur, count_id, by))
-                else:
-                    record = self._count(cur, count_id)
-                    assert record is not None
+                except StoreError:  # e.g. a location conflict: the walker must decide
                     out.append((record, False))
             cur.execute(
                 "UPDATE sessions SET confirmed_at = ? WHERE id = ? AND confirmed_at IS NULL",
@@ -529,6 +612,7 @@ class Store:
         return out
 
     def _confirm(self, cur: _Cursor, count_id: str, by: Device) -> tuple[CountRecord, bool]:
+        """Confirm the photo's bay: all its current photos, their lines summed in one entry."""
         record = self._count(cur, count_id)
         if record is None:
             raise StoreError("not_found", "no such count")
@@ -536,16 +620,26 @@ class Store:
             return record, False
         if record.status != "done":
             raise StoreError("not_ready", f"count is {record.status}, not counted yet")
-        rows = effective_rows(record.model_rows, record.corrections)
+        if not record.is_current:
+            raise StoreError("superseded", "this photo was replaced by another photo of the "
+                             "bay (or its bay was confirmed before); confirm the current one")
+        parts = self._bay_parts(cur, record)
+        for part in parts:
+            conflict = location_conflict(part)
+            if conflict is not None:
+                raise StoreError("location_conflict", f"{conflict['message']}: choose the "
+                                 "location first")
+        rows = sum_rows([part.rows for part in parts])
         cur.execute("SELECT walker FROM sessions WHERE id = ?", (record.session_id,))
         walker = cur.fetchone()[0]
-        location = record.location or (str(rows[0].get("Location") or "") if rows else None)
+        location = bay_location(record)
         now = to_ts(utcnow())
-        cur.execute(
-            "UPDATE counts SET confirmed_at = ?, confirmed_by = ?, updated_at = ? "
-            "WHERE id = ? AND confirmed_at IS NULL",
-            (now, by.name, now, count_id),
-        )
+        for part in parts:
+            cur.execute(
+                "UPDATE counts SET confirmed_at = ?, confirmed_by = ?, updated_at = ? "
+                "WHERE id = ? AND confirmed_at IS NULL",
+                (now, by.name, now, part.id),
+            )
         cur.execute(
             "INSERT INTO outbox (id, count_id, session_id, walker, location, rows_json, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -555,6 +649,20 @@ class Store:
         confirmed = self._count(cur, count_id)
         assert confirmed is not None
         return confirmed, True
+
+    def _bay_parts(self, cur: _Cursor, record: CountRecord) -> list[CountRecord]:
+        """The current photos of the record's bay; refused while one is still being counted."""
+        if record.bay_id is None:
+            return [record]
+        cur.execute(f"SELECT {_COUNT_COLUMNS} FROM counts WHERE session_id = ? AND "
+                    "superseded_by IS NULL AND (bay_id = ? OR part_of = ? OR id = ?) "
+                    "ORDER BY created_at",
+                    (record.session_id, record.bay_id, record.bay_id, record.id))
+        rows = cur.fetchall()
+        if any(r[8] != "done" and r[8] != "failed" for r in rows):
+            raise StoreError("not_ready", "another photo of this bay is still being counted")
+        corrections = self._corrections_for(cur, [r[0] for r in rows])
+        return [_count(r, corrections.get(r[0], ())) for r in rows if r[8] == "done"]
 
     def session_rows(self, session_id: str) -> list[dict[str, Any]]:
         """Confirmed rows of a session, as delivered to the sinks (for ``shelfcount export``)."""
@@ -757,5 +865,6 @@ def _count(r: Sequence[Any], corrections: Sequence[Correction]) -> CountRecord:
         error_message=r[11], result=None if r[12] is None else json.loads(r[12]),
         created_at=from_ts(r[13]), updated_at=from_ts(r[14]),  # type: ignore[arg-type]
         finished_at=from_ts(r[15]), confirmed_at=from_ts(r[16]), confirmed_by=r[17],
-        corrections=tuple(corrections),
+        corrections=tuple(corrections), bay_id=r[18], replaces=r[19], part_of=r[20],
+        superseded_by=r[21], location_choice=r[22],
     )

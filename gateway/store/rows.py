@@ -79,16 +79,25 @@ def corrected_row(
 
 
 def effective_rows(
-    model_rows: Iterable[Mapping[str, Any]], corrections: Iterable[Correction]
+    model_rows: Iterable[Mapping[str, Any]], corrections: Iterable[Correction],
+    location: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Model rows with corrections applied (latest correction of a line wins)."""
-    rows = [dict(row) for row in model_rows]
+    """Model rows with corrections applied (latest correction of a line wins).
+
+    ``location`` (the walker's answer to a location conflict) is the Location of every line:
+    one photo is one bay, so lines corrected before and after the answer stay one line.
+    """
+    def placed(row: Mapping[str, Any]) -> dict[str, Any]:
+        return {**row, "Location": location} if location else dict(row)
+
+    rows = [placed(row) for row in model_rows]
     index = {_key(row): i for i, row in enumerate(rows)}
     for correction in sorted(corrections, key=lambda c: c.corrected_at):
-        key = _key(correction.row)
+        row = placed(correction.row)
+        key = _key(row)
         if key in index:
-            rows[index[key]] = dict(correction.row)
+            rows[index[key]] = row
         else:
             index[key] = len(rows)
-            rows.append(dict(correction.row))
+            rows.append(row)
     return rows

@@ -117,10 +117,28 @@ class CountRecord:
     confirmed_at: datetime | None
     confirmed_by: str | None
     corrections: tuple[Correction, ...] = field(default_factory=tuple)
+    # One bay (session + location) has one current photo, or several parts of a wide bay.
+    bay_id: str | None = None  # set when counted; the first photo's count id
+    replaces: str | None = None  # count id of the photo this retake replaces
+    part_of: str | None = None  # count id of a photo of the bay this one is another part of
+    superseded_by: str | None = None  # the count that stands instead (kept, not counted)
+    location_choice: str | None = None  # the walker's answer to a location conflict
 
     @property
     def model_rows(self) -> list[dict[str, Any]]:
         return list((self.result or {}).get("rows") or [])
+
+    @property
+    def is_current(self) -> bool:
+        """Counted in its bay: not replaced by a retake."""
+        return self.superseded_by is None
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """What the walker approves: the model's rows, corrections, the chosen location."""
+        from .rows import effective_rows
+
+        return effective_rows(self.model_rows, self.corrections, self.location_choice)
 
 
 @dataclass(frozen=True)
