@@ -83,19 +83,21 @@ def _merge(into: dict[str, Any], row: dict[str, Any]) -> None:
         into["Condition"] = row.get("Condition") or "Good"
 
 
+# GS1 application identifiers that name one unit, not a product: serial number, SSCC.
+UNIQUE_AIS = ("(21)", "(00)")
+
+
 def shared_codes(parts: Iterable[CountRecord]) -> list[str]:
-    """Code texts seen in more than one part of a bay (other than its bin label): the same
-    item photographed twice, so the walker is told the sum may count it twice."""
+    """Codes naming one unit (GS1 serial or SSCC) seen in more than one part of a bay: the
+    same item photographed twice, so the walker is told the sum counts it twice. Product
+    codes (an EAN on every carton of a SKU) say nothing about overlap."""
     seen: dict[str, int] = {}
-    labels = set()
     for record in parts:
-        labels.add(bay_location(record))
-        texts = {str(c.get("Text")) for c in (record.result or {}).get("codes", []) if
-                 c.get("Text")}
+        texts = {str(c.get("Text")) for c in (record.result or {}).get("codes", [])}
         for text in texts:
-            seen[text] = seen.get(text, 0) + 1
-    return sorted(t for t, n in seen.items() if n > 1 and not any(t.endswith(x) for x in labels
-                                                                  if x))
+            if any(ai in text for ai in UNIQUE_AIS):
+                seen[text] = seen.get(text, 0) + 1
+    return sorted(t for t, n in seen.items() if n > 1)
 
 
 def bay_summary(records: Sequence[CountRecord]) -> list[dict[str, Any]]:
