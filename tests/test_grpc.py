@@ -68,3 +68,28 @@ def test_count_and_stream(triton, tmp_path: Path) -> None:
         view = server.services.store.count_by_client(
             server.services.store.device_by_token(token).id, ids[0])
         assert view is not None and view.source == "grpc" and view.status == "done"
+
+
+@pytest.mark.triton
+def test_a_retake_over_grpc_replaces_the_bays_photo_and_conflicts_are_reported(
+    triton, tmp_path: Path
+) -> None:
+    from gateway.training.scenes import encode_jpeg, render_scene
+
+    with running_gateway(tmp_path, triton.url) as server:
+        meta = (("authorization", f"Bearer {new_token(tmp_path, 'camera-2', 'camera')}"),)
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = pb_grpc.CountServiceStub(channel)
+            data = encode_jpeg(render_scene(33, location="B-01-2", difficulty=0.2))
+            first = stub.Count(pb.Photo(id="g-1", image=data, location="C-02-2"),
+                               metadata=meta, timeout=120)
+            assert first.current and first.location_conflict.reason == "mismatch"
+            assert first.location_conflict.read == "B-01-2"
+            retake = stub.Count(pb.Photo(id="g-2", image=data, replaces="g-1"),
+                                metadata=meta, timeout=120)
+            assert retake.bay == first.bay and list(retake.replaced) == ["g-1"]
+            assert retake.bay_rows and not retake.location_conflict.reason
+            with pytest.raises(grpc.RpcError) as bad:
+                stub.Count(pb.Photo(id="g-3", image=data, replaces="nope"), metadata=meta,
+                           timeout=60)
+            assert bad.value.code() == grpc.StatusCode.NOT_FOUND

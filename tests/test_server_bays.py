@@ -164,6 +164,10 @@ def test_an_unknown_location_needs_an_explicit_new_location_answer(
                              json={"location": "Q-09-9", "new": True}, timeout=10)
     assert answered.status_code == 200 and answered.json()["location_conflict"] is None
     assert requests.post(f"{url}/confirm", headers=auth(walker), timeout=10).status_code == 200
+    spec = requests.get(f"{gw.base_url}/api/v1/openapi.json", headers=auth(walker),
+                        timeout=10).json()
+    assert "new" in spec["paths"]["/counts/{count_id}/location"]["post"]["requestBody"][
+        "content"]["application/json"]["schema"]["properties"]
 
 
 @pytest.mark.parametrize(

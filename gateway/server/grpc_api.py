@@ -49,6 +49,19 @@ def _float(value: object) -> float:
         return 0.0
 
 
+def _row(row: dict[str, Any]) -> pb.Row:
+    return pb.Row(
+        location=_text(row.get("Location")), sku=_text(row.get("SKU")),
+        product_description=_text(row.get("Product_Description")),
+        quantity_counted=int(_float(row.get("Quantity_Counted"))),
+        unit_price=_text(row.get("Unit_Price")), total_value=_text(row.get("Total_Value")),
+        condition=_text(row.get("Condition")),
+        expiration_date=_text(row.get("Expiration_Date")),
+        last_updated=_text(row.get("Last_Updated")),
+        count_confidence=_float(row.get("Count_Confidence")),
+    )
+
+
 def to_proto(message: dict[str, Any]) -> pb.CountResult:
     """A WebSocket-style outcome message as a CountResult."""
     out = pb.CountResult(
@@ -59,18 +72,18 @@ def to_proto(message: dict[str, Any]) -> pb.CountResult:
         height=int(message.get("height") or 0),
         queued=bool(message.get("queued")),
         preview=bool(message.get("preview")),
+        bay=_text(message.get("bay")),
+        current=bool(message.get("current")),
+        superseded_by=_text(message.get("superseded_by")),
+        replaced=[_text(p) for p in message.get("replaced") or []],
     )
-    for row in message.get("rows") or []:
-        out.rows.append(pb.Row(
-            location=_text(row.get("Location")), sku=_text(row.get("SKU")),
-            product_description=_text(row.get("Product_Description")),
-            quantity_counted=int(_float(row.get("Quantity_Counted"))),
-            unit_price=_text(row.get("Unit_Price")), total_value=_text(row.get("Total_Value")),
-            condition=_text(row.get("Condition")),
-            expiration_date=_text(row.get("Expiration_Date")),
-            last_updated=_text(row.get("Last_Updated")),
-            count_confidence=_float(row.get("Count_Confidence")),
-        ))
+    out.rows.extend(_row(row) for row in message.get("rows") or [])
+    out.bay_rows.extend(_row(row) for row in message.get("bay_rows") or [])
+    conflict = message.get("location_conflict")
+    if conflict:
+        out.location_conflict.CopyFrom(pb.LocationConflict(
+            reason=_text(conflict.get("reason")), chosen=_text(conflict.get("chosen")),
+            read=_text(conflict.get("read")), message=_text(conflict.get("message"))))
     for box in message.get("boxes") or []:
         values = list(box) + [0.0] * (6 - len(box))
         out.boxes.append(pb.Box(x0=_float(values[0]), y0=_float(values[1]), x1=_float(values[2]),
@@ -142,6 +155,7 @@ class CountServicer(pb_grpc.CountServiceServicer):
                 record, _ = self.services.submit_photo(
                     device, session=self._session(device, request), client_id=request.id or None,
                     data=bytes(request.image), location=request.location or None, source="grpc",
+                    replaces=request.replaces or None, part_of=request.part_of or None,
                 )
             except ApiError as exc:
                 if exc.status in _STATUS:
@@ -258,6 +272,7 @@ class _StreamState:
             record, _ = self.services.submit_photo(
                 self.device, session=session, client_id=photo.id or None,
                 data=bytes(photo.image), location=photo.location or None, source="grpc",
+                replaces=photo.replaces or None, part_of=photo.part_of or None,
             )
         except ApiError as exc:
             self.out.put({**exc.to_json(photo.id), "preview": False})

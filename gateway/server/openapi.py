@@ -21,6 +21,21 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def openapi_spec() -> dict[str, Any]:
+    bay_properties = {
+        "bay": {"type": ["string", "null"], "description": "the photo's bay id"},
+        "current": {"type": "boolean", "description": "false: replaced by a retake (or its "
+                                                      "bay was confirmed before): not counted"},
+        "superseded_by": {"type": ["string", "null"]},
+        "replaced": {"type": "array", "items": {"type": "string"}},
+        "parts": {"type": "array", "items": {"type": "string"}},
+        "bay_rows": {"type": "array", "items": _ref("Row"),
+                     "description": "the bay's lines, parts summed (what confirm sends)"},
+        "bay_confirmed": {"type": "boolean"},
+        "overlap_codes": {"type": "array", "items": {"type": "string"}},
+        "location_conflict": {"type": ["object", "null"], "properties": {
+            "reason": {"enum": ["mismatch", "unknown"]}, "chosen": {"type": ["string", "null"]},
+            "read": {"type": "string"}, "message": {"type": "string"}}},
+    }
     row = {
         "type": "object",
         "description": "One count line in the CSV schema.",
@@ -64,6 +79,7 @@ def openapi_spec() -> dict[str, Any]:
                         "width": {"type": "integer"},
                         "height": {"type": "integer"},
                         "confirmed": {"type": "boolean"},
+                        **bay_properties,
                     },
                 },
                 "Error": {
@@ -73,7 +89,8 @@ def openapi_spec() -> dict[str, Any]:
                         "id": {"type": "string"},
                         "code": {"type": "string", "examples": [
                             "unauthorized", "not_an_image", "too_large", "rate_limited",
-                            "triton_unavailable", "not_ready", "already_confirmed"]},
+                            "triton_unavailable", "not_ready", "already_confirmed",
+                            "superseded", "location_conflict", "unknown_location"]},
                         "message": {"type": "string"},
                         "queued": {"type": "boolean",
                                    "description": "true: the photo is stored and will be "
@@ -110,6 +127,10 @@ def openapi_spec() -> dict[str, Any]:
                         "corrections": {"type": "array", "items": {"type": "object"}},
                         "confirmed_at": {"type": ["string", "null"]},
                         "confirmed_by": {"type": ["string", "null"]},
+                        "location_choice": {"type": ["string", "null"],
+                                            "description": "the walker's answer to a "
+                                                           "location conflict"},
+                        **bay_properties,
                     },
                 },
                 "Session": {
@@ -119,6 +140,10 @@ def openapi_spec() -> dict[str, Any]:
                         "created_at": {"type": "string"},
                         "confirmed_at": {"type": ["string", "null"]},
                         "counts": {"type": "array", "items": _ref("Count")},
+                        "bays": {"type": "array", "items": {"type": "object"},
+                                 "description": "one per bay: bay, location, photos (current), "
+                                                "history (replaced), rows (parts summed), "
+                                                "confirmed, location_conflict, overlap_codes"},
                     },
                 },
             },
@@ -133,7 +158,13 @@ def openapi_spec() -> dict[str, Any]:
                     "schema": {"type": "object", "required": ["photo"], "properties": {
                         "photo": {"type": "string", "format": "binary"},
                         "location": {"type": "string"},
-                        "session": {"type": "string"}}}}}},
+                        "session": {"type": "string"},
+                        "replaces": {"type": "string",
+                                     "description": "photo id (Idempotency-Key) of the bay "
+                                                    "photo this retake replaces"},
+                        "part_of": {"type": "string",
+                                    "description": "bay id, or a photo id of the bay, this "
+                                                   "photo is another part of"}}}}}},
                 "responses": {
                     "200": _json(_ref("Result"), "counted"),
                     "202": _json(_ref("Error"), "stored and queued (e.g. Triton unavailable)"),
@@ -163,11 +194,27 @@ def openapi_spec() -> dict[str, Any]:
                                         "409": _error("not counted yet or already confirmed"),
                                         **common_errors}},
             },
+            "/counts/{count_id}/location": {"post": {
+                "summary": "Answer a location conflict: every line of the photo moves there",
+                "parameters": [count_id],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["location"],
+                    "properties": {"location": {"type": "string", "maxLength": 64},
+                                   "new": {"type": "boolean",
+                                           "description": "true: record a location the "
+                                                          "catalog does not list"}}}}}},
+                "responses": {"200": _json(_ref("Count"), "located"),
+                              "400": _error("no location, or unknown_location without new"),
+                              "409": _error("not counted yet or already confirmed"),
+                              **common_errors}}},
             "/counts/{count_id}/confirm": {"post": {
-                "summary": "Confirm the bay (rows go to the sinks); repeating is harmless",
+                "summary": "Confirm the bay (all its current photos, lines summed, go to the "
+                           "sinks); repeating is harmless",
                 "parameters": [count_id],
                 "responses": {"200": _json({"type": "object"}, "confirmed"),
-                              "409": _error("not counted yet"), **common_errors}}},
+                              "409": _error("not counted yet, superseded (replaced by a "
+                                            "retake) or location_conflict"),
+                              **common_errors}}},
             "/sessions": {"get": {
                 "summary": "Sessions visible to this token (managers: all)",
                 "responses": {"200": _json({"type": "object"}, "sessions")}}},

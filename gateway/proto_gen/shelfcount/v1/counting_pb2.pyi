@@ -7,18 +7,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Photo(_message.Message):
-    __slots__ = ("id", "image", "location", "session", "preview")
+    __slots__ = ("id", "image", "location", "session", "preview", "replaces", "part_of")
     ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    REPLACES_FIELD_NUMBER: _ClassVar[int]
+    PART_OF_FIELD_NUMBER: _ClassVar[int]
     id: str
     image: bytes
     location: str
     session: str
     preview: bool
-    def __init__(self, id: _Optional[str] = ..., image: _Optional[bytes] = ..., location: _Optional[str] = ..., session: _Optional[str] = ..., preview: _Optional[bool] = ...) -> None: ...
+    replaces: str
+    part_of: str
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[bytes] = ..., location: _Optional[str] = ..., session: _Optional[str] = ..., preview: _Optional[bool] = ..., replaces: _Optional[str] = ..., part_of: _Optional[str] = ...) -> None: ...
 
 class Row(_message.Message):
     __slots__ = ("location", "sku", "product_description", "quantity_counted", "unit_price", "total_value", "condition", "expiration_date", "last_updated", "count_confidence")
@@ -79,7 +83,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CountResult(_message.Message):
-    __slots__ = ("id", "count_id", "session", "rows", "boxes", "codes", "timings_ms", "width", "height", "error", "queued", "preview")
+    __slots__ = ("id", "count_id", "session", "rows", "boxes", "codes", "timings_ms", "width", "height", "error", "queued", "preview", "bay", "current", "superseded_by", "replaced", "bay_rows", "location_conflict")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +103,12 @@ class CountResult(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    BAY_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_BY_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    BAY_ROWS_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_CONFLICT_FIELD_NUMBER: _ClassVar[int]
     id: str
     count_id: str
     session: str
@@ -111,4 +121,22 @@ class CountResult(_message.Message):
     error: Error
     queued: bool
     preview: bool
-    def __init__(self, id: _Optional[str] = ..., count_id: _Optional[str] = ..., session: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., codes: _Optional[_Iterable[_Union[Code, _Mapping]]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., queued: _Optional[bool] = ..., preview: _Optional[bool] = ...) -> None: ...
+    bay: str
+    current: bool
+    superseded_by: str
+    replaced: _containers.RepeatedScalarFieldContainer[str]
+    bay_rows: _containers.RepeatedCompositeFieldContainer[Row]
+    location_conflict: LocationConflict
+    def __init__(self, id: _Optional[str] = ..., count_id: _Optional[str] = ..., session: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., codes: _Optional[_Iterable[_Union[Code, _Mapping]]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., queued: _Optional[bool] = ..., preview: _Optional[bool] = ..., bay: _Optional[str] = ..., current: _Optional[bool] = ..., superseded_by: _Optional[str] = ..., replaced: _Optional[_Iterable[str]] = ..., bay_rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., location_conflict: _Optional[_Union[LocationConflict, _Mapping]] = ...) -> None: ...
+
+class LocationConflict(_message.Message):
+    __slots__ = ("reason", "chosen", "read", "message")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    READ_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    chosen: str
+    read: str
+    message: str
+    def __init__(self, reason: _Optional[str] = ..., chosen: _Optional[str] = ..., read: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
