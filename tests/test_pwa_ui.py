@@ -239,8 +239,17 @@ def test_pairing_link_from_qr_pairs_and_hides_token(playwright: Any, camera: Pat
         wait_text(page, "#net", "online")
         page.reload()  # paired for good: straight to counting
         page.wait_for_selector("#screen-count:not([hidden])")
-        hello = [m for m in gw.messages if m.get("type") == "hello"]
-        assert hello[0]["session"] is None and hello[-1]["session"] == "S1"
+        wait_text(page, "#net", "online")  # the reloaded page's own hello, not the first one
+
+        def hellos() -> list[dict[str, Any]]:
+            return [m for m in gw.messages if m.get("type") == "hello"]
+
+        for _ in range(50):
+            if len(hellos()) >= 2:
+                break
+            page.wait_for_timeout(100)
+        hello = hellos()
+        assert len(hello) >= 2 and hello[0]["session"] is None and hello[-1]["session"] == "S1"
 
 
 def test_tab_killed_before_ack_resends_same_id(playwright: Any, camera: Path,

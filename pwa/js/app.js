@@ -28,6 +28,7 @@ const ui = {
   photoId: null, // photo shown on the result screen
   shutterAt: null, // performance.now() of the last shutter tap, for the tap -> result figure
   edit: null, // {id, sku, qty, damaged, typed}
+  partOf: null, // the next photo is another part of this photo's bay ("Add part of this bay")
   previewTimer: null,
   previewRun: 0,
   previewInflight: 0,
@@ -239,6 +240,13 @@ async function fetchCatalogLocations() {
   }
 }
 
+async function pickLocation(loc) {
+  const pick = locationPick;
+  locationPick = null;
+  if (pick) await pick(loc);
+  else await setLocation(loc);
+}
+
 async function renderLocationList() {
   const list = $("loc-list");
   list.replaceChildren();
@@ -248,14 +256,18 @@ async function renderLocationList() {
       type: "button", class: "btn", "data-loc": loc, title: what || null,
       "aria-label": what ? `${loc}: ${what}` : null,
       onclick: async () => {
-        await setLocation(loc);
+        await pickLocation(loc);
         $("locations").close();
       },
     }, loc)));
   }
 }
 
-async function openLocations() {
+// `onPick`: where a picked location goes instead of becoming the walker's location (e.g. the
+// answer to a location conflict).
+let locationPick = null;
+async function openLocations(onPick = null) {
+  locationPick = typeof onPick === "function" ? onPick : null;
   $("scan-msg").textContent = "";
   $("loc-input").value = ui.location || "";
   await renderLocationList();
@@ -408,8 +420,9 @@ async function shutter() {
     stats.captures.push(performance.now() - ui.shutterAt);
     const photo = {
       id: uuid(), created: Date.now(), location: ui.location, blob, status: "queued",
-      result: null, error: null, edits: {},
+      result: null, error: null, edits: {}, partOf: ui.partOf,
     };
+    ui.partOf = null;
     // Persist first: once this resolves the photo survives a reload or a crash of the tab.
     await store.addPhoto(photo);
     ui.photoId = photo.id;
@@ -484,7 +497,8 @@ async function renderResult(photo) {
     img.dataset.id = "";
   }
   const r = photo.result;
-  const where = photo.location || locationFromResult(r) || "no location";
+  // What is recorded: the rows' location (the bin label read, or the walker's answer).
+  const where = locationFromResult(r) || photo.location || "no location";
   let status = STATUS_TEXT[photo.status] ?? "";
   if (photo.error) status = `${status} ${photo.error}`.trim();
   if (photo.note && !r) {
@@ -535,7 +549,12 @@ async function renderResult(photo) {
     el("span", { class: "q" }, String(qty)));
     lines.append(el("li", {}, b));
   }
-  $("confirm").disabled = !r || photo.status === "confirmed" || photo.status === "confirming";
+  const conflict = renderConflict(photo);
+  const counted = renderBayNote(photo);
+  $("confirm").disabled = !r || !counted || !!conflict || photo.status === "confirmed"
+    || photo.status === "confirming";
+  $("add-part").disabled = !r || !counted || photo.status === "confirmed"
+    || photo.status === "confirming";
   requestAnimationFrame(() => {
     if (r) {
       drawBoxes($("photo-overlay"), r.boxes, r.width, r.height, img.naturalWidth,
@@ -544,6 +563,72 @@ async function renderResult(photo) {
       drawBoxes($("photo-overlay"), [], 0, 0, 0, 0, "contain");
     }
   });
+}
+
+// A location conflict the walker has not answered yet (answers wait in the outbox: shown as
+// answered at once, so the same question is not asked twice).
+function openConflict(photo) {
+  const c = photo.result && photo.result.location_conflict;
+  return c && !photo.locationAnswer ? c : null;
+}
+
+function renderConflict(photo) {
+  const c = openConflict(photo);
+  const box = $("loc-conflict");
+  box.hidden = !c;
+  if (!c) return null;
+  const read = $("loc-use-read");
+  const keep = $("loc-keep-chosen");
+  if (c.reason === "mismatch") {
+    $("loc-conflict-msg").textContent = `The bin label in the photo says ${c.read}, but you `
+      + `chose ${c.chosen}. Which bay is this?`;
+    read.textContent = `It is ${c.read} (label)`;
+    read.onclick = () => answerLocation(photo, c.read, false);
+    keep.textContent = `It is ${c.chosen}`;
+    keep.onclick = () => answerLocation(photo, c.chosen, false);
+    keep.hidden = false;
+  } else {
+    $("loc-conflict-msg").textContent = `${c.read} is not a location in the catalog.`;
+    read.textContent = `Record ${c.read} as a new location`;
+    read.onclick = () => answerLocation(photo, c.read, true);
+    keep.textContent = "Choose another location";
+    keep.onclick = () => openLocations((loc) => answerLocation(photo, loc, false));
+    keep.hidden = false;
+  }
+  return c;
+}
+
+async function answerLocation(photo, location, isNew) {
+  await store.addLocation(photo.id, location, isNew);
+  if (!isNew) await setLocation(location);
+  buzz(30);
+  await renderResult(await store.getPhoto(photo.id));
+  link.kick();
+  updatePending();
+}
+
+// Is this photo counted in its bay? Tells the walker when a retake replaced it (or it replaced
+// an earlier photo), and what the bay adds up to when it has several parts.
+function renderBayNote(photo) {
+  const r = photo.result;
+  const note = $("bay-note");
+  const counted = !(photo.replacedBy || (r && r.current === false));
+  let text = "";
+  if (!counted) {
+    text = r && r.bay_confirmed
+      ? "Not counted: this bay was confirmed already (a manager can reopen it)."
+      : "Not counted: a retake of this bay replaced this photo.";
+  } else if (r && (r.parts || []).length > 1) {
+    const total = (r.bay_rows || []).reduce((n, row) => n + (Number(row.Quantity_Counted) || 0), 0);
+    text = `${r.parts.length} photos of this bay, summed: ${total} items. Items seen in two `
+      + "photos are counted twice.";
+  } else if (r && (r.replaced || []).length) {
+    text = "Retake: this photo replaces the earlier photo of this bay.";
+  }
+  note.textContent = text;
+  note.hidden = !text;
+  note.classList.toggle("replaced", !counted);
+  return counted;
 }
 
 function openEdit(photo, row) {
@@ -602,6 +687,7 @@ async function confirmBay() {
 }
 
 async function nextLocation() {
+  ui.partOf = null;
   await setLocation(null);
   await show("count");
   openLocations();
@@ -621,8 +707,8 @@ async function renderSession() {
   let units = 0;
   let value = 0;
   for (const p of photos) {
+    if (!p.result || p.replacedBy || p.result.current === false) continue; // retakes replaced it
     if (p.status === "confirmed") bays += 1;
-    if (!p.result) continue;
     counted += 1;
     for (const row of p.result.rows || []) {
       const q = lineQuantity(p, row);
@@ -644,7 +730,8 @@ async function renderSession() {
     const what = it.kind === "photo" ? `Photo at ${where}`
       : it.kind === "correct"
         ? `Correction ${it.sku} -> ${it.quantity}${it.condition ? ` (${it.condition})` : ""}`
-        : `Confirm ${where}`;
+        : it.kind === "location" ? `Location ${it.location} for the photo at ${where}`
+          : `Confirm ${where}`;
     queued.append(el("li", { class: "wait" }, `${what}${p && p.note ? ` · ${p.note}` : ""}`));
   }
   for (const p of photos) {
@@ -666,10 +753,12 @@ async function renderSession() {
   bayList.replaceChildren();
   for (const p of [...photos].reverse()) {
     const n = p.result ? (p.result.rows || []).reduce((s, r) => s + lineQuantity(p, r), 0) : null;
+    const replaced = p.replacedBy || (p.result && p.result.current === false);
     const cls = p.status === "confirmed" ? "done" : p.error ? "fail" : "wait";
     const when = new Date(p.created).toTimeString().slice(0, 5);
     const label = `${when} ${p.location || locationFromResult(p.result) || "no location"} · `
-      + `${n === null ? "not counted yet" : `${n} items`} · ${PHOTO_STATE[p.status] || p.status}`;
+      + `${n === null ? "not counted yet" : `${n} items`} · `
+      + `${replaced ? "replaced (not counted)" : PHOTO_STATE[p.status] || p.status}`;
     bayList.append(el("li", { class: cls }, el("button", {
       type: "button",
       onclick: async () => {
@@ -731,7 +820,12 @@ function wire() {
     const on = !cam.torchOn;
     if (await cam.setTorch(on)) $("torch").setAttribute("aria-pressed", String(on));
   });
-  $("loc-btn").addEventListener("click", openLocations);
+  $("loc-btn").addEventListener("click", () => openLocations());
+  $("add-part").addEventListener("click", async () => {
+    ui.partOf = ui.photoId;
+    await show("count");
+    toast("Next photo: another part of this bay (summed)");
+  });
   $("next-loc").addEventListener("click", nextLocation);
   $("result-next-loc").addEventListener("click", nextLocation);
   $("session-btn").addEventListener("click", () => show("session"));
@@ -761,8 +855,9 @@ function wire() {
   $("loc-form").addEventListener("submit", async (e) => {
     if (e.submitter && e.submitter.value === "set") {
       const v = $("loc-input").value.trim().toUpperCase();
-      if (v) await setLocation(v);
+      if (v) await pickLocation(v);
     }
+    locationPick = null;
   });
   $("minus").addEventListener("click", () => {
     ui.edit.qty = Math.max(0, ui.edit.qty - 1);

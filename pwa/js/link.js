@@ -240,6 +240,13 @@ export class Link extends EventTarget {
         else if (r.status !== "confirmed" && r.status !== "confirming") r.status = "counted";
       });
       this.settle(`photo:${id}`, msg);
+      // A retake: the photos it replaced are kept on the phone but no longer counted.
+      for (const old of msg.replaced || []) {
+        await store.updatePhoto(old, (r) => {
+          r.replacedBy = id;
+          if (r.result) r.result = { ...r.result, current: false };
+        });
+      }
       if (p) this.emit("result", { id, photo: p });
     } else if (msg.type === "confirmed") {
       await store.updatePhoto(id, (p) => {
@@ -247,16 +254,30 @@ export class Link extends EventTarget {
       });
       this.settle(`confirm:${id}`, msg);
       this.emit("changed", { id });
+    } else if (msg.type === "located") {
+      // The walker's location answer, as the gateway applied it: rows moved, conflict gone.
+      await store.updatePhoto(id, (p) => {
+        if (p.result) {
+          p.result = { ...p.result, rows: msg.rows, bay_rows: msg.bay_rows,
+            location_conflict: msg.location_conflict };
+        }
+      });
+      this.settle(`location:${id}`, msg);
+      this.emit("changed", { id });
     } else if (msg.type === "corrected") {
       // The gateway's effective rows (corrections applied, confidence 1.0 on corrected lines).
       await store.updatePhoto(id, (p) => {
-        if (p.result && Array.isArray(msg.rows)) p.result = { ...p.result, rows: msg.rows };
+        if (p.result && Array.isArray(msg.rows)) {
+          p.result = { ...p.result, rows: msg.rows, bay_rows: msg.bay_rows || p.result.bay_rows };
+        }
       });
       this.settle(`correct:${id}`, msg);
       this.emit("changed", { id });
     } else if (msg.type === "error") {
       if (id && (this.settle(`photo:${id}`, msg) || this.settle(`correct:${id}`, msg) ||
-                 this.settle(`confirm:${id}`, msg))) return;
+                 this.settle(`location:${id}`, msg) || this.settle(`confirm:${id}`, msg))) {
+        return;
+      }
       if (id) {
         // After the ack: either stored and waiting (Triton outage, `queued`: the result follows)
         // or stored but not countable.
@@ -343,6 +364,7 @@ export class Link extends EventTarget {
       }
       const head = { type: "photo", id: p.id, preview: false };
       if (p.location) head.location = p.location;
+      if (p.partOf) head.part_of = p.partOf; // "add another part of this bay"
       const reply = this.wait(`photo:${p.id}`, ACK_TIMEOUT_MS);
       if (!this.send(head, p.blob)) return false;
       await store.updatePhoto(p.id, (r) => {
@@ -355,6 +377,12 @@ export class Link extends EventTarget {
       if (item.condition) msg.condition = item.condition;
       if (item.cid) msg.correction_id = item.cid; // items queued before ids existed have none
       const reply = this.wait(`correct:${item.id}`, ACK_TIMEOUT_MS);
+      if (!this.send(msg)) return false;
+      return this.afterReply(item, await reply, conn);
+    }
+    if (item.kind === "location") {
+      const msg = { type: "location", id: item.id, location: item.location, new: !!item.isNew };
+      const reply = this.wait(`location:${item.id}`, ACK_TIMEOUT_MS);
       if (!this.send(msg)) return false;
       return this.afterReply(item, await reply, conn);
     }

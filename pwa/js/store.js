@@ -165,6 +165,23 @@ export async function addConfirm(id) {
   });
 }
 
+// The walker's answer to a location conflict (the gateway moves every line of the photo there;
+// `isNew` records a location the catalog does not list). Shown at once, sent when online.
+export async function addLocation(id, location, isNew) {
+  await tx(["photos", "outbox"], "readwrite", (t) => {
+    const photos = t.objectStore("photos");
+    const g = photos.get(id);
+    g.onsuccess = () => {
+      if (g.result) {
+        g.result.locationAnswer = location;
+        photos.put(g.result);
+      }
+    };
+    t.objectStore("outbox").add({ kind: "location", id, location, isNew: !!isNew,
+      created: Date.now() });
+  });
+}
+
 export async function outbox() {
   const db = await openDb();
   return req(db.transaction("outbox").objectStore("outbox").getAll());

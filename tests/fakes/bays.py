@@ -46,6 +46,11 @@ class Bays:
         bays._device = device  # type: ignore[attr-defined]
         return bays
 
+    def new_session(self) -> str:
+        """Start the walker's next session (a confirmed bay takes no new photo in its own)."""
+        self.session_id = self.store.create_session(self._device).id  # type: ignore[attr-defined]
+        return self.session_id
+
     def confirm(self, location: str, rows: list[dict[str, Any]]) -> str:
         device = self._device  # type: ignore[attr-defined]
         n = next(_client_ids)

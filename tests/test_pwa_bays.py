@@ -1,0 +1,156 @@
+"""PWA end to end, issue 12 findings 1 and 2: what is recorded is the bay the walker approved.
+
+Chromium (Pixel 7 emulation), fake rear camera showing a rendered bay, the real gateway and the
+real embedded Triton. Finding 1: a bin label that disagrees with the chosen location was
+confirmed silently. Finding 2: retakes multiplied the bay's count.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.pwa_support import (
+    api_get,
+    browser_context,
+    chromium_available,
+    page_errors,
+    real_gateway,
+    shelf_camera,
+    shot,
+)
+from tests.test_pwa_e2e import RESULT_TIMEOUT_MS, pair, wait_text
+
+pytestmark = [
+    pytest.mark.triton,
+    pytest.mark.slow,
+    pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (make system)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def scene_camera(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    return shelf_camera(tmp_path_factory.mktemp("cam-bays") / "shelf.y4m")
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Any:
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture
+def gateway(triton: Any, tmp_path: Path) -> Any:
+    with real_gateway(triton.url, tmp_path / "data") as (server, token):
+        yield server, token
+
+
+def csv_rows(server: Any, token: str, session: str) -> list[dict[str, str]]:
+    text = api_get(server.base_url, f"/sessions/{session}/counts.csv", token).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def take_photo(page: Any, seen: int) -> None:
+    """Shutter, then wait until the result screen shows the new photo's lines."""
+    page.click("#shutter")
+    page.wait_for_function(f"window.__sc.stats.shutters.length >= {seen + 1}",
+                           timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_selector(".line", timeout=RESULT_TIMEOUT_MS)
+
+
+def test_a_label_that_disagrees_with_the_chosen_location_is_asked_before_confirm(
+    playwright: Any, scene_camera: Any, gateway: Any
+) -> None:
+    y4m, scene = scene_camera
+    server, token = gateway
+    chosen = "C-02-2" if scene.location != "C-02-2" else "C-01-1"
+    with browser_context(playwright, y4m) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, server.base_url + "/", token)
+        page.fill("#loc-input", chosen)
+        page.click("#loc-set")
+        wait_text(page, "#loc-value", chosen)
+        take_photo(page, 0)
+        page.wait_for_selector("#loc-conflict:not([hidden])", timeout=RESULT_TIMEOUT_MS)
+        shot(page, "bays-1-location-conflict")
+        message = page.text_content("#loc-conflict-msg")
+        assert scene.location in message and chosen in message
+        assert page.is_disabled("#confirm")  # never confirmed silently
+        # The status line shows what would be recorded, not the chosen location.
+        assert page.text_content("#result-status").startswith(scene.location)
+        page.click("#loc-use-read")
+        page.wait_for_selector("#loc-conflict", state="hidden")
+        page.wait_for_function("document.getElementById('pending').hidden", timeout=15000)
+        page.click("#confirm")
+        page.wait_for_function(
+            "document.getElementById('result-status').textContent.includes('confirmed')",
+            timeout=15000)
+        session = page.evaluate("window.__sc.link.session")
+        assert errors == []
+    rows = csv_rows(server, token, session)
+    assert {r["Location"] for r in rows} == {scene.location}
+    (entry,) = server.services.store.outbox_entries(session)
+    assert entry.location == scene.location
+
+
+def test_a_retake_replaces_the_bay_and_parts_are_summed(
+    playwright: Any, scene_camera: Any, gateway: Any
+) -> None:
+    y4m, scene = scene_camera
+    server, token = gateway
+    truth = sum(scene.counts.values())
+    with browser_context(playwright, y4m) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, server.base_url + "/", token)
+        page.fill("#loc-input", scene.location)
+        page.click("#loc-set")
+        take_photo(page, 0)
+        first = page.evaluate("window.__sc.ui.photoId")
+        page.click("#next-photo")  # back to the camera: the same bay again
+        take_photo(page, 1)
+        page.wait_for_selector("#bay-note:not([hidden])", timeout=RESULT_TIMEOUT_MS)
+        assert "replaces" in page.text_content("#bay-note")
+        shot(page, "bays-2-retake")
+        session = page.evaluate("window.__sc.link.session")
+        page.click("#next-photo")
+        page.click("#session-btn")
+        page.wait_for_selector("#screen-session:not([hidden])")
+        wait_text(page, "#t-items", str(truth))  # not twice the bay
+        assert page.text_content("#t-photos") == "1"
+        assert "replaced (not counted)" in page.text_content("#bays")
+        shot(page, "bays-3-session")
+        assert sum(int(r["Quantity_Counted"]) for r in csv_rows(server, token, session)) == truth
+
+        # The replaced photo cannot be confirmed; the retake can.
+        page.click("#bays li:last-child button")  # oldest photo is listed last
+        page.wait_for_function(f"window.__sc.ui.photoId === {json.dumps(first)}")
+        page.wait_for_selector("#bay-note.replaced:not([hidden])")
+        assert page.is_disabled("#confirm")
+
+        # A wide bay: "Add part of this bay" sums the next photo into it.
+        page.click("#next-photo")
+        take_photo(page, 2)  # a third photo of the bay: another retake
+        current = page.evaluate("window.__sc.ui.photoId")
+        page.click("#add-part")
+        take_photo(page, 3)
+        wait_text(page, "#bay-note", f"2 photos of this bay, summed: {2 * truth} items. "
+                  "Items seen in two photos are counted twice.", timeout=RESULT_TIMEOUT_MS)
+        shot(page, "bays-4-part")
+        assert page.evaluate("window.__sc.ui.photoId") != current
+        page.click("#confirm")
+        page.wait_for_function(
+            "document.getElementById('result-status').textContent.includes('confirmed')",
+            timeout=15000)
+        assert errors == []
+    rows = csv_rows(server, token, session)
+    assert sum(int(r["Quantity_Counted"]) for r in rows) == 2 * truth
+    (entry,) = server.services.store.outbox_entries(session)
+    assert sum(int(r["Quantity_Counted"]) for r in entry.rows) == 2 * truth
