@@ -98,11 +98,17 @@ class PipelineProvider:
                     old.close()
             return self._pipeline
 
+    def products(self) -> list[dict[str, str]]:
+        """Every catalog product: SKU, description, barcode, home location."""
+        return [{"sku": e.sku, "description": e.description, "barcode": e.barcode,
+                 "location": e.location or ""} for e in self.get().catalog.entries]
+
     def catalog_entry(self, sku: str) -> dict[str, Any] | None:
         entry = self.get().catalog.by_sku(sku)
         if entry is None:
             return None
-        return {"Product_Description": entry.description, "Unit_Price": str(entry.unit_price)}
+        return {"SKU": entry.sku, "Product_Description": entry.description,
+                "Unit_Price": str(entry.unit_price)}
 
     def locations(self) -> list[dict[str, str]]:
         """The catalog's bin locations with their home SKU, for the walker's location picker."""
@@ -593,39 +599,45 @@ class Services:
         self, device: Device, record: CountRecord, body: dict[str, Any],
         correction_id: str | None = None,
     ) -> CountRecord:
-        """Apply a ``correct`` message / PATCH body: sku, quantity, optional location/condition.
+        """Apply a ``correct`` message / PATCH body: sku, quantity, optional location,
+        condition, expiry (fix a misread date) and new_sku (the line is another product; with
+        ``sku`` "" the unidentified items are assigned to it).
 
         ``correction_id`` (else the body's) makes a re-sent correction count once.
         """
-        sku = body.get("sku")
-        quantity = body.get("quantity")
-        location = body.get("location")
-        condition = body.get("condition")
+        fields = _correction_fields(body)
         if correction_id is None:
             correction_id = body.get("correction_id")
-        if not isinstance(sku, str) or not sku.strip():
-            raise ApiError("bad_request", "sku (text) is required")
-        if not isinstance(quantity, int) or isinstance(quantity, bool):
-            raise ApiError("bad_request", "quantity must be an integer")
-        if location is not None and not isinstance(location, str):
-            raise ApiError("bad_request", "location must be text")
-        if condition is not None and condition not in CONDITIONS:
-            raise ApiError("bad_request", f"condition must be one of {', '.join(CONDITIONS)}")
         if correction_id is not None and (
             not isinstance(correction_id, str) or not _CLIENT_ID.fullmatch(correction_id)
         ):
             raise ApiError("bad_request", "correction_id must be 1-100 letters, digits or ._:-")
+        new_sku = fields["new_sku"]
+        catalog = self._catalog_entry(new_sku or fields["sku"])
+        if new_sku is not None and catalog is None and self._catalog_locations():
+            raise ApiError("unknown_sku", f"{new_sku} is not in the catalog")
+        if new_sku is not None and catalog is not None:
+            fields["new_sku"] = catalog["SKU"]  # the catalog's spelling
         try:
-            catalog = self.pipelines.catalog_entry(sku.strip())
-        except Exception:  # noqa: BLE001 - a broken catalog must not block corrections
-            catalog = None
-        try:
-            return self.store.correct(
-                record.id, sku=sku.strip(), quantity=quantity, by=device, location=location,
-                catalog=catalog, condition=condition, client_id=correction_id,
-            )
+            return self.store.correct(record.id, by=device, catalog=catalog,
+                                      client_id=correction_id, **fields)
         except StoreError as exc:
             raise store_error(exc) from None
+
+    def _catalog_entry(self, sku: str) -> dict[str, Any] | None:
+        if not sku:
+            return None
+        try:
+            return self.pipelines.catalog_entry(sku)
+        except Exception:  # noqa: BLE001 - a broken catalog must not block corrections
+            return None
+
+    def products(self) -> list[dict[str, str]]:
+        """The catalog's products, for the correction screen's SKU search."""
+        try:
+            return self.pipelines.products()
+        except Exception:  # noqa: BLE001 - no catalog: nothing to search
+            return []
 
     def confirm(self, device: Device, record: CountRecord) -> tuple[CountRecord, bool]:
         try:
@@ -696,6 +708,29 @@ class Services:
                 log.exception("photo retention failed")
             if self._stop.wait(3600):
                 return
+
+
+def _correction_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The correction's fields, type-checked (the store checks their values)."""
+    sku, quantity = body.get("sku"), body.get("quantity")
+    location, condition = body.get("location"), body.get("condition")
+    new_sku, expiry = body.get("new_sku"), body.get("expiry")
+    if new_sku is not None and (not isinstance(new_sku, str) or not new_sku.strip()):
+        raise ApiError("bad_request", "new_sku must be a SKU (text)")
+    if not isinstance(sku, str) or (not sku.strip() and new_sku is None):
+        raise ApiError("bad_request", "sku (text) is required; \"\" with new_sku assigns "
+                       "the unidentified items")
+    if not isinstance(quantity, int) or isinstance(quantity, bool):
+        raise ApiError("bad_request", "quantity must be an integer")
+    if location is not None and not isinstance(location, str):
+        raise ApiError("bad_request", "location must be text")
+    if condition is not None and condition not in CONDITIONS:
+        raise ApiError("bad_request", f"condition must be one of {', '.join(CONDITIONS)}")
+    if expiry is not None and not isinstance(expiry, str):
+        raise ApiError("bad_request", "expiry must be a date YYYY-MM-DD (or empty)")
+    return {"sku": sku.strip(), "quantity": quantity, "location": location,
+            "condition": condition, "new_sku": new_sku.strip() if new_sku else None,
+            "expiry": expiry.strip() if expiry is not None else None}
 
 
 def _lower_thread_priority(niceness: int) -> None:

@@ -194,6 +194,13 @@ def locations() -> Response:
     return jsonify({"locations": services().pipelines.locations()})
 
 
+@api.get("/products")
+def products() -> Response:
+    """The catalog's products (SKU, description, barcode, home location): the PWA searches
+    them when a line's SKU is changed or a missed SKU is added."""
+    return jsonify({"products": services().products()})
+
+
 @api.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(openapi_spec())

@@ -25,7 +25,7 @@ from typing import Any
 from gateway.schema import CONDITIONS
 
 from .bays import bay_location, location_conflict, settle, sum_rows
-from .rows import corrected_row, find_row
+from .rows import corrected_row, find_row, removed_row
 from .types import (
     ROLES,
     UNFINISHED,
@@ -506,12 +506,18 @@ class Store:
         catalog: dict[str, Any] | None = None,
         condition: str | None = None,
         client_id: str | None = None,
+        new_sku: str | None = None,
+        expiry: str | None = None,
     ) -> CountRecord:
-        """Set one line's quantity (and Condition), keeping the model's figure and who/when.
+        """Set one line's quantity (and Condition, expiry, SKU), keeping the model's figure
+        and who/when.
 
         ``condition`` (one of gateway.schema.CONDITIONS) is what the person saw, e.g. "Damaged";
-        None keeps the line's Condition. Refused once the bay is confirmed: what the sinks
-        received must stay what the store shows.
+        None keeps the line's Condition. ``expiry`` (ISO date, "" for none) fixes a misread
+        date. ``new_sku``: the line is another product (or the unidentified line, ``sku`` "",
+        is this one): the line is taken out and its items join ``new_sku``'s line; ``catalog``
+        then describes ``new_sku``. Refused once the bay is confirmed: what the sinks received
+        must stay what the store shows.
 
         Idempotent, because phones re-send what they are not sure arrived: a ``client_id``
         already recorded for this count returns the count unchanged, and so does, without a
@@ -519,58 +525,65 @@ class Store:
         (same quantity and Condition). Both are checked before the confirmation, so a re-sent
         correction that arrived before the bay was confirmed is not an error.
         """
-        if not sku or len(sku) > 100:
-            raise StoreError("bad_request", "sku must be 1-100 characters")
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or not (
-            0 <= quantity <= 1_000_000
-        ):
-            raise StoreError("bad_request", "quantity must be an integer from 0 to 1000000")
-        if condition is not None and condition not in CONDITIONS:
-            raise StoreError("bad_request", f"condition must be one of {', '.join(CONDITIONS)}")
-        if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
-            raise StoreError("bad_request", "correction_id must be 1-100 letters, digits or ._:-")
+        _check_correction(sku, quantity, condition, client_id, new_sku, expiry)
         now = utcnow()
         with self._tx() as cur:
             record = self._count(cur, count_id)
             if record is None:
                 raise StoreError("not_found", "no such count")
-            if _already_recorded(record, by=by, sku=sku, location=location, quantity=quantity,
-                                 condition=condition, client_id=client_id):
+            if _already_recorded(record, by=by, sku=new_sku or sku, location=location,
+                                 quantity=quantity, condition=condition, client_id=client_id,
+                                 expiry=expiry):
                 return record
-            if record.status != "done":
-                raise StoreError("not_ready", f"count is {record.status}, not counted yet")
-            if record.confirmed_at is not None:
-                raise StoreError("already_confirmed", "the bay is confirmed; corrections closed")
-            if not record.is_current:
-                raise StoreError("superseded", "this photo was replaced by another photo of "
-                                 "the bay; correct that one")
-            current = record.rows
-            base = find_row(current, sku, location)
-            model = find_row(record.model_rows, sku,
-                             None if record.location_choice else location)
-            if location is None and base is None:
-                location = record.location or (current[0].get("Location") if current else None)
-            row = corrected_row(
-                base, location=location, sku=sku, quantity=quantity, now=now, catalog=catalog,
-                condition=condition,
-            )
-            model_quantity = None
-            if model is not None:
-                try:
-                    model_quantity = int(model.get("Quantity_Counted") or 0)
-                except (TypeError, ValueError):
-                    model_quantity = None
-            cur.execute(
-                f"INSERT INTO corrections ({_CORRECTION_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (new_id(), count_id, row.get("Location"), sku, model_quantity, quantity,
-                 json.dumps(row, default=str), by.id, by.name, to_ts(now), condition,
-                 client_id),
-            )
+            _check_open(record)
+            lines = self._corrected_lines(record, sku=sku, quantity=quantity, location=location,
+                                          catalog=catalog, condition=condition, now=now,
+                                          new_sku=new_sku, expiry=expiry)
+            for i, (line_sku, model_quantity, row) in enumerate(lines):
+                cid = client_id if client_id is None or i == len(lines) - 1 else (
+                    f"{client_id[:90]}:moved")
+                cur.execute(
+                    f"INSERT INTO corrections ({_CORRECTION_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (new_id(), count_id, row.get("Location"), line_sku, model_quantity,
+                     int(row["Quantity_Counted"]), json.dumps(row, default=str), by.id,
+                     by.name, to_ts(now), condition if line_sku == (new_sku or sku) else None,
+                     cid),
+                )
             cur.execute("UPDATE counts SET updated_at = ? WHERE id = ?", (to_ts(now), count_id))
             updated = self._count(cur, count_id)
         assert updated is not None
         return updated
+
+    @staticmethod
+    def _corrected_lines(record: CountRecord, *, sku: str, quantity: int,
+                         location: str | None, catalog: dict[str, Any] | None,
+                         condition: str | None, now: datetime, new_sku: str | None,
+                         expiry: str | None) -> list[tuple[str, int | None, dict[str, Any]]]:
+        """(sku, model quantity, full row) of each line the correction writes."""
+        current = record.rows
+        base = find_row(current, sku, location)
+        model_location = None if record.location_choice else location
+        model = find_row(record.model_rows, sku, model_location)
+        if location is None and base is None:
+            location = record.location or (current[0].get("Location") if current else None)
+        today = to_ts(now)[:10]
+        if new_sku is None:
+            row = corrected_row(base, location=location, sku=sku, quantity=quantity, now=now,
+                                catalog=catalog, condition=condition, expiry=expiry,
+                                today=today)
+            return [(sku, _quantity(model), row)]
+        if base is None:
+            raise StoreError("not_found", f"no line {sku or '(unidentified)'} in this photo")
+        target = find_row(current, new_sku, base.get("Location"))
+        joined = quantity + (int(target.get("Quantity_Counted") or 0) if target else 0)
+        row = corrected_row(target or base, location=str(base.get("Location") or location or ""),
+                            sku=new_sku, quantity=joined, now=now,
+                            catalog=None if target else catalog, condition=condition,
+                            expiry=expiry, today=today)
+        target_model = find_row(record.model_rows, new_sku, model_location)
+        return [(sku, _quantity(model), removed_row(base, now)),
+                (new_sku, _quantity(target_model), row)]
 
     def confirm_count(self, count_id: str, by: Device) -> tuple[CountRecord, bool]:
         """Confirm a bay: its effective rows go into the outbox in the same transaction.
@@ -837,9 +850,47 @@ class _Cursor:
         return list(self._raw.fetchall())
 
 
+def _check_correction(sku: str, quantity: int, condition: str | None, client_id: str | None,
+                      new_sku: str | None, expiry: str | None) -> None:
+    if len(sku) > 100 or (not sku and not new_sku):
+        raise StoreError("bad_request", "sku must be 1-100 characters")
+    if new_sku is not None and not (0 < len(new_sku) <= 100) or new_sku == sku:
+        raise StoreError("bad_request", "new_sku must be another SKU of 1-100 characters")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or not (
+        0 <= quantity <= 1_000_000
+    ):
+        raise StoreError("bad_request", "quantity must be an integer from 0 to 1000000")
+    if condition is not None and condition not in CONDITIONS:
+        raise StoreError("bad_request", f"condition must be one of {', '.join(CONDITIONS)}")
+    if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
+        raise StoreError("bad_request", "correction_id must be 1-100 letters, digits or ._:-")
+    if expiry and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", expiry):
+        raise StoreError("bad_request", "expiry must be a date YYYY-MM-DD (or empty)")
+
+
+def _check_open(record: CountRecord) -> None:
+    """Corrections go to a counted, current, unconfirmed photo only."""
+    if record.status != "done":
+        raise StoreError("not_ready", f"count is {record.status}, not counted yet")
+    if record.confirmed_at is not None:
+        raise StoreError("already_confirmed", "the bay is confirmed; corrections closed")
+    if not record.is_current:
+        raise StoreError("superseded", "this photo was replaced by another photo of the bay; "
+                         "correct that one")
+
+
+def _quantity(row: dict[str, Any] | None) -> int | None:
+    if row is None:
+        return None
+    try:
+        return int(row.get("Quantity_Counted") or 0)
+    except (TypeError, ValueError):
+        return None
+
+
 def _already_recorded(
     record: CountRecord, *, by: Device, sku: str, location: str | None, quantity: int,
-    condition: str | None, client_id: str | None,
+    condition: str | None, client_id: str | None, expiry: str | None = None,
 ) -> bool:
     """Whether this correction is a re-send of one the store already holds (see ``correct``)."""
     if client_id is not None:
@@ -851,6 +902,7 @@ def _already_recorded(
     return (
         latest is not None and latest.by_device == by.id and latest.quantity == quantity
         and (condition is None or latest.row.get("Condition") == condition)
+        and (expiry is None or latest.row.get("Expiration_Date") == expiry)
     )
 
 

@@ -16,6 +16,8 @@ from gateway.schema import COLUMNS, decimal_or_none
 
 from .types import Correction, to_ts
 
+REMOVED = "_removed"  # a correction row with this key set takes its line out (SKU changed)
+
 
 def _key(row: Mapping[str, Any]) -> tuple[str, str]:
     return (str(row.get("Location") or ""), str(row.get("SKU") or ""))
@@ -42,6 +44,8 @@ def corrected_row(
     now: datetime,
     catalog: Mapping[str, Any] | None = None,
     condition: str | None = None,
+    expiry: str | None = None,
+    today: str | None = None,
 ) -> dict[str, Any]:
     """The full CSV row after a person set ``quantity`` (and maybe ``condition``) for ``sku``.
 
@@ -57,7 +61,16 @@ def corrected_row(
     elif catalog:
         row["Product_Description"] = catalog.get("Product_Description", "")
         row["Unit_Price"] = catalog.get("Unit_Price", "")
+    if catalog and base is not None and base.get("SKU") != sku:  # the line's SKU changed
+        row["Product_Description"] = catalog.get("Product_Description", "")
+        row["Unit_Price"] = catalog.get("Unit_Price", "")
     row["SKU"] = sku
+    if expiry is not None:
+        row["Expiration_Date"] = expiry
+        if condition is None and quantity:
+            expired = bool(expiry) and today is not None and expiry < today
+            if expired or row.get("Condition") == "Expired":
+                condition = "Expired" if expired else "Good"
     if location is not None or not row["Location"]:
         row["Location"] = location or row["Location"] or ""
     row["Quantity_Counted"] = quantity
@@ -75,6 +88,14 @@ def corrected_row(
         row["Condition"] = "Good"
     row["Last_Updated"] = to_ts(now).replace("+00:00", "Z")
     row["Count_Confidence"] = 1.0
+    return row
+
+
+def removed_row(base: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The correction that takes a line out: its SKU was wrong (the items moved to another)."""
+    row = {column: base.get(column, "") for column in COLUMNS}
+    row.update({"Quantity_Counted": 0, "Last_Updated": to_ts(now).replace("+00:00", "Z"),
+                REMOVED: True})
     return row
 
 
@@ -100,4 +121,4 @@ def effective_rows(
         else:
             index[key] = len(rows)
             rows.append(row)
-    return rows
+    return [row for row in rows if not row.get(REMOVED)]

@@ -89,6 +89,8 @@ class Correction:
             "quantity": self.quantity,
             "condition": self.condition,
             "correction_id": self.client_id,
+            "expiry": self.row.get("Expiration_Date", ""),
+            "removed": bool(self.row.get("_removed")),
             "by": self.by_name,
             "at": to_ts(self.corrected_at),
         }
