@@ -206,6 +206,15 @@ class FakeGateway:
             return {"locations": [{"location": FAKE_LOCATION, "sku": "SKU-10001",
                                    "description": "Cardboard carton"}]}
 
+        @app.get("/api/v1/products")
+        def products() -> Any:  # the correction sheet's product search
+            if request.headers.get("Authorization") != f"Bearer {FAKE_TOKEN}":
+                return {"type": "error", "code": "unauthorized", "message": "bad token"}, 401
+            return {"products": [{"sku": "SKU-10001", "description": "Cardboard carton",
+                                  "barcode": "4012345600018", "location": FAKE_LOCATION},
+                                 {"sku": "SKU-10002", "description": "Stretch film roll",
+                                  "barcode": "4012345600025", "location": "A-01-2"}]}
+
         @sock.route("/ws/count")
         def ws(conn: Any) -> None:
             self._serve(conn)
@@ -366,3 +375,15 @@ def shelf_camera(path: Path, width: int = 1920, height: int = 1080) -> tuple[Pat
         if scene.location in texts and len(texts) - 1 >= len(counted):
             return write_y4m(path, scene.image), scene
     raise RuntimeError("no fully readable scene in seeds 1-199")
+
+
+def confirm_bay(page: Any, timeout_ms: int = 40000) -> None:
+    """Tap Confirm (twice when the app asks for a second look), then wait until the phone
+    shows the bay confirmed: the confirmation waits 10 s on the phone for an undo first."""
+    page.click("#confirm")
+    page.wait_for_timeout(100)
+    if page.is_visible("#confirm-why"):
+        page.click("#confirm")
+    page.wait_for_function(
+        "document.getElementById('result-status').textContent.includes('confirmed')",
+        timeout=timeout_ms)

@@ -19,6 +19,7 @@ from tests.pwa_support import (
     api_get,
     browser_context,
     chromium_available,
+    confirm_bay,
     page_errors,
     real_gateway,
     shelf_camera,
@@ -88,10 +89,7 @@ def test_a_label_that_disagrees_with_the_chosen_location_is_asked_before_confirm
         page.click("#loc-use-read")
         page.wait_for_selector("#loc-conflict", state="hidden")
         page.wait_for_function("document.getElementById('pending').hidden", timeout=15000)
-        page.click("#confirm")
-        page.wait_for_function(
-            "document.getElementById('result-status').textContent.includes('confirmed')",
-            timeout=15000)
+        confirm_bay(page)
         session = page.evaluate("window.__sc.link.session")
         assert errors == []
     rows = csv_rows(server, token, session)
@@ -145,10 +143,7 @@ def test_a_retake_replaces_the_bay_and_parts_are_summed(
                   "Items seen in two photos are counted twice.", timeout=RESULT_TIMEOUT_MS)
         shot(page, "bays-4-part")
         assert page.evaluate("window.__sc.ui.photoId") != current
-        page.click("#confirm")
-        page.wait_for_function(
-            "document.getElementById('result-status').textContent.includes('confirmed')",
-            timeout=15000)
+        confirm_bay(page)
         assert errors == []
     rows = csv_rows(server, token, session)
     assert sum(int(r["Quantity_Counted"]) for r in rows) == 2 * truth

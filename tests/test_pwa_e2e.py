@@ -19,6 +19,7 @@ from tests.pwa_support import (
     api_get,
     browser_context,
     chromium_available,
+    confirm_bay,
     page_errors,
     real_gateway,
     shelf_camera,
@@ -115,10 +116,7 @@ def test_count_correct_confirm_reaches_session_csv(playwright: Any, scene_camera
         shot(page, "e2e-4-correct")
         page.click("#edit-save")
         page.wait_for_function("document.getElementById('pending').hidden", timeout=15000)
-        page.click("#confirm")
-        page.wait_for_function(
-            "document.getElementById('result-status').textContent.includes('confirmed')",
-            timeout=15000)
+        confirm_bay(page)
         shot(page, "e2e-5-confirmed")
         session = page.evaluate("window.__sc.link.session")
         page.click("#result-next-loc")

@@ -20,6 +20,7 @@ from tests.pwa_support import (
     FakeGateway,
     browser_context,
     chromium_available,
+    confirm_bay,
     page_errors,
     qr_picture,
     shot,
@@ -159,9 +160,7 @@ def test_review_flow_sends_correction_and_confirm(playwright: Any, camera: Path,
         page.click("#edit-save")
         page.wait_for_function("document.querySelector(\".line[data-sku='SKU-10001'] .q\")"
                                ".textContent === '11'")
-        page.click("#confirm")
-        page.wait_for_function(
-            "document.getElementById('result-status').textContent.includes('confirmed')")
+        confirm_bay(page)
         photos = gw.full_photos()
         assert len(photos) == 1 and photos[0]["location"] == "A-01-1"
         assert [(c["sku"], c["quantity"], c.get("condition")) for c in gw.corrections] == [

@@ -17,6 +17,7 @@ from tests.pwa_support import (
     api_get,
     browser_context,
     chromium_available,
+    confirm_bay,
     page_errors,
     real_gateway,
     shelf_camera,
@@ -150,10 +151,7 @@ def test_pwa_location_picker_damaged_and_correction_ids(playwright: Any, scene_c
         line = next(r for r in count["rows"] if r["SKU"] == sku)
         assert (line["Quantity_Counted"], line["Condition"]) == (scene.counts[sku] + 1, "Damaged")
 
-        page.click("#confirm")
-        page.wait_for_function(
-            "document.getElementById('result-status').textContent.includes('confirmed')",
-            timeout=15000)
+        confirm_bay(page)
         deadline = time.monotonic() + 15
         while not counts_of(server, token, session)[0]["confirmed_at"]:
             assert time.monotonic() < deadline, "the confirmation did not reach the gateway"

@@ -521,11 +521,15 @@ async function renderResult(photo) {
     const edit = photo.edits && photo.edits[row.SKU];
     const damaged = edit ? edit.condition === "Damaged" : row.Condition === "Damaged";
     const exp = row.Expiration_Date || "";
+    const refused = photo.refused && photo.refused[row.SKU];
     const meta = [
       conf.value !== null ? `confidence ${Math.round(conf.value * 100)}%`
         : `confidence ${conf.level}`,
-      exp ? `exp ${exp}` : null,
+      edit && edit.expiry !== undefined ? `exp ${edit.expiry || "none"}`
+        : exp ? `exp ${exp}` : null,
       row.Condition && row.Condition !== "Good" ? row.Condition : null,
+      edit && edit.newSku ? `becomes ${edit.newSku}` : null,
+      refused ? `correction refused: ${refused}` : null,
     ].filter(Boolean);
     const b = el("button", {
       type: "button",
@@ -555,6 +559,12 @@ async function renderResult(photo) {
     || photo.status === "confirming";
   $("add-part").disabled = !r || !counted || photo.status === "confirmed"
     || photo.status === "confirming";
+  $("add-sku").disabled = $("add-part").disabled;
+  if (ui.confirmArmed !== photo.id) {
+    $("confirm").textContent = "Confirm bay";
+    $("confirm-why").hidden = true;
+  }
+  if (photo.status !== "confirming") $("undo-confirm").hidden = true;
   requestAnimationFrame(() => {
     if (r) {
       drawBoxes($("photo-overlay"), r.boxes, r.width, r.height, img.naturalWidth,
@@ -631,23 +641,96 @@ function renderBayNote(photo) {
   return counted;
 }
 
-function openEdit(photo, row) {
-  const edit = photo.edits && photo.edits[row.SKU];
+// The correction sheet: a line's quantity, Damaged, product (change the SKU, or name the
+// unidentified items) and expiry; with no line, "Add missed SKU".
+async function openEdit(photo, row) {
+  const edit = row && photo.edits && photo.edits[row.SKU];
+  const mode = !row ? "add" : row.SKU ? "line" : "assign";
   ui.edit = {
-    id: photo.id, sku: row.SKU, qty: lineQuantity(photo, row), typed: false,
-    damaged: edit ? edit.condition === "Damaged" : row.Condition === "Damaged",
-    origCondition: row.Condition || "Good",
+    id: photo.id, mode, sku: row ? row.SKU : "", qty: row ? lineQuantity(photo, row) : 1,
+    typed: false,
+    damaged: edit ? edit.condition === "Damaged" : !!row && row.Condition === "Damaged",
+    origCondition: (row && row.Condition) || "Good",
+    origExpiry: (row && row.Expiration_Date) || "",
   };
-  $("edit-sku").textContent = row.SKU;
-  $("edit-desc").textContent = row.Product_Description || "";
+  $("edit-sku").textContent = mode === "add" ? "Add missed SKU"
+    : mode === "assign" ? "Unidentified items" : row.SKU;
+  $("edit-desc").textContent = mode === "add" ? "A product the photo did not count."
+    : mode === "assign" ? "Which product are these? Search and pick it."
+      : row.Product_Description || "";
+  $("edit-new-sku").value = (edit && edit.newSku) || "";
+  $("edit-new-sku").placeholder = mode === "line" ? "keep this product" : "SKU, name or code";
+  $("edit-expiry").value = (edit && edit.expiry) || ui.edit.origExpiry;
+  $("edit-error").textContent = "";
   renderEdit();
   $("edit").showModal();
+  await fillProducts();
+}
+
+// Catalog products for the search (kept for offline use), matched by SKU, name or barcode.
+async function fillProducts() {
+  let list = await store.getKv("products", []);
+  if (link.token && link.state === "online") {
+    try {
+      const r = await fetch("api/v1/products", { headers: authHeaders() });
+      if (r.ok) {
+        list = (await r.json()).products || [];
+        await store.setKv("products", list);
+      }
+    } catch {
+      // offline: last list
+    }
+  }
+  $("products").replaceChildren(...list.map((p) => el("option", {
+    value: p.sku, label: `${p.description}${p.barcode ? ` · ${p.barcode}` : ""}`,
+  })));
+  ui.products = list;
+}
+
+function findProduct(text) {
+  const t = (text || "").trim().toLowerCase();
+  if (!t) return null;
+  const list = ui.products || [];
+  return list.find((p) => p.sku.toLowerCase() === t) || list.find((p) => p.barcode === t)
+    || list.find((p) => p.description.toLowerCase() === t) || null;
 }
 
 function renderEdit() {
   $("qty").textContent = String(ui.edit.qty);
   $("damaged").setAttribute("aria-pressed", String(ui.edit.damaged));
   $("damaged").textContent = ui.edit.damaged ? "Damaged (tap to undo)" : "Mark Damaged";
+}
+
+// What the sheet asks the gateway for, or an error to show (the sheet stays open).
+function editRequest(e) {
+  const typed = $("edit-new-sku").value.trim();
+  const product = findProduct(typed);
+  if (typed && !product) return { error: `${typed} is not in the catalog: pick a product.` };
+  if (e.mode !== "line" && !product) return { error: "Pick the product first." };
+  const expiry = $("edit-expiry").value;
+  const extra = { expiry: expiry !== e.origExpiry ? expiry : undefined };
+  const condition = e.damaged ? "Damaged" : e.origCondition === "Damaged" ? "Good" : null;
+  if (e.mode === "add") return { sku: product.sku, condition, extra };
+  if (product && product.sku !== e.sku) extra.newSku = product.sku;
+  if (e.mode === "assign" && !extra.newSku) return { error: "Pick the product first." };
+  return { sku: e.sku, condition, extra };
+}
+
+async function saveEdit() {
+  const e = ui.edit;
+  if (!e) return;
+  const req = editRequest(e);
+  if (req.error) {
+    $("edit-error").textContent = req.error;
+    $("edit").showModal();
+    return;
+  }
+  await store.addCorrection(e.id, req.sku, e.qty, req.condition, req.extra);
+  buzz(30);
+  ui.edit = null;
+  await renderResult(await store.getPhoto(ui.photoId));
+  link.kick();
+  updatePending();
 }
 
 function keypad(k) {
@@ -665,24 +748,61 @@ function keypad(k) {
   renderEdit();
 }
 
-async function saveEdit() {
-  const e = ui.edit;
-  if (!e) return;
-  const condition = e.damaged ? "Damaged" : e.origCondition === "Damaged" ? "Good" : null;
-  await store.addCorrection(e.id, e.sku, e.qty, condition);
-  buzz(30);
-  ui.edit = null;
-  await renderResult(await store.getPhoto(ui.photoId));
-  link.kick();
-  updatePending();
+// Why a bay deserves a second look before it is confirmed (empty: nothing).
+function confirmReasons(photo) {
+  const rows = (photo.result && photo.result.rows) || [];
+  const reasons = [];
+  const low = rows.filter((r) => confidenceOf(r).level === "low" && !(photo.edits || {})[r.SKU]);
+  if (low.length) reasons.push(`low confidence on ${low.map((r) => r.SKU || "?").join(", ")}`);
+  if (rows.some((r) => !r.SKU && Number(r.Quantity_Counted) > 0)) {
+    reasons.push("unidentified items");
+  }
+  const refused = Object.entries(photo.refused || {});
+  if (refused.length) reasons.push(`refused correction (${refused.map(([k]) => k).join(", ")})`);
+  return reasons;
 }
 
 async function confirmBay() {
   const id = ui.photoId;
   if (!id) return;
+  const photo = await store.getPhoto(id);
+  const reasons = photo ? confirmReasons(photo) : [];
+  if (reasons.length && ui.confirmArmed !== id) {
+    ui.confirmArmed = id; // the second tap confirms
+    const why = $("confirm-why");
+    why.textContent = `Check before confirming: ${reasons.join("; ")}. Tap again to confirm.`;
+    why.hidden = false;
+    $("confirm").textContent = "Confirm anyway";
+    buzz([80, 40, 80]);
+    return;
+  }
+  ui.confirmArmed = null;
   await store.addConfirm(id);
   await renderResult(await store.getPhoto(id));
+  showUndo(id);
   link.kick();
+  updatePending();
+}
+
+// "Undo confirm" for as long as the confirmation waits on the phone.
+function showUndo(id) {
+  const b = $("undo-confirm");
+  b.hidden = false;
+  b.dataset.id = id;
+  clearTimeout(ui.undoTimer);
+  ui.undoTimer = setTimeout(() => {
+    b.hidden = true;
+  }, store.CONFIRM_HOLD_MS);
+}
+
+async function undoConfirm() {
+  const b = $("undo-confirm");
+  const id = b.dataset.id;
+  b.hidden = true;
+  clearTimeout(ui.undoTimer);
+  if (id && (await store.undoConfirm(id))) toast("Confirmation undone");
+  else toast("Too late: the bay is confirmed (a manager can reopen it)");
+  if (ui.photoId === id) await renderResult(await store.getPhoto(id));
   updatePending();
 }
 
@@ -821,6 +941,11 @@ function wire() {
     if (await cam.setTorch(on)) $("torch").setAttribute("aria-pressed", String(on));
   });
   $("loc-btn").addEventListener("click", () => openLocations());
+  $("undo-confirm").addEventListener("click", undoConfirm);
+  $("add-sku").addEventListener("click", async () => {
+    const p = await store.getPhoto(ui.photoId);
+    if (p) await openEdit(p, null);
+  });
   $("add-part").addEventListener("click", async () => {
     ui.partOf = ui.photoId;
     await show("count");

@@ -325,8 +325,18 @@ export class Link extends EventTarget {
       let ok = true;
       for (let guard = 0; ok && guard < 10000 && this.state === "online"; guard++) {
         this.flushAgain = false;
-        const items = await store.outbox();
-        if (!items.length) break;
+        // Confirmations wait out their undo time; everything else goes in order meanwhile.
+        const all = await store.outbox();
+        const now = Date.now();
+        const items = all.filter((i) => !(i.notBefore > now));
+        if (!items.length) {
+          const held = all.map((i) => i.notBefore).filter((t) => t > now);
+          if (held.length) {
+            clearTimeout(this.holdTimer);
+            this.holdTimer = setTimeout(() => this.flush(), Math.min(...held) - now + 50);
+          }
+          break;
+        }
         ok = await this.sendItem(items[0]);
         this.emit("changed", {});
       }
@@ -375,6 +385,8 @@ export class Link extends EventTarget {
     if (item.kind === "correct") {
       const msg = { type: "correct", id: item.id, sku: item.sku, quantity: item.quantity };
       if (item.condition) msg.condition = item.condition;
+      if (item.newSku) msg.new_sku = item.newSku;
+      if (item.expiry !== undefined) msg.expiry = item.expiry;
       if (item.cid) msg.correction_id = item.cid; // items queued before ids existed have none
       const reply = this.wait(`correct:${item.id}`, ACK_TIMEOUT_MS);
       if (!this.send(msg)) return false;
@@ -387,6 +399,7 @@ export class Link extends EventTarget {
       return this.afterReply(item, await reply, conn);
     }
     if (item.kind === "confirm") {
+      await store.markSent(item.seq);
       const reply = this.wait(`confirm:${item.id}`, ACK_TIMEOUT_MS);
       if (!this.send({ type: "confirm", id: item.id })) return false;
       return this.afterReply(item, await reply, conn);
@@ -413,7 +426,14 @@ export class Link extends EventTarget {
       }
       await store.updatePhoto(item.id, (p) => {
         if (item.kind === "photo") p.status = "failed";
-        p.error = `${item.kind} ${why}`;
+        if (item.kind === "confirm" && p.status === "confirming") p.status = "counted";
+        if (item.kind === "correct") {
+          // Refused: the phone shows the gateway's figure again, and says why.
+          if (p.edits) delete p.edits[item.sku];
+          p.refused = { ...(p.refused || {}), [item.sku]: why };
+        } else {
+          p.error = `${item.kind} ${why}`;
+        }
       });
       this.emit("gateway-error", { ...reply, kind: item.kind });
     }

@@ -119,7 +119,11 @@ function correctionId() {
 // correction of the same line is replaced, not repeated, so the gateway sees the last value once.
 // The replacement gets a new id: if the old one did reach the gateway, the new value must still
 // be recorded rather than taken for a re-send.
-export async function addCorrection(id, sku, quantity, condition) {
+// `extra`: {newSku, expiry} (the line is another product; a fixed expiry date).
+export async function addCorrection(id, sku, quantity, condition, extra = {}) {
+  const more = {};
+  if (extra.newSku) more.newSku = extra.newSku;
+  if (extra.expiry !== undefined && extra.expiry !== null) more.expiry = extra.expiry;
   await tx(["photos", "outbox"], "readwrite", (t) => {
     const photos = t.objectStore("photos");
     const g = photos.get(id);
@@ -127,7 +131,8 @@ export async function addCorrection(id, sku, quantity, condition) {
       const p = g.result;
       if (p) {
         p.edits = p.edits || {};
-        p.edits[sku] = { quantity, condition };
+        p.edits[sku] = { quantity, condition, ...more };
+        if (p.refused) delete p.refused[sku];
         photos.put(p);
       }
     };
@@ -139,19 +144,22 @@ export async function addCorrection(id, sku, quantity, condition) {
       if (cur) {
         const v = cur.value;
         if (!replaced && v.kind === "correct" && v.id === id && v.sku === sku && !v.sentOn) {
-          cur.update({ ...v, quantity, condition, cid: correctionId() });
+          cur.update({ ...v, quantity, condition, ...more, cid: correctionId() });
           replaced = true;
         }
         cur.continue();
       } else if (!replaced) {
-        outbox.add({ kind: "correct", id, sku, quantity, condition, cid: correctionId(),
-          created: Date.now() });
+        outbox.add({ kind: "correct", id, sku, quantity, condition, ...more,
+          cid: correctionId(), created: Date.now() });
       }
     };
   });
 }
 
-export async function addConfirm(id) {
+// A confirmation waits `holdMs` on the phone before it is sent, so it can be undone.
+export const CONFIRM_HOLD_MS = 10000;
+
+export async function addConfirm(id, holdMs = CONFIRM_HOLD_MS) {
   await tx(["photos", "outbox"], "readwrite", (t) => {
     const photos = t.objectStore("photos");
     const g = photos.get(id);
@@ -161,7 +169,46 @@ export async function addConfirm(id) {
         photos.put(g.result);
       }
     };
-    t.objectStore("outbox").add({ kind: "confirm", id, created: Date.now() });
+    t.objectStore("outbox").add({ kind: "confirm", id, created: Date.now(),
+      notBefore: Date.now() + holdMs });
+  });
+}
+
+// Undo a confirmation that has not left the phone yet; true when it was taken back.
+export async function undoConfirm(id) {
+  let undone = false;
+  await tx(["photos", "outbox"], "readwrite", (t) => {
+    const outbox = t.objectStore("outbox");
+    const c = outbox.openCursor();
+    c.onsuccess = () => {
+      const cur = c.result;
+      if (!cur) return;
+      if (cur.value.kind === "confirm" && cur.value.id === id && !cur.value.sentAt) {
+        cur.delete();
+        undone = true;
+        const photos = t.objectStore("photos");
+        const g = photos.get(id);
+        g.onsuccess = () => {
+          if (g.result && g.result.status === "confirming") {
+            g.result.status = "counted";
+            photos.put(g.result);
+          }
+        };
+      }
+      cur.continue();
+    };
+  });
+  return undone;
+}
+
+// Mark an outbox item as on its way (a confirmation can then no longer be undone).
+export async function markSent(seq) {
+  await tx(["outbox"], "readwrite", (t) => {
+    const outbox = t.objectStore("outbox");
+    const g = outbox.get(seq);
+    g.onsuccess = () => {
+      if (g.result) outbox.put({ ...g.result, sentAt: Date.now() });
+    };
   });
 }
 
