@@ -149,3 +149,53 @@ def test_a_retake_replaces_the_bay_and_parts_are_summed(
     assert sum(int(r["Quantity_Counted"]) for r in rows) == 2 * truth
     (entry,) = server.services.store.outbox_entries(session)
     assert sum(int(r["Quantity_Counted"]) for r in entry.rows) == 2 * truth
+
+
+def test_corrections_change_the_product_add_a_missed_sku_and_fix_the_expiry(
+    playwright: Any, scene_camera: Any, gateway: Any
+) -> None:
+    """Issue 12, finding 3: only quantities could be corrected."""
+    y4m, scene = scene_camera
+    server, token = gateway
+    first, second = sorted(scene.counts)
+    products = json.loads(api_get(server.base_url, "/products", token))["products"]
+    other, missed = [p for p in products if p["sku"] not in scene.counts][:2]
+    with browser_context(playwright, y4m) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, server.base_url + "/", token)
+        page.fill("#loc-input", scene.location)
+        page.click("#loc-set")
+        take_photo(page, 0)
+        # The first line is another product: found by its barcode; its expiry was misread.
+        page.click(f".line[data-sku='{first}']")
+        page.fill("#edit-new-sku", other["barcode"])
+        page.fill("#edit-expiry", "2031-05-31")
+        shot(page, "bays-5-change-sku")
+        page.click("#edit-save")
+        page.wait_for_selector(f".line[data-sku='{other['sku']}']", timeout=RESULT_TIMEOUT_MS)
+        # A SKU the photo missed.
+        page.click("#add-sku")
+        page.fill("#edit-new-sku", missed["sku"])
+        page.click("#keypad button:text-is('4')")
+        page.click("#edit-save")
+        page.wait_for_selector(f".line[data-sku='{missed['sku']}']", timeout=RESULT_TIMEOUT_MS)
+        # A product that is not in the catalog is refused in the sheet, not sent.
+        page.click(f".line[data-sku='{missed['sku']}']")
+        page.fill("#edit-new-sku", "NO-SUCH-SKU")
+        page.click("#edit-save")
+        page.wait_for_selector("#edit-error:has-text('not in the catalog')")
+        page.click("#edit button[value=cancel]")
+        page.wait_for_function("document.getElementById('pending').hidden", timeout=15000)
+        shown = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.line')]
+            .map(b => [b.dataset.sku, Number(b.querySelector('.q').textContent)]))""")
+        assert shown == {other["sku"]: scene.counts[first], second: scene.counts[second],
+                         missed["sku"]: 4}
+        session = page.evaluate("window.__sc.link.session")
+        confirm_bay(page)
+        assert errors == []
+    rows = {r["SKU"]: r for r in csv_rows(server, token, session)}
+    assert set(rows) == {other["sku"], second, missed["sku"]}
+    assert rows[other["sku"]]["Expiration_Date"] == "2031-05-31"
+    assert rows[other["sku"]]["Product_Description"] == other["description"]
+    assert int(rows[missed["sku"]]["Quantity_Counted"]) == 4

@@ -314,3 +314,32 @@ def test_pairing_by_scanning_the_qr_with_the_camera(playwright: Any, gateway: An
         assert page.input_value("#pair-token") == FAKE_TOKEN
         wait_text(page, "#net", "online")
         assert errors == []
+
+
+def test_confirm_asks_twice_for_a_doubtful_bay_and_can_be_undone(playwright: Any, camera: Path,
+                                                                gateway: Any) -> None:
+    """Issue 12, finding 4: a one-tap confirm with no guard and no undo."""
+    gw, url = gateway
+    with browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, url)
+        page.wait_for_selector("#locations[open]")
+        page.fill("#loc-input", "A-01-1")
+        page.click("#loc-set")
+        page.click("#shutter")
+        page.wait_for_selector(".line")
+        page.click("#confirm")  # SKU-10002 at 0.41 confidence: asked, not confirmed
+        page.wait_for_selector("#confirm-why:not([hidden])")
+        assert "low confidence on SKU-10002" in page.text_content("#confirm-why")
+        assert page.text_content("#confirm") == "Confirm anyway"
+        shot(page, "pwa-confirm-guard")
+        page.click("#confirm")
+        page.wait_for_selector("#undo-confirm:not([hidden])")
+        page.click("#undo-confirm")
+        page.wait_for_selector("#toast:has-text('Confirmation undone')")
+        page.wait_for_timeout(11000)  # longer than the hold: nothing reached the gateway
+        assert gw.confirmed == [] and page.is_enabled("#confirm")
+        confirm_bay(page)
+        assert len(gw.confirmed) == 1
+        assert errors == []
