@@ -286,6 +286,8 @@ class FakeGateway:
                   "SKU-10001" if i < 4 else "SKU-10002"] for i in range(5)]
         return {"type": "result", "id": msg["id"], "rows": _fake_rows(msg.get("location"), 5),
                 "boxes": boxes, "codes": [{"Format": "Code128", "Text": FAKE_LOCATION}],
+                # Two items show their own code; three are named after the bin (a guess).
+                "box_sources": ["own", "home", "home", "home", "own"],
                 "timings_ms": {"total": 5.0}, "width": w, "height": h}
 
     def start(self) -> str:

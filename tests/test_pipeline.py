@@ -92,6 +92,10 @@ def test_preview_is_counted_on_a_small_picture_with_boxes_in_photo_pixels(pipeli
     assert "ocr" not in result.timings_ms
     for box in result.boxes:
         assert 0 <= box[0] < box[2] <= 4032 and 0 <= box[1] < box[3] <= 3024
+    # What named each box, so a live view can tell read SKUs from guessed ones.
+    sources = result.to_json()["box_sources"]
+    assert len(sources) == len(result.boxes) and "own" in sources
+    assert set(sources) <= {"own", "neighbour", "home", "unknown"}
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,16 @@ def gather_facts(
     return Facts(location, conf, text_skus, expiry, catalog.home_sku(location), source)
 
 
+def box_sources(evidence: Evidence, n_boxes: int) -> list[str]:
+    """What named each box's SKU, in ``build_rows``' box order: ``own`` (its code or label),
+    ``neighbour`` / ``home`` (guessed from the shelf run or the bin), ``unknown``. A live
+    preview labels only ``own`` boxes with a SKU: the others are "item" until counted."""
+    if evidence.detections and evidence.item_skus is not None:
+        named = list(evidence.item_sources or ["own"] * len(evidence.detections))
+        return named + ["own"] * (n_boxes - len(named))
+    return ["own"] * n_boxes
+
+
 def build_rows(
     evidence: Evidence, facts: Facts, catalog: Catalog, *, now: datetime
 ) -> tuple[list[dict[str, object]], list[list[object]]]:

@@ -27,6 +27,7 @@ from gateway.pipeline.fuse import (
     Evidence,
     Facts,
     ItemCode,
+    box_sources,
     build_rows,
     classify_codes,
     gather_facts,
@@ -177,6 +178,7 @@ class Pipeline:
 
         t = time.perf_counter()
         rows, boxes = build_rows(evidence, facts, self.catalog, now=self.clock())
+        sources = box_sources(evidence, len(boxes))
         timings["fuse"] = _ms(t)
         timings["total"] = _ms(t0)
         if scale != 1.0:
@@ -190,6 +192,7 @@ class Pipeline:
             height=height,
             location_source=facts.location_source,
             location_known=self._known(facts.location),
+            box_sources=sources,
         )
 
     def _known(self, location: str) -> bool | None:

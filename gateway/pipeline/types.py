@@ -91,6 +91,7 @@ class CountResult:
     # when a read label disagrees with the chosen location or names an unknown bin.
     location_source: str = "none"
     location_known: bool | None = None
+    box_sources: list[str] | None = None  # per box: own / neighbour / home / unknown
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -102,4 +103,5 @@ class CountResult:
             "height": self.height,
             "location_source": self.location_source,
             "location_known": self.location_known,
+            "box_sources": self.box_sources or [],
         }

@@ -758,6 +758,7 @@ def outcome_message(record: CountRecord, bay: dict[str, Any] | None = None
             "type": "result", **base,
             "rows": record.rows,
             "boxes": result.get("boxes", []), "codes": result.get("codes", []),
+            "box_sources": result.get("box_sources", []),
             "timings_ms": result.get("timings_ms", {}),
             "width": result.get("width", 0), "height": result.get("height", 0),
             "confirmed": record.confirmed_at is not None,

@@ -373,22 +373,38 @@ async function previewTick(run) {
 }
 
 function clearLive() {
-  drawBoxes($("overlay"), [], 0, 0, 0, 0, "cover");
+  drawBoxes($("overlay"), [], 0, 0, 0, 0, "contain");
   $("live").replaceChildren();
   $("detected").hidden = true;
 }
 
+// Live chips name a SKU only for items whose own code or label names it; the others are
+// "item" until the photo is counted (the bin's home SKU is a guess, not a reading).
+function liveChips(r) {
+  const sources = r.box_sources || [];
+  const named = new Map();
+  let unnamed = 0;
+  (r.boxes || []).forEach((b, i) => {
+    if (sources[i] === "own" && b[5]) named.set(b[5], (named.get(b[5]) || 0) + 1);
+    else unnamed += 1;
+  });
+  return { named, unnamed };
+}
+
 function drawLive(r) {
   const v = $("video");
-  drawBoxes($("overlay"), r.boxes, r.width, r.height, v.videoWidth, v.videoHeight, "cover");
+  const sources = r.box_sources || [];
+  const boxes = (r.boxes || []).map((b, i) => (sources[i] === "own" ? b : [...b.slice(0, 5), ""]));
+  drawBoxes($("overlay"), boxes, r.width, r.height, v.videoWidth, v.videoHeight, "contain");
   const live = $("live");
+  const { named, unnamed } = liveChips(r);
   const kids = [el("span", { class: "chip chip-total" }, `${(r.boxes || []).length} items`)];
-  for (const row of r.rows || []) {
-    if (!row.SKU) continue;
-    const chip = el("span", { class: "chip" }, `${row.SKU}: ${row.Quantity_Counted}`);
-    chip.style.borderColor = skuColour(row.SKU);
+  for (const [sku, n] of [...named].sort()) {
+    const chip = el("span", { class: "chip" }, `${sku}: ${n}`);
+    chip.style.borderColor = skuColour(sku);
     kids.push(chip);
   }
+  if (unnamed && named.size) kids.push(el("span", { class: "chip" }, `item: ${unnamed}`));
   live.replaceChildren(...kids);
   const loc = locationFromResult(r);
   const d = $("detected");

@@ -1,5 +1,5 @@
-// Drawing boxes over a picture shown with CSS object-fit (cover for the live video, contain for
-// the result photo). Boxes arrive in pixels of the picture the gateway counted (result width /
+// Drawing boxes over a picture shown with CSS object-fit (contain for the live video and the
+// result photo: the whole counted frame is shown; cover is kept for other media). Boxes arrive in pixels of the picture the gateway counted (result width /
 // height), so they are normalised first and then mapped onto the element's box.
 
 const PALETTE = ["#ffcc00", "#4cc9f0", "#f72585", "#80ed99", "#ff9f1c", "#b388ff", "#ff5d5d",
