@@ -552,7 +552,6 @@ async function renderResult(photo) {
       class: ["line", conf.level === "low" && "low", edit && "edited", damaged && "damaged"]
         .filter(Boolean).join(" "),
       "data-sku": row.SKU,
-      "aria-label": `${row.SKU} quantity ${qty}, ${conf.level} confidence. Tap to correct.`,
       onclick: () => {
         if (photo.status === "confirmed" || photo.status === "confirming") {
           toast("This bay is confirmed: corrections are closed");
@@ -566,7 +565,8 @@ async function renderResult(photo) {
       el("div", { class: "sku" }, row.SKU || "unknown item"),
       el("div", { class: "desc" }, row.Product_Description || ""),
       el("div", { class: `meta ${expiryClass(exp)}` }, meta.join(" · "))),
-    el("span", { class: "q" }, String(qty)));
+    el("span", { class: "q" }, String(qty)),
+    el("span", { class: "sr-only" }, " items. Tap to correct."));
     lines.append(el("li", {}, b));
   }
   const conflict = renderConflict(photo);
