@@ -58,6 +58,7 @@ class Settings:
     request_wait_s: float = 60.0  # REST/gRPC Count: how long to wait for a result
     cameras_config: str = ""  # YAML of zones -> camera snapshot URLs + cron (default none)
     pwa_dir: Path = REPO_ROOT / "pwa"
+    currency: str = "EUR"  # ISO 4217 code of Unit_Price / Total_Value, shown with values
     extra: dict[str, str] = field(default_factory=dict)
 
 

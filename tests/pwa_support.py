@@ -204,7 +204,11 @@ class FakeGateway:
             if request.headers.get("Authorization") != f"Bearer {FAKE_TOKEN}":
                 return {"type": "error", "code": "unauthorized", "message": "bad token"}, 401
             return {"locations": [{"location": FAKE_LOCATION, "sku": "SKU-10001",
-                                   "description": "Cardboard carton"}]}
+                                   "description": "Cardboard carton"},
+                                  {"location": "A-01-2", "sku": "SKU-10002",
+                                   "description": "Stretch film roll"},
+                                  {"location": "B-01-1", "sku": "SKU-10003",
+                                   "description": "Packing tape"}]}
 
         @app.get("/api/v1/products")
         def products() -> Any:  # the correction sheet's product search
@@ -237,7 +241,7 @@ class FakeGateway:
             if not session:
                 self.sessions += 1
                 session = f"S{self.sessions}"
-        conn.send(json.dumps({"type": "welcome", "session": session}))
+        conn.send(json.dumps({"type": "welcome", "session": session, "currency": "EUR"}))
         while True:
             text = conn.receive()
             if text is None:

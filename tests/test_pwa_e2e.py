@@ -160,13 +160,14 @@ def test_offline_photos_and_correction_reach_gateway_once(playwright: Any, scene
 
         ctx.set_offline(True)
         wait_text(page, "#net", "offline")
-        page.click("#next-photo")
+        # Two more parts of this wide bay, offline (plain retakes would replace the first).
+        page.click("#add-part")
         for _ in range(2):
             page.click("#shutter")
             page.wait_for_selector("#result-status:has-text('Saved on this phone')")
-            page.click("#next-photo")
+            page.click("#add-part")
         page.click("#session-btn")
-        page.click("#bays li:last-child button")  # the photo counted before going offline
+        page.click("#bays li:last-child button")  # the bay: its photo counted before offline
         sku = sorted(scene.counts)[-1]
         page.wait_for_selector(f".line[data-sku='{sku}']")
         model_quantity = shown_quantities(page)[sku]

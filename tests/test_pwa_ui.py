@@ -349,3 +349,50 @@ def test_confirm_asks_twice_for_a_doubtful_bay_and_can_be_undone(playwright: Any
         confirm_bay(page)
         assert len(gw.confirmed) == 1
         assert errors == []
+
+
+def test_session_view_bays_left_currency_new_session_and_unpair_ask_first(
+        playwright: Any, camera: Path, gateway: Any) -> None:
+    """Issue 12, finding 7: "New session" kept the old photos, no bays left, value without
+    currency, Unpair was one tap."""
+    gw, url = gateway
+    with browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, url)
+        page.wait_for_selector("#locations[open]")
+        page.fill("#loc-input", "A-01-1")
+        page.click("#loc-set")
+        page.click("#shutter")
+        page.wait_for_selector(".line")
+        page.click("#next-photo")
+        page.click("#session-btn")
+        wait_text(page, "#t-items", "5")
+        assert "€" in page.text_content("#t-value")  # SHELFCOUNT_CURRENCY (welcome)
+        # Zone A of the catalog: A-01-1 (counted, not confirmed) and A-01-2 are left; B is not.
+        wait_text(page, "#bays-left", "2 bays left in this zone: A-01-1, A-01-2")
+        shot(page, "pwa-session-bays-left")
+        page.once("dialog", lambda d: d.dismiss())
+        page.click("#new-session")
+        page.wait_for_timeout(300)
+        assert page.text_content("#t-items") == "5"  # said no: nothing changed
+        asked: list[str] = []
+
+        def accept(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", accept)
+        page.click("#new-session")
+        wait_text(page, "#t-items", "0")
+        assert "1 bays of this session are not confirmed" in asked[0]
+        assert page.text_content("#bays") == "No photos yet."
+        wait_text(page, "#net", "online")
+        assert [m.get("session") for m in gw.messages if m.get("type") == "hello"][-1] is None
+        page.once("dialog", lambda d: d.dismiss())
+        page.click("#unpair")
+        page.wait_for_timeout(300)
+        assert page.is_visible("#screen-session")  # still paired
+        # The new session replaces the socket; the fake gateway's (flask-sock) end of the old
+        # one can break off mid-frame, which Chromium logs. Anything else is an error.
+        assert [e for e in errors if "Invalid frame header" not in e] == []

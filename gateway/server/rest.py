@@ -209,4 +209,5 @@ def openapi() -> Response:
 @api.get("/devices/me")
 def whoami() -> Response:
     me = device()
-    return jsonify({"name": me.name, "role": me.role})
+    return jsonify({"name": me.name, "role": me.role,
+                    "currency": services().settings.currency})

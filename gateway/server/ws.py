@@ -224,6 +224,7 @@ class Connection:
             "role": self.device.role,
             "pending": [record.client_id for record in pending],
             "max_message_bytes": self.services.settings.max_message_bytes,
+            "currency": self.services.settings.currency,
         })
         for record in pending:
             self.follow(record)

@@ -436,7 +436,7 @@ async function shutter() {
     stats.captures.push(performance.now() - ui.shutterAt);
     const photo = {
       id: uuid(), created: Date.now(), location: ui.location, blob, status: "queued",
-      result: null, error: null, edits: {}, partOf: ui.partOf,
+      result: null, error: null, edits: {}, partOf: ui.partOf, session: link.session,
     };
     ui.partOf = null;
     // Persist first: once this resolves the photo survives a reload or a crash of the tab.
@@ -573,9 +573,9 @@ async function renderResult(photo) {
   const counted = renderBayNote(photo);
   $("confirm").disabled = !r || !counted || !!conflict || photo.status === "confirmed"
     || photo.status === "confirming";
-  $("add-part").disabled = !r || !counted || photo.status === "confirmed"
-    || photo.status === "confirming";
-  $("add-sku").disabled = $("add-part").disabled;
+  // Another part may follow a photo that is not counted yet (offline): the gateway links it.
+  $("add-part").disabled = !counted || ["confirmed", "confirming", "failed"].includes(photo.status);
+  $("add-sku").disabled = !r || $("add-part").disabled;
   if (ui.confirmArmed !== photo.id) {
     $("confirm").textContent = "Confirm bay";
     $("confirm-why").hidden = true;
@@ -834,28 +834,74 @@ function authHeaders() {
   return { Authorization: `Bearer ${link.token}` };
 }
 
-async function renderSession() {
+// This session's photos (a photo taken before the first connection has no session yet and
+// belongs to the one it will be sent in).
+async function sessionPhotos() {
   const photos = await store.allPhotos();
+  return photos.filter((p) => !p.session || p.session === link.session);
+}
+
+const isCounted = (p) => p.result && !p.replacedBy && p.result.current !== false;
+
+// Bays of the session in photo order: {key, location, photos (all), current (counted)}.
+function groupBays(photos) {
+  const bays = new Map();
+  for (const p of photos) {
+    const key = (p.result && p.result.bay) || p.id;
+    if (!bays.has(key)) bays.set(key, { key, photos: [], current: [] });
+    const bay = bays.get(key);
+    bay.photos.push(p);
+    if (isCounted(p)) bay.current.push(p);
+    bay.location = locationFromResult(p.result) || p.location || bay.location;
+  }
+  return [...bays.values()];
+}
+
+// Catalog locations of the zones (aisle prefix, e.g. "A" of A-01-1) this session visited that
+// have no confirmed bay yet.
+async function baysLeft(bays) {
+  const done = new Set(bays.filter((b) => b.current.length
+    && b.current.every((p) => p.status === "confirmed")).map((b) => b.location));
+  const zones = new Set(bays.map((b) => String(b.location || "").split("-")[0]).filter(Boolean));
+  const catalog = (await store.getKv("catalogLocations", [])).map((c) => c.location);
+  return catalog.filter((loc) => zones.has(loc.split("-")[0]) && !done.has(loc));
+}
+
+function money(value) {
+  const currency = link.currency || "";
+  try {
+    if (currency) return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(value);
+  } catch {
+    // not an ISO code: plain figure with the code
+  }
+  return `${value.toFixed(2)}${currency ? ` ${currency}` : ""}`;
+}
+
+async function renderSession() {
+  const photos = await sessionPhotos();
   const items = await store.outbox();
   $("session-id").textContent = link.session ? `Session ${link.session}` : "No session yet";
-  let bays = 0;
-  let counted = 0;
+  const bays = groupBays(photos);
   let units = 0;
   let value = 0;
-  for (const p of photos) {
-    if (!p.result || p.replacedBy || p.result.current === false) continue; // retakes replaced it
-    if (p.status === "confirmed") bays += 1;
-    counted += 1;
+  for (const p of photos.filter(isCounted)) {
     for (const row of p.result.rows || []) {
       const q = lineQuantity(p, row);
       units += q;
       value += q * (parseFloat(row.Unit_Price) || 0);
     }
   }
-  $("t-bays").textContent = String(bays);
-  $("t-photos").textContent = String(counted);
+  const confirmed = bays.filter((b) => b.current.length
+    && b.current.every((p) => p.status === "confirmed"));
+  $("t-bays").textContent = String(confirmed.length);
+  $("t-photos").textContent = String(photos.filter(isCounted).length);
   $("t-items").textContent = String(units);
-  $("t-value").textContent = value.toFixed(2);
+  $("t-value").textContent = money(value);
+  const left = await baysLeft(bays);
+  $("bays-left").textContent = left.length
+    ? `${left.length} bays left in this zone: ${left.slice(0, 8).join(", ")}`
+      + `${left.length > 8 ? ", ..." : ""}`
+    : bays.length ? "No bays left in this zone." : "";
 
   const byId = new Map(photos.map((p) => [p.id, p]));
   const queued = $("queued");
@@ -884,23 +930,32 @@ async function renderSession() {
     failed.append(el("li", { class: "fail" }, `${p.location || "no location"}: ${p.error}`));
   }
   if (!failed.children.length) failed.append(el("li", { class: "empty" }, "Nothing failed."));
+  renderBayList(bays);
+}
 
+// One entry per bay, newest first, opening its current photo; replaced photos are history.
+function renderBayList(bays) {
   const bayList = $("bays");
   bayList.replaceChildren();
-  for (const p of [...photos].reverse()) {
-    const n = p.result ? (p.result.rows || []).reduce((s, r) => s + lineQuantity(p, r), 0) : null;
-    const replaced = p.replacedBy || (p.result && p.result.current === false);
-    const cls = p.status === "confirmed" ? "done" : p.error ? "fail" : "wait";
-    const when = new Date(p.created).toTimeString().slice(0, 5);
-    const label = `${when} ${p.location || locationFromResult(p.result) || "no location"} · `
-      + `${n === null ? "not counted yet" : `${n} items`} · `
-      + `${replaced ? "replaced (not counted)" : PHOTO_STATE[p.status] || p.status}`;
+  for (const bay of [...bays].reverse()) {
+    const shown = bay.current[bay.current.length - 1] || bay.photos[bay.photos.length - 1];
+    const n = bay.current.reduce((sum, p) => sum + (p.result.rows || [])
+      .reduce((s2, r) => s2 + lineQuantity(p, r), 0), 0);
+    const state = bay.current.length ? PHOTO_STATE[shown.status] || shown.status
+      : shown.result ? "replaced (not counted)" : PHOTO_STATE[shown.status] || shown.status;
+    const cls = state === "confirmed" ? "done" : shown.error ? "fail" : "wait";
+    const when = new Date(shown.created).toTimeString().slice(0, 5);
+    const parts = bay.current.length > 1 ? ` · ${bay.current.length} parts` : "";
+    const history = bay.photos.length - bay.current.length;
+    const label = `${when} ${bay.location || "no location"} · `
+      + `${shown.result ? `${n} items` : "not counted yet"}${parts} · ${state}`
+      + `${history ? ` · ${history} replaced photo${history > 1 ? "s" : ""}` : ""}`;
     bayList.append(el("li", { class: cls }, el("button", {
       type: "button",
       onclick: async () => {
-        ui.photoId = p.id;
+        ui.photoId = shown.id;
         await show("result");
-        await renderResult(await store.getPhoto(p.id));
+        await renderResult(await store.getPhoto(shown.id));
       },
     }, label)));
   }
@@ -976,14 +1031,22 @@ function wire() {
   $("confirm").addEventListener("click", confirmBay);
   $("csv").addEventListener("click", downloadCsv);
   $("new-session").addEventListener("click", async () => {
+    const pending = (await store.outbox()).length;
+    const open = groupBays(await sessionPhotos()).filter((b) => b.current.length
+      && !b.current.every((p) => p.status === "confirmed")).length;
+    const ask = ["Start a new, empty session?"];
+    if (open) ask.push(`${open} bays of this session are not confirmed.`);
+    if (pending) ask.push(`${pending} items still wait to be sent.`);
+    if (!confirm(ask.join(" "))) return;
     await link.newSession();
     toast("New session started");
     await renderSession();
   });
   $("unpair").addEventListener("click", async () => {
     const pending = (await store.outbox()).length;
-    const sure = `${pending} items are not sent yet. Unpair anyway and lose them?`;
-    if (pending && !confirm(sure)) return;
+    const sure = pending ? `${pending} items are not sent yet. Unpair anyway and lose them?`
+      : "Unpair this phone? A manager's token is needed to pair it again.";
+    if (!confirm(sure)) return;
     link.goOffline();
     await store.clearAll();
     location.reload();
@@ -1089,6 +1152,7 @@ async function main() {
   const hashToken = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
   if (hashToken) history.replaceState(null, "", location.pathname + location.search);
   ui.location = await store.getKv("location");
+  link.currency = await store.getKv("currency", "");
   renderLocation();
   await link.start();
   window.__sc = { stats, link, store, ui };

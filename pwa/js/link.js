@@ -141,7 +141,9 @@ export class Link extends EventTarget {
         welcomed = true;
         this.pendingOnGateway = new Set(msg.pending || []);
         this.session = msg.session;
+        this.currency = msg.currency || this.currency || "";
         await store.setKv("session", msg.session);
+        await store.setKv("currency", this.currency);
         await store.setKv("token", this.token);
         await store.setKv("device", this.device);
         this.backoff = 1000;
@@ -234,6 +236,7 @@ export class Link extends EventTarget {
     } else if (msg.type === "result") {
       const p = await store.updatePhoto(id, (r) => {
         r.result = msg;
+        if (msg.session) r.session = msg.session;
         r.error = null;
         r.note = null;
         if (msg.confirmed) r.status = "confirmed";
