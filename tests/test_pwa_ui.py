@@ -396,3 +396,38 @@ def test_session_view_bays_left_currency_new_session_and_unpair_ask_first(
         # The new session replaces the socket; the fake gateway's (flask-sock) end of the old
         # one can break off mid-frame, which Chromium logs. Anything else is an error.
         assert [e for e in errors if "Invalid frame header" not in e] == []
+
+
+def test_a_slow_upload_says_sending_with_progress_then_counted(playwright: Any, gateway: Any,
+                                                              tmp_path: Path) -> None:
+    """Issue 12, finding 6: during a slow upload the screen said "saved on this phone"."""
+    from urllib.parse import urlsplit
+
+    import numpy as np
+
+    from tests.throttle_proxy import throttled
+
+    gw, url = gateway
+    grain = np.random.default_rng(0).integers(0, 255, (540, 960, 3), dtype=np.uint8)
+    camera = write_y4m(tmp_path / "grainy.y4m", grain)  # a photo of ~100+ KB, not 30
+    with throttled(urlsplit(url).port, up_bps=40_000, latency_s=0.25) as port, \
+            browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#locations[open]")
+        page.fill("#loc-input", "A-01-1")
+        page.click("#loc-set")
+        wait_text(page, "#net", "online")
+        page.click("#shutter")
+        page.wait_for_selector("#result-status[data-state=sending]", timeout=10000)
+        # Words for the state, not "saved on this phone" (progress in % where the browser's
+        # send buffer shows it; the kernel's loopback buffer can swallow a small photo at once).
+        text = page.text_content("#result-status")
+        assert text.startswith(("Sending", "Sent")), text
+        shot(page, "pwa-slow-upload")
+        assert page.evaluate("window.__sc.stats.photoBytes") > 80_000  # > 2 s at this rate
+        t0 = time.monotonic()
+        page.wait_for_selector("#result-status[data-state=done]", timeout=60000)
+        assert time.monotonic() - t0 > 0.5  # the proxy really held the upload back
+        assert errors == []

@@ -498,6 +498,26 @@ const STATUS_TEXT = {
   failed: "Failed",
 };
 
+// One word (and colour, styles.css [data-state]) for where a photo is: queued, sending,
+// counting, done, failed.
+function uploadState(photo) {
+  if (photo.status === "failed" || photo.error) return "failed";
+  if (photo.result) return "done";
+  if (photo.status === "sending") return "sending";
+  if (photo.status === "acked") return "counting";
+  return "queued";
+}
+
+function showProgress({ id, sent, total }) {
+  if (ui.screen !== "result" || id !== ui.photoId || !total) return;
+  const st = $("result-status");
+  if (st.dataset.state !== "sending") return;
+  const mb = (n) => (n / 1e6).toFixed(1);
+  st.textContent = sent < total
+    ? `Sending ${Math.round((100 * sent) / total)} % (${mb(sent)} of ${mb(total)} MB)...`
+    : "Sent: the gateway is storing it...";
+}
+
 async function renderResult(photo) {
   if (!photo) return;
   const img = $("photo");
@@ -528,7 +548,12 @@ async function renderResult(photo) {
   } else if (photo.status === "confirmed") {
     status = `${where}: bay confirmed.`;
   }
-  $("result-status").textContent = status;
+  if (photo.status === "queued" && link.state === "online" && !photo.note) {
+    status = "Queued: it is sent next.";
+  }
+  const st = $("result-status");
+  st.textContent = status;
+  st.dataset.state = uploadState(photo);
   const lines = $("lines");
   lines.replaceChildren();
   for (const row of r ? r.rows || [] : []) {
@@ -1131,6 +1156,7 @@ function wire() {
     if (ui.screen === "session") renderSession();
     store.pruneBlobs();
   });
+  link.addEventListener("progress", (e) => showProgress(e.detail));
   link.addEventListener("gateway-error", (e) => {
     const m = e.detail;
     toast(`${m.code || "error"}: ${m.message || ""}`);

@@ -298,6 +298,18 @@ export class Link extends EventTarget {
     }
   }
 
+  // Upload progress of a photo: what the socket still buffers, polled until it is all out.
+  watchUpload(id, total) {
+    const ws = this.ws;
+    const tick = () => {
+      if (!ws || ws !== this.ws || ws.readyState !== 1) return;
+      const left = Math.min(total, ws.bufferedAmount);
+      this.emit("progress", { id, sent: total - left, total });
+      if (left > 0) setTimeout(tick, 200);
+    };
+    tick();
+  }
+
   send(obj, blob) {
     if (!this.ws || this.ws.readyState !== 1) return false;
     this.ws.send(JSON.stringify(obj));
@@ -383,6 +395,8 @@ export class Link extends EventTarget {
       await store.updatePhoto(p.id, (r) => {
         if (r.status === "queued") r.status = "sending";
       });
+      this.emit("changed", { id: p.id });
+      this.watchUpload(p.id, p.blob.size);
       return this.afterReply(item, await reply, conn);
     }
     if (item.kind === "correct") {
