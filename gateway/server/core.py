@@ -632,6 +632,25 @@ class Services:
         except Exception:  # noqa: BLE001 - a broken catalog must not block corrections
             return None
 
+    def reorder_point(self, sku: str) -> int | None:
+        """The catalog's reorder point of a SKU (None: unknown SKU or no catalog)."""
+        try:
+            entry = self.pipelines.get().catalog.by_sku(sku)
+        except Exception:  # noqa: BLE001 - no catalog: the default applies
+            return None
+        return entry.reorder_point if entry else None
+
+    def send_back(self, manager: Device, record: CountRecord, note: str) -> list[CountRecord]:
+        """A manager's "recount, please": the walker sees the note on the bay's photos."""
+        try:
+            records = self.store.request_recount(record.id, note, manager)
+        except StoreError as exc:
+            raise store_error(exc) from None
+        for r in records:
+            self.hub.publish(r.id, {"type": "recount", "id": r.client_id, "count_id": r.id,
+                                    "note": note, "by": manager.name})
+        return records
+
     def products(self) -> list[dict[str, str]]:
         """The catalog's products, for the correction screen's SKU search."""
         try:
@@ -762,6 +781,9 @@ def outcome_message(record: CountRecord, bay: dict[str, Any] | None = None
             "timings_ms": result.get("timings_ms", {}),
             "width": result.get("width", 0), "height": result.get("height", 0),
             "confirmed": record.confirmed_at is not None,
+            "recount": None if not record.recount_note else {
+                "note": record.recount_note, "by": record.recount_by,
+                "at": record.recount_at and to_ts(record.recount_at)},
             **(bay or {}),
         }
     if record.status == "failed":

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from gateway.schema import COLUMNS
 from gateway.sinks.csv_safety import safe_cell
+from gateway.sinks.variance import Thresholds
 from gateway.store import Device, Session
 from gateway.store.bays import bay_fields, bay_summary, location_conflict
 from gateway.store.types import to_ts
@@ -17,6 +18,7 @@ from gateway.store.types import to_ts
 from .core import Services, count_json
 from .errors import ApiError
 from .openapi import openapi_spec
+from .review import day_overview
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -192,6 +194,48 @@ def session_csv(session_id: str) -> Response:
 def locations() -> Response:
     """The catalog's locations (reloaded when ``shelfcount catalog import`` replaces it)."""
     return jsonify({"locations": services().pipelines.locations()})
+
+
+def _manager() -> Device:
+    me = device()
+    if not me.is_manager:
+        raise ApiError("forbidden", "a manager token is required", 403)
+    return me
+
+
+@api.get("/review")
+def review() -> Response:
+    """The manager's day: sessions by walker with progress, the review queue, the sheet."""
+    _manager()
+    svc = services()
+    body = day_overview(svc.store, svc.reorder_point, Thresholds.from_settings(svc.settings))
+    key = svc.settings.extra.get("sheets_spreadsheet")
+    body["sheet_url"] = f"https://docs.google.com/spreadsheets/d/{key}" if key else None
+    return jsonify(body)
+
+
+@api.post("/counts/<count_id>/recount")
+def recount(count_id: str) -> Response:
+    """Send a bay back for a recount with a note the walker sees."""
+    me = _manager()
+    svc = services()
+    note = _json_body().get("note")
+    if not isinstance(note, str) or not note.strip() or len(note) > 500:
+        raise ApiError("bad_request", "note (text of 1-500 characters) is required")
+    records = svc.send_back(me, svc.count_for(me, count_id), note.strip())
+    return jsonify({"type": "recount", "counts": [r.id for r in records], "note": note.strip()})
+
+
+@api.get("/counts/<count_id>/photo")
+def count_photo(count_id: str) -> Response:
+    """The stored photo (the manager's review shows it with its boxes)."""
+    svc = services()
+    record = svc.count_for(device(), count_id)
+    try:
+        data = svc.photos.get(record.photo_hash)
+    except FileNotFoundError:
+        raise ApiError("not_found", "the photo is no longer stored (retention)", 404) from None
+    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @api.get("/products")

@@ -43,7 +43,8 @@ from .types import (
 # 2: corrections got row_condition (a person's Condition, e.g. "Damaged") and client_id (the
 # client's correction id, so a re-sent correction is recorded once).
 # 3: counts got bay_id, replaces, part_of, superseded_by (one bay, one count) and
-# location_choice (the walker's answer to a location conflict).
+# location_choice (the walker's answer to a location conflict), recount_note / _by / _at (a
+# manager sent the bay back).
 SCHEMA_VERSION = "3"
 
 _DDL: tuple[str, ...] = (
@@ -64,6 +65,7 @@ _DDL: tuple[str, ...] = (
         result_json TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
         finished_at TEXT, confirmed_at TEXT, confirmed_by TEXT, photo_purged_at TEXT,
         bay_id TEXT, replaces TEXT, part_of TEXT, superseded_by TEXT, location_choice TEXT,
+        recount_note TEXT, recount_by TEXT, recount_at TEXT,
         UNIQUE (device_id, client_id))""",
     "CREATE INDEX IF NOT EXISTS counts_session ON counts(session_id, created_at)",
     "CREATE INDEX IF NOT EXISTS counts_status ON counts(status)",
@@ -88,7 +90,8 @@ _DDL: tuple[str, ...] = (
 # on opening (then these indexes).
 _MIGRATE_FROM_2: tuple[tuple[str, str], ...] = tuple(
     ("counts", column)
-    for column in ("bay_id", "replaces", "part_of", "superseded_by", "location_choice")
+    for column in ("bay_id", "replaces", "part_of", "superseded_by", "location_choice",
+                   "recount_note", "recount_by", "recount_at")
 )
 _MIGRATE_FROM_1: tuple[tuple[str, str], ...] = (
     ("corrections", "row_condition"),
@@ -110,7 +113,8 @@ _CORRECTION_COLUMNS = (
 _COUNT_COLUMNS = (
     "id, session_id, device_id, client_id, source, location, photo_hash, photo_bytes, status, "
     "attempts, error_code, error_message, result_json, created_at, updated_at, finished_at, "
-    "confirmed_at, confirmed_by, bay_id, replaces, part_of, superseded_by, location_choice"
+    "confirmed_at, confirmed_by, bay_id, replaces, part_of, superseded_by, location_choice, "
+    "recount_note, recount_by, recount_at"
 )
 
 
@@ -370,7 +374,7 @@ class Store:
             cur.execute(
                 f"INSERT INTO counts ({_COUNT_COLUMNS}) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, NULL, NULL, NULL, ?, ?, NULL, NULL, NULL, "
-                "NULL, ?, ?, NULL, NULL)",
+                "NULL, ?, ?, NULL, NULL, NULL, NULL, NULL)",
                 (count_id, session_id, device_id, client_id, source, location, photo_hash,
                  int(photo_bytes), now, now, replaces, part_of),
             )
@@ -467,6 +471,28 @@ class Store:
                 return [record] if record else []
             return [r for r in self._session_done(cur, record.session_id)
                     if r.bay_id == record.bay_id]
+
+    def request_recount(self, count_id: str, note: str, by: Device) -> list[CountRecord]:
+        """A manager sends the bay back: its current photos carry the note until a retake
+        replaces them. Refused for a confirmed bay (reopening is another step)."""
+        now = to_ts(utcnow())
+        with self._tx() as cur:
+            record = self._count(cur, count_id)
+            if record is None:
+                raise StoreError("not_found", "no such count")
+            _check_open(record)
+            parts = self._bay_parts(cur, record)
+            for part in parts:
+                cur.execute("UPDATE counts SET recount_note = ?, recount_by = ?, recount_at = ?, "
+                            "updated_at = ? WHERE id = ?", (note, by.name, now, now, part.id))
+            return [self._count(cur, part.id) for part in parts]  # type: ignore[misc]
+
+    def sessions_since(self, since: datetime) -> list[Session]:
+        """Every session started at or after ``since`` (a manager's day), oldest first."""
+        with self._tx() as cur:
+            cur.execute("SELECT id, device_id, walker, label, created_at, confirmed_at FROM "
+                        "sessions WHERE created_at >= ? ORDER BY created_at", (to_ts(since),))
+            return [_session(r) for r in cur.fetchall()]
 
     def set_location(self, count_id: str, location: str) -> CountRecord:
         """The walker's answer to a location conflict: every line of the photo moves there."""
@@ -918,5 +944,6 @@ def _count(r: Sequence[Any], corrections: Sequence[Correction]) -> CountRecord:
         created_at=from_ts(r[13]), updated_at=from_ts(r[14]),  # type: ignore[arg-type]
         finished_at=from_ts(r[15]), confirmed_at=from_ts(r[16]), confirmed_by=r[17],
         corrections=tuple(corrections), bay_id=r[18], replaces=r[19], part_of=r[20],
-        superseded_by=r[21], location_choice=r[22],
+        superseded_by=r[21], location_choice=r[22], recount_note=r[23], recount_by=r[24],
+        recount_at=from_ts(r[25]),
     )

@@ -125,6 +125,9 @@ class CountRecord:
     part_of: str | None = None  # count id of a photo of the bay this one is another part of
     superseded_by: str | None = None  # the count that stands instead (kept, not counted)
     location_choice: str | None = None  # the walker's answer to a location conflict
+    recount_note: str | None = None  # a manager sent the bay back for a recount, saying why
+    recount_by: str | None = None
+    recount_at: datetime | None = None
 
     @property
     def model_rows(self) -> list[dict[str, Any]]:
