@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gateway.training.scenes import encode_jpeg, render_scene
 from tests.pwa_support import (
     api_get,
     browser_context,
@@ -25,6 +26,7 @@ from tests.pwa_support import (
     shelf_camera,
     shot,
 )
+from tests.test_pwa_a11y import audit
 from tests.test_pwa_e2e import RESULT_TIMEOUT_MS, pair, wait_text
 
 pytestmark = [
@@ -197,3 +199,56 @@ def test_corrections_change_the_product_add_a_missed_sku_and_fix_the_expiry(
     assert rows[other["sku"]]["Expiration_Date"] == "2031-05-31"
     assert rows[other["sku"]]["Product_Description"] == other["description"]
     assert int(rows[missed["sku"]]["Quantity_Counted"]) == 4
+
+
+def test_the_manager_reviews_the_day_in_the_app_on_phone_and_desk(
+    playwright: Any, scene_camera: Any, gateway: Any
+) -> None:
+    """Issue 12, finding 8: managers had no screen of their own."""
+    from gateway.server.serve import device_add
+    from tests.server_support import WsClient, outcome
+
+    y4m, scene = scene_camera
+    server, walker = gateway
+    manager = device_add(server.settings, "manager-mia", "manager")
+    phone = WsClient(server)
+    try:
+        phone.hello(walker)
+        phone.photo("w-1", encode_jpeg(scene), location="C-02-2")  # label disagrees
+        phone.wait_for(outcome("w-1"))
+        phone.photo("w-2", encode_jpeg(render_scene(37, difficulty=0.2)))
+        second = phone.wait_for(outcome("w-2"))
+        for viewport in ({"width": 412, "height": 915}, {"width": 1366, "height": 900}):
+            with browser_context(playwright, y4m, viewport=viewport) as ctx:
+                page = ctx.new_page()
+                errors = page_errors(page)
+                pair(page, server.base_url + "/", manager)
+                page.click("#loc-form button[value=cancel]")
+                page.click("#review-btn")
+                page.wait_for_selector("#review-queue .review-item.flagged")
+                page.wait_for_function(
+                    "[...document.querySelectorAll('#review-queue img')].some(i => i.naturalWidth)")
+                assert "walker-pwa-test: 0 of 2 bays confirmed" in page.text_content(
+                    "#review-sessions")
+                shot(page, f"bays-6-review-{viewport['width']}")
+                assert audit(page, f"review-{viewport['width']}") == []  # axe, targets, h1
+                assert errors == []
+        # On the desk: send the conflicted bay back, approve the other.
+        with browser_context(playwright, y4m, viewport={"width": 1366, "height": 900}) as ctx:
+            page = ctx.new_page()
+            pair(page, server.base_url + "/", manager)
+            page.click("#loc-form button[value=cancel]")
+            page.click("#review-btn")
+            flagged = page.locator("#review-queue .review-item.flagged").first
+            flagged.wait_for()
+            assert "location:" in flagged.text_content()
+            flagged.locator("input").fill("label says another bin: check")
+            flagged.locator("button[data-act=recount]").click()
+            told = phone.wait_for(lambda m: m["type"] == "recount")
+            assert told["id"] == "w-1" and told["note"] == "label says another bin: check"
+            item = page.locator(f"#review-queue [data-count='{second['count_id']}']")
+            item.locator("button[data-act=approve]").click()
+            page.wait_for_selector(f"#review-queue [data-count='{second['count_id']}'].done")
+        assert server.services.store.get_count(second["count_id"]).confirmed_at is not None
+    finally:
+        phone.close()

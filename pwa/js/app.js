@@ -93,6 +93,10 @@ async function show(name) {
     cam.stop();
     await renderSession();
   }
+  if (name === "review") {
+    cam.stop();
+    await renderReview();
+  }
   if (name !== "pair") stopQrScan();
 }
 
@@ -548,6 +552,10 @@ async function renderResult(photo) {
   } else if (photo.status === "confirmed") {
     status = `${where}: bay confirmed.`;
   }
+  if (photo.recount && photo.status !== "confirmed") {
+    status = `Recount asked${photo.recount.by ? ` by ${photo.recount.by}` : ""}: `
+      + `${photo.recount.note}. ${status}`;
+  }
   if (photo.status === "queued" && link.state === "online" && !photo.note) {
     status = "Queued: it is sent next.";
   }
@@ -987,6 +995,106 @@ function renderBayList(bays) {
   if (!bayList.children.length) bayList.append(el("li", { class: "empty" }, "No photos yet."));
 }
 
+// ---------- manager review ----------
+async function api(path, init = {}) {
+  const r = await fetch(`api/v1/${path}`, {
+    ...init, headers: { ...authHeaders(), ...(init.body ? { "Content-Type": "application/json" } : {}) },
+  });
+  const body = r.headers.get("Content-Type")?.includes("json") ? await r.json() : null;
+  if (!r.ok) throw new Error((body && body.message) || `HTTP ${r.status}`);
+  return body;
+}
+
+async function renderReview() {
+  const msg = $("review-msg");
+  msg.textContent = "Loading...";
+  let day;
+  try {
+    day = await api("review");
+  } catch (e) {
+    msg.textContent = `Review not available: ${e.message}`;
+    return;
+  }
+  const open = day.queue.filter((q) => !q.confirmed);
+  msg.textContent = `${day.sessions.length} sessions today · ${open.length} bays open · `
+    + `${open.filter((q) => q.reasons.length).length} need a look`;
+  const sheet = $("review-sheet");
+  sheet.hidden = !day.sheet_url;
+  if (day.sheet_url) sheet.href = day.sheet_url;
+  $("review-sessions").replaceChildren(...day.sessions.map((s) => el("li",
+    { class: s.bays && s.confirmed === s.bays ? "done" : "wait" },
+    `${s.walker}: ${s.confirmed} of ${s.bays} bays confirmed · ${s.photos} photos · `
+    + `since ${new Date(s.started).toTimeString().slice(0, 5)}`)));
+  if (!day.sessions.length) {
+    $("review-sessions").append(el("li", { class: "empty" }, "No sessions today."));
+  }
+  const queue = $("review-queue");
+  queue.replaceChildren(...day.queue.map(reviewItem));
+  if (!day.queue.length) queue.append(el("li", { class: "empty" }, "Nothing counted yet."));
+  for (const item of day.queue) loadReviewPhoto(item);
+}
+
+function reviewItem(q) {
+  const cls = ["review-item", q.reasons.length && "flagged", q.confirmed && "done"]
+    .filter(Boolean).join(" ");
+  const note = el("input", { type: "text", id: `note-${q.count_id}`,
+    "aria-label": `Note for the recount of ${q.location}`, placeholder: "what to recount" });
+  const rows = q.rows.map((r) => el("li", {}, `${r.SKU || "unidentified"}: `
+    + `${r.Quantity_Counted}${r.Flags && r.Flags.length ? ` (${r.Flags.join(", ")})` : ""}`));
+  return el("li", { class: cls, "data-count": q.count_id },
+    el("h3", {}, `${q.location || "no location"} · ${q.walker}`
+      + `${q.confirmed ? " · confirmed" : ""}`),
+    q.reasons.length ? el("ul", { class: "reasons" }, ...q.reasons.map((r) => el("li", {}, r)))
+      : null,
+    el("div", { class: "photo" }, el("img", { alt: `Photo of ${q.location}` }),
+      el("canvas", { "aria-hidden": "true" })),
+    el("ul", {}, ...rows),
+    q.confirmed ? null : el("div", { class: "actions" },
+      el("button", { type: "button", class: "btn btn-primary", "data-act": "approve",
+        onclick: () => reviewAct(q, "approve") }, "Approve"),
+      note,
+      el("button", { type: "button", class: "btn", "data-act": "recount",
+        onclick: () => reviewAct(q, "recount") }, "Send back for recount")));
+}
+
+async function loadReviewPhoto(q) {
+  const li = document.querySelector(`#review-queue [data-count="${q.count_id}"]`);
+  if (!li) return;
+  try {
+    const r = await fetch(`api/v1/counts/${encodeURIComponent(q.count_id)}/photo`,
+      { headers: authHeaders() });
+    if (!r.ok) return;
+    const img = li.querySelector("img");
+    img.src = URL.createObjectURL(await r.blob());
+    await img.decode().catch(() => {});
+    drawBoxes(li.querySelector("canvas"), q.boxes, q.width, q.height, img.naturalWidth,
+      img.naturalHeight, "contain", { numbers: false });
+  } catch {
+    // no photo (retention): the rows still say what was counted
+  }
+}
+
+async function reviewAct(q, act) {
+  try {
+    if (act === "approve") {
+      await api(`counts/${encodeURIComponent(q.count_id)}/confirm`, { method: "POST" });
+      toast(`${q.location} approved`);
+    } else {
+      const note = document.getElementById(`note-${q.count_id}`).value.trim();
+      if (!note) {
+        toast("Say what to recount");
+        return;
+      }
+      await api(`counts/${encodeURIComponent(q.count_id)}/recount`,
+        { method: "POST", body: JSON.stringify({ note }) });
+      toast(`${q.location} sent back to ${q.walker}`);
+    }
+  } catch (e) {
+    toast(`Not done: ${e.message}`);
+  }
+  await renderReview();
+}
+
 async function downloadCsv() {
   if (!link.session) return toast("No session yet");
   try {
@@ -1010,6 +1118,10 @@ async function updatePending() {
   const b = $("pending");
   b.hidden = items.length === 0;
   b.textContent = `${items.length} pending`;
+}
+
+function renderRole() {
+  $("review-btn").hidden = link.role !== "manager";
 }
 
 function renderNet(state, why) {
@@ -1110,8 +1222,16 @@ function wire() {
     else ui.edit = null;
   });
 
+  $("review-btn").addEventListener("click", () => show("review"));
+  $("review-back").addEventListener("click", () => show("count"));
+  $("review-refresh").addEventListener("click", renderReview);
+  link.addEventListener("recount", (e) => {
+    toast(`Recount ${e.detail.by ? `(${e.detail.by})` : ""}: ${e.detail.note}`);
+    buzz([200, 100, 200]);
+  });
   link.addEventListener("state", (e) => {
     renderNet(e.detail.state, e.detail.why);
+    renderRole();
     if (e.detail.state === "online" && ui.screen === "pair" && !link.pairing) show("count");
     if (e.detail.state === "unpaired" && ui.screen !== "pair") {
       $("pair-error").textContent = e.detail.why ? `Pairing needed: ${e.detail.why}` : "";
@@ -1179,6 +1299,8 @@ async function main() {
   if (hashToken) history.replaceState(null, "", location.pathname + location.search);
   ui.location = await store.getKv("location");
   link.currency = await store.getKv("currency", "");
+  link.role = await store.getKv("role", "walker");
+  renderRole();
   renderLocation();
   await link.start();
   window.__sc = { stats, link, store, ui };

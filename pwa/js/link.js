@@ -142,6 +142,8 @@ export class Link extends EventTarget {
         this.pendingOnGateway = new Set(msg.pending || []);
         this.session = msg.session;
         this.currency = msg.currency || this.currency || "";
+        this.role = msg.role || "walker";
+        await store.setKv("role", this.role);
         await store.setKv("session", msg.session);
         await store.setKv("currency", this.currency);
         await store.setKv("token", this.token);
@@ -237,6 +239,7 @@ export class Link extends EventTarget {
       const p = await store.updatePhoto(id, (r) => {
         r.result = msg;
         if (msg.session) r.session = msg.session;
+        if (msg.recount) r.recount = msg.recount;
         r.error = null;
         r.note = null;
         if (msg.confirmed) r.status = "confirmed";
@@ -257,6 +260,13 @@ export class Link extends EventTarget {
       });
       this.settle(`confirm:${id}`, msg);
       this.emit("changed", { id });
+    } else if (msg.type === "recount") {
+      // A manager sent this bay back: the walker sees why and retakes it.
+      await store.updatePhoto(id, (p) => {
+        p.recount = { note: msg.note, by: msg.by };
+      });
+      this.emit("changed", { id });
+      this.emit("recount", msg);
     } else if (msg.type === "located") {
       // The walker's location answer, as the gateway applied it: rows moved, conflict gone.
       await store.updatePhoto(id, (p) => {
