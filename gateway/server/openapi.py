@@ -244,6 +244,34 @@ def openapi_spec() -> dict[str, Any]:
                                        "sku": {"type": "string"},
                                        "description": {"type": "string"}}}}}},
                     "locations"), "401": _error("missing or invalid token")}}},
+            "/counts/{count_id}/photo": {"get": {
+                "summary": "The stored photo (JPEG) of a count",
+                "parameters": [count_id],
+                "responses": {"200": {"description": "the photo",
+                                      "content": {"image/jpeg": {"schema": {
+                                          "type": "string", "format": "binary"}}}},
+                              **common_errors}}},
+            "/counts/{count_id}/recount": {"post": {
+                "summary": "Managers: send the bay back for a recount with a note",
+                "parameters": [count_id],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["note"],
+                    "properties": {"note": {"type": "string", "maxLength": 500}}}}}},
+                "responses": {"200": _json({"type": "object"}, "sent back; the walker's "
+                                                              "phone gets a recount message"),
+                              "403": _error("not a manager token"),
+                              "409": _error("confirmed or replaced"), **common_errors}}},
+            "/review": {"get": {
+                "summary": "Managers: today's sessions by walker and the review queue",
+                "description": "sessions: walker, bays, confirmed, photos; queue: per bay the "
+                               "reasons to look (location conflict, low confidence, "
+                               "unidentified items, stock flags, sent back), rows with Flags, "
+                               "boxes of the current photo; sheet_url when Sheets is set up.",
+                "responses": {"200": _json({"type": "object"}, "the day"),
+                              "403": _error("not a manager token")}}},
+            "/products": {"get": {
+                "summary": "The catalog's products (sku, description, barcode, location)",
+                "responses": {"200": _json({"type": "object"}, "products")}}},
             "/devices/me": {"get": {"summary": "The token's device name and role",
                                     "responses": {"200": _json({"type": "object"}, "device")}}},
             "/healthz": {"get": {
