@@ -249,6 +249,11 @@ def test_the_manager_reviews_the_day_in_the_app_on_phone_and_desk(
             item = page.locator(f"#review-queue [data-count='{second['count_id']}']")
             item.locator("button[data-act=approve]").click()
             page.wait_for_selector(f"#review-queue [data-count='{second['count_id']}'].done")
-        assert server.services.store.get_count(second["count_id"]).confirmed_at is not None
+            assert server.services.store.get_count(second["count_id"]).confirmed_at is not None
+            # Reopen it: the bay is open again (a copy replaces the confirmed photo).
+            page.locator(f"#review-queue [data-count='{second['count_id']}'] "
+                         "button[data-act=reopen]").click()
+            page.wait_for_selector("#review-queue .review-item:has-text('reopened')")
+        assert server.services.store.get_count(second["count_id"]).superseded_by
     finally:
         phone.close()

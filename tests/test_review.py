@@ -79,5 +79,22 @@ def test_the_manager_sees_the_day_sends_a_bay_back_and_approves(gw: GatewayServe
         queue = {q["photo_id"]: q for q in day["queue"] if q["session"] == session}
         assert queue[plain_id]["confirmed"] and "sent back: count the top shelf too" in queue[
             conflict_id]["reasons"]
+        # Reopen the approved bay: it is open again, asked for, and its re-confirmation goes to
+        # the sinks as revising the first one.
+        url = f"{gw.base_url}/api/v1/counts/{plain['count_id']}/reopen"
+        assert requests.post(url, headers=auth(walker), timeout=10).status_code == 403
+        reopened = requests.post(url, headers=auth(manager), timeout=10)
+        assert reopened.status_code == 200, reopened.text
+        (copy,) = reopened.json()["counts"]
+        assert copy["confirmed_at"] is None and copy["rows"] == plain["rows"]
+        assert requests.post(url, headers=auth(manager), timeout=10).status_code == 409
+        day = requests.get(f"{gw.base_url}/api/v1/review", headers=auth(manager),
+                           timeout=10).json()
+        item = next(q for q in day["queue"] if q["count_id"] == copy["id"])
+        assert not item["confirmed"] and item["reasons"][0].startswith("reopened")
+        assert requests.post(f"{gw.base_url}/api/v1/counts/{copy['id']}/confirm",
+                             headers=auth(manager), timeout=10).status_code == 200
+        first, second = gw.services.store.outbox_entries(session)
+        assert second.revises == first.id and second.count_id == copy["id"]
     finally:
         phone.close()

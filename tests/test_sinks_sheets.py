@@ -225,3 +225,27 @@ def test_fake_speaks_the_values_api_gspread_uses(sheets: SheetsEnv) -> None:
     assert not any(any(r) for r in ws.get_values("A1:B3"))
     with pytest.raises(gspread.exceptions.SpreadsheetNotFound):
         client.open_by_key("missing")
+
+
+def test_a_reopened_bay_confirmed_again_lands_once_flagged(tmp_path: Path,
+                                                          sheets: SheetsEnv) -> None:
+    """Issue 12: a manager reopens a confirmed bay; the sheet gets the new version once, with
+    the change flagged (here and on the variances sheet), the old lines stay as they were."""
+    _, bays, _, worker = _setup(tmp_path, sheets)
+    first = bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 25)])
+    assert worker.run_once() == 1
+    manager, _ = bays.store.add_device("manager-1", "manager")
+    (copy,) = bays.store.reopen(first, manager)
+    assert bays.store.get_count(first).superseded_by == copy.id
+    bays.store.correct(copy.id, sku="SKU-10001", quantity=23, by=manager, client_id="fix")
+    bays.store.confirm_count(copy.id, manager)
+    old, new = bays.store.outbox_entries(bays.session_id)
+    assert new.revises == old.id and old.revises is None
+    assert worker.run_once() == 1 and worker.run_once() == 0
+    rows = sheets.fake.rows(sheets.key, _today(bays))
+    assert [(r[COUNT_ID], r[3], r[-1]) for r in rows[1:]] == [
+        (first, 25, ""), (copy.id, 23, "Reopened")]
+    flagged = sheets.fake.rows(sheets.key, VARIANCES)
+    assert [r[COUNT_ID] for r in flagged[1:]] == [copy.id]
+    with pytest.raises(Exception, match="only the confirmed photo"):
+        bays.store.reopen(first, manager)  # the old photo is history now

@@ -651,6 +651,13 @@ class Services:
                                     "note": note, "by": manager.name})
         return records
 
+    def reopen(self, manager: Device, record: CountRecord) -> list[CountRecord]:
+        """A manager reopens a confirmed bay (open copies replace its confirmed photos)."""
+        try:
+            return self.store.reopen(record.id, manager)
+        except StoreError as exc:
+            raise store_error(exc) from None
+
     def products(self) -> list[dict[str, str]]:
         """The catalog's products, for the correction screen's SKU search."""
         try:

@@ -23,4 +23,4 @@ class ApiError(Exception):
 
 # Store error codes -> HTTP status.
 STORE_STATUS = {"not_found": 404, "not_ready": 409, "already_confirmed": 409, "bad_request": 400,
-                "superseded": 409, "location_conflict": 409}
+                "superseded": 409, "location_conflict": 409, "not_confirmed": 409}

@@ -261,6 +261,13 @@ def openapi_spec() -> dict[str, Any]:
                                                               "phone gets a recount message"),
                               "403": _error("not a manager token"),
                               "409": _error("confirmed or replaced"), **common_errors}}},
+            "/counts/{count_id}/reopen": {"post": {
+                "summary": "Managers: reopen a confirmed bay (confirming it again sends the "
+                           "new version to the sinks, flagged as revising the old one)",
+                "parameters": [count_id],
+                "responses": {"200": _json({"type": "object"}, "the open copies"),
+                              "403": _error("not a manager token"),
+                              "409": _error("not confirmed, or replaced"), **common_errors}}},
             "/review": {"get": {
                 "summary": "Managers: today's sessions by walker and the review queue",
                 "description": "sessions: walker, bays, confirmed, photos; queue: per bay the "

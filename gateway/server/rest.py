@@ -226,6 +226,16 @@ def recount(count_id: str) -> Response:
     return jsonify({"type": "recount", "counts": [r.id for r in records], "note": note.strip()})
 
 
+@api.post("/counts/<count_id>/reopen")
+def reopen(count_id: str) -> Response:
+    """Managers: reopen a confirmed bay; confirming it again sends the sinks the new version,
+    flagged as revising the old one."""
+    me = _manager()
+    svc = services()
+    copies = svc.reopen(me, svc.count_for(me, count_id))
+    return jsonify({"type": "reopened", "counts": [count_json(c, svc.bay(c)) for c in copies]})
+
+
 @api.get("/counts/<count_id>/photo")
 def count_photo(count_id: str) -> Response:
     """The stored photo (the manager's review shows it with its boxes)."""

@@ -58,6 +58,7 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
         records = store.session_counts(session.id)
         bays = bay_summary(records)
         by_id = {r.client_id: r for r in records}
+        confirmed_ids = {r.id for r in records if r.confirmed_at is not None}
         sessions.append({
             "id": session.id, "walker": session.walker, "started": to_ts(session.created_at),
             "photos": len(records), "bays": len(bays),
@@ -68,6 +69,8 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
             if not current:
                 continue
             reasons, lines = bay_reasons(bay, current, reorder_point, thresholds)
+            if not bay["confirmed"] and any(r.replaces in confirmed_ids for r in current):
+                reasons.insert(0, "reopened: confirm again to send the new version")
             latest = current[-1]
             queue.append({
                 "session": session.id, "walker": session.walker, "bay": bay["bay"],

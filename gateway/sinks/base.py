@@ -24,6 +24,8 @@ class Entry(Protocol):
     def rows(self) -> list[dict[str, Any]]: ...
     @property
     def created_at(self) -> datetime: ...
+    @property
+    def revises(self) -> str | None: ...  # the entry a reopened bay's re-confirmation replaces
 
 
 class SinkError(Exception):

@@ -42,6 +42,7 @@ SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
 EXTRA_COLUMNS = ("Count_ID", "Session", "Walker", "System_Quantity", "Variance",
                  "Variance_Pct", "Flag")
 HEADER = COLUMNS + EXTRA_COLUMNS
+REOPENED = "Reopened"  # Flag of the lines of a bay confirmed again after a manager reopened it
 COUNT_ID_COL = HEADER.index("Count_ID") + 1
 VARIANCES = "Variances"
 TIMEOUT_S = 30.0
@@ -201,6 +202,8 @@ class SheetsSink:
     def _cells(entry: Entry, row: dict[str, Any], line: LineVariance) -> list[Any]:
         extra = {"Count_ID": entry.count_id, "Session": entry.session_id,
                  "Walker": entry.walker, **line.columns()}
+        if entry.revises:  # a reopened bay, confirmed again
+            extra["Flag"] = ", ".join(f for f in (REOPENED, extra["Flag"]) if f)
         return [safe_cell(row.get(c, "")) for c in COLUMNS] + \
             [safe_cell(extra[c]) for c in EXTRA_COLUMNS]
 
@@ -222,7 +225,8 @@ class SheetsSink:
                 continue
             title = self.worksheet_title(entry)
             by_sheet[title][entry.count_id] = [self._cells(entry, r, ln) for r, ln in lines]
-            flags = [self._cells(entry, r, ln) for r, ln in lines if ln.flagged]
+            flags = [self._cells(entry, r, ln) for r, ln in lines
+                     if ln.flagged or entry.revises]
             if flags:
                 flagged[entry.count_id] = flags
         failed: dict[str, Exception] = {}

@@ -44,7 +44,8 @@ from .types import (
 # client's correction id, so a re-sent correction is recorded once).
 # 3: counts got bay_id, replaces, part_of, superseded_by (one bay, one count) and
 # location_choice (the walker's answer to a location conflict), recount_note / _by / _at (a
-# manager sent the bay back).
+# manager sent the bay back); outbox got revises (the entry a reopened bay's re-confirmation
+# replaces).
 SCHEMA_VERSION = "3"
 
 _DDL: tuple[str, ...] = (
@@ -79,7 +80,7 @@ _DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS outbox (
         id TEXT PRIMARY KEY, count_id TEXT NOT NULL UNIQUE REFERENCES counts(id),
         session_id TEXT NOT NULL, walker TEXT NOT NULL, location TEXT,
-        rows_json TEXT NOT NULL, created_at TEXT NOT NULL)""",
+        rows_json TEXT NOT NULL, created_at TEXT NOT NULL, revises TEXT)""",
     """CREATE TABLE IF NOT EXISTS outbox_delivery (
         entry_id TEXT NOT NULL REFERENCES outbox(id), sink TEXT NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0, delivered_at TEXT, last_error TEXT,
@@ -88,10 +89,11 @@ _DDL: tuple[str, ...] = (
 
 # Columns added after versions 1 and 2 (table, column): an older database gets those it lacks
 # on opening (then these indexes).
-_MIGRATE_FROM_2: tuple[tuple[str, str], ...] = tuple(
-    ("counts", column)
-    for column in ("bay_id", "replaces", "part_of", "superseded_by", "location_choice",
-                   "recount_note", "recount_by", "recount_at")
+_MIGRATE_FROM_2: tuple[tuple[str, str], ...] = (
+    *(("counts", column)
+      for column in ("bay_id", "replaces", "part_of", "superseded_by", "location_choice",
+                     "recount_note", "recount_by", "recount_at")),
+    ("outbox", "revises"),
 )
 _MIGRATE_FROM_1: tuple[tuple[str, str], ...] = (
     ("corrections", "row_condition"),
@@ -487,6 +489,47 @@ class Store:
                             "updated_at = ? WHERE id = ?", (note, by.name, now, now, part.id))
             return [self._count(cur, part.id) for part in parts]  # type: ignore[misc]
 
+    def reopen(self, count_id: str, by: Device) -> list[CountRecord]:
+        """A manager reopens a confirmed bay: each confirmed photo gets an open copy (same
+        photo, result and corrections) that replaces it, so the bay can be corrected and
+        confirmed again; the sinks then receive the new version as revising the old one."""
+        with self._tx() as cur:
+            record = self._count(cur, count_id)
+            if record is None:
+                raise StoreError("not_found", "no such count")
+            if record.confirmed_at is None or not record.is_current:
+                raise StoreError("not_confirmed", "only the confirmed photo of a bay can be "
+                                 "reopened")
+            parts = [p for p in self._bay_parts(cur, record) if p.confirmed_at is not None]
+            copies = [self._reopened_copy(cur, part) for part in parts]
+            cur.execute("UPDATE counts SET updated_at = ?, confirmed_by = ? WHERE id = ?",
+                        (to_ts(utcnow()), f"{record.confirmed_by} (reopened by {by.name})",
+                         record.id))
+            return copies
+
+    def _reopened_copy(self, cur: _Cursor, part: CountRecord) -> CountRecord:
+        copy_id, now = new_id(), to_ts(utcnow())
+        cur.execute("SELECT COUNT(*) FROM counts WHERE replaces = ?", (part.id,))
+        client_id = f"{part.client_id[:80]}:reopen{cur.fetchone()[0] + 1}"
+        cur.execute(
+            f"INSERT INTO counts ({_COUNT_COLUMNS}) SELECT ?, session_id, device_id, ?, source, "
+            "location, photo_hash, photo_bytes, 'done', attempts, NULL, NULL, result_json, ?, ?, "
+            "?, NULL, NULL, bay_id, id, part_of, NULL, location_choice, NULL, NULL, NULL "
+            "FROM counts WHERE id = ?",
+            (copy_id, client_id, now, now, now, part.id))
+        for c in part.corrections:
+            cur.execute(
+                f"INSERT INTO corrections ({_CORRECTION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (new_id(), copy_id, c.location, c.sku, c.model_quantity, c.quantity,
+                 json.dumps(c.row, default=str), c.by_device, c.by_name,
+                 to_ts(c.corrected_at), c.condition, c.client_id))
+        cur.execute("UPDATE counts SET superseded_by = ?, updated_at = ? WHERE id = ?",
+                    (copy_id, now, part.id))
+        copy = self._count(cur, copy_id)
+        assert copy is not None
+        return copy
+
     def sessions_since(self, since: datetime) -> list[Session]:
         """Every session started at or after ``since`` (a manager's day), oldest first."""
         with self._tx() as cur:
@@ -679,11 +722,18 @@ class Store:
                 "WHERE id = ? AND confirmed_at IS NULL",
                 (now, by.name, now, part.id),
             )
+        revises = None
+        if record.bay_id is not None:  # a reopened bay: its last confirmation is replaced
+            cur.execute("SELECT o.id FROM outbox o JOIN counts c ON c.id = o.count_id "
+                        "WHERE c.bay_id = ? AND c.session_id = ? ORDER BY o.created_at DESC",
+                        (record.bay_id, record.session_id))
+            found = cur.fetchone()
+            revises = found[0] if found else None
         cur.execute(
             "INSERT INTO outbox (id, count_id, session_id, walker, location, rows_json, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "created_at, revises) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (new_id(), count_id, record.session_id, walker, location or None,
-             json.dumps(rows, default=str), now),
+             json.dumps(rows, default=str), now, revises),
         )
         confirmed = self._count(cur, count_id)
         assert confirmed is not None
@@ -718,14 +768,15 @@ class Store:
         with self._tx() as cur:
             cur.execute(
                 "SELECT o.id, o.count_id, o.session_id, o.walker, o.location, o.rows_json, "
-                "o.created_at FROM outbox o LEFT JOIN outbox_delivery d "
+                "o.created_at, o.revises FROM outbox o LEFT JOIN outbox_delivery d "
                 "ON d.entry_id = o.id AND d.sink = ? "
                 "WHERE d.delivered_at IS NULL AND (d.retry_at IS NULL OR d.retry_at <= ?) "
                 "ORDER BY o.created_at, o.id LIMIT ?",
                 (sink, to_ts(now), int(limit)),
             )
             return [
-                OutboxEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), from_ts(r[6]))  # type: ignore[arg-type]
+                OutboxEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), from_ts(r[6]),  # type: ignore[arg-type]
+                            r[7])
                 for r in cur.fetchall()
             ]
 
@@ -733,12 +784,13 @@ class Store:
         """All outbox entries of a session (delivered or not), for re-sending on demand."""
         with self._tx() as cur:
             cur.execute(
-                "SELECT id, count_id, session_id, walker, location, rows_json, created_at "
-                "FROM outbox WHERE session_id = ? ORDER BY created_at, id",
+                "SELECT id, count_id, session_id, walker, location, rows_json, created_at, "
+                "revises FROM outbox WHERE session_id = ? ORDER BY created_at, id",
                 (session_id,),
             )
             return [
-                OutboxEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), from_ts(r[6]))  # type: ignore[arg-type]
+                OutboxEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), from_ts(r[6]),  # type: ignore[arg-type]
+                            r[7])
                 for r in cur.fetchall()
             ]
 

@@ -163,3 +163,4 @@ class OutboxEntry:
     location: str | None
     rows: list[dict[str, Any]]
     created_at: datetime
+    revises: str | None = None  # the entry this one replaces (a reopened, re-confirmed bay)

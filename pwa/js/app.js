@@ -1049,7 +1049,10 @@ function reviewItem(q) {
     el("div", { class: "photo" }, el("img", { alt: `Photo of ${q.location}` }),
       el("canvas", { "aria-hidden": "true" })),
     el("ul", {}, ...rows),
-    q.confirmed ? null : el("div", { class: "actions" },
+    q.confirmed ? el("div", { class: "actions" },
+      el("button", { type: "button", class: "btn", "data-act": "reopen",
+        onclick: () => reviewAct(q, "reopen") }, "Reopen"))
+      : el("div", { class: "actions" },
       el("button", { type: "button", class: "btn btn-primary", "data-act": "approve",
         onclick: () => reviewAct(q, "approve") }, "Approve"),
       note,
@@ -1079,6 +1082,9 @@ async function reviewAct(q, act) {
     if (act === "approve") {
       await api(`counts/${encodeURIComponent(q.count_id)}/confirm`, { method: "POST" });
       toast(`${q.location} approved`);
+    } else if (act === "reopen") {
+      await api(`counts/${encodeURIComponent(q.count_id)}/reopen`, { method: "POST" });
+      toast(`${q.location} reopened: approve it again to send the new version`);
     } else {
       const note = document.getElementById(`note-${q.count_id}`).value.trim();
       if (!note) {
