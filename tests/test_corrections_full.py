@@ -75,6 +75,37 @@ def test_a_misread_expiry_is_fixed_and_the_condition_follows(store: Store) -> No
         store.correct(count_id, sku="SKU-1", quantity=6, by=walker, expiry="31/12/2099")
 
 
+def test_a_line_is_split_by_condition_and_the_bay_still_adds_up(store: Store) -> None:
+    count_id, walker = counted(store, [row("A-01-1", "SKU-1", 12)])
+    store.correct(count_id, sku="SKU-1", quantity=12, by=walker, split=(2, "Damaged"),
+                  client_id="s1")
+    rows = store.get_count(count_id).rows
+    assert sorted((r["SKU"], r["Quantity_Counted"], r["Condition"]) for r in rows) == [
+        ("SKU-1", 2, "Damaged"), ("SKU-1", 10, "Good")]
+    # Changing the split replaces it (3 of 12 now); the confirmed bay sums to 12 in the sinks.
+    store.correct(count_id, sku="SKU-1", quantity=12, by=walker, split=(3, "Damaged"),
+                  client_id="s2")
+    rows = store.get_count(count_id).rows
+    assert sorted((r["Quantity_Counted"], r["Condition"]) for r in rows) == [
+        (3, "Damaged"), (9, "Good")]
+    store.confirm_count(count_id, walker)
+    (entry,) = store.outbox_entries(store.get_count(count_id).session_id)
+    assert sum(r["Quantity_Counted"] for r in entry.rows) == 12
+    with pytest.raises(StoreError):
+        store.correct(count_id, sku="SKU-1", quantity=12, by=walker, split=(1, "Damaged"))
+
+
+def test_a_split_of_every_item_leaves_no_empty_line_and_bad_splits_are_refused(
+        store: Store) -> None:
+    count_id, walker = counted(store, [row("A-01-1", "SKU-1", 4)])
+    store.correct(count_id, sku="SKU-1", quantity=4, by=walker, split=(4, "Expired"))
+    assert [(r["Quantity_Counted"], r["Condition"]) for r in store.get_count(count_id).rows] == [
+        (4, "Expired")]
+    for bad in [(5, "Damaged"), (1, "Good"), (-1, "Damaged")]:
+        with pytest.raises(StoreError):
+            store.correct(count_id, sku="SKU-1", quantity=4, by=walker, split=bad)
+
+
 @pytest.fixture(scope="module")
 def gw(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     with running_gateway(tmp_path_factory.mktemp("gw-full-corrections"), triton.url) as server:

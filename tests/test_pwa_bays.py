@@ -257,3 +257,36 @@ def test_the_manager_reviews_the_day_in_the_app_on_phone_and_desk(
         assert server.services.store.get_count(second["count_id"]).superseded_by
     finally:
         phone.close()
+
+
+def test_a_line_is_split_by_condition_in_the_sheet(playwright: Any, scene_camera: Any,
+                                                   gateway: Any) -> None:
+    """Issue 12, finding 3: "split a line by condition (e.g. 2 of 12 Damaged)"."""
+    y4m, scene = scene_camera
+    server, token = gateway
+    sku = max(scene.counts, key=scene.counts.get)
+    total = scene.counts[sku]
+    with browser_context(playwright, y4m) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, server.base_url + "/", token)
+        page.fill("#loc-input", scene.location)
+        page.click("#loc-set")
+        take_photo(page, 0)
+        page.click(f".line[data-sku='{sku}']")
+        page.fill("#edit-split", "2")
+        page.click("#edit-save")
+        page.wait_for_selector(f".line[data-sku='{sku}'][data-split='Damaged']",
+                               timeout=RESULT_TIMEOUT_MS)
+        page.wait_for_function("document.getElementById('pending').hidden", timeout=15000)
+        main = page.locator(f".line[data-sku='{sku}']:not([data-split]) .q").text_content()
+        split = page.locator(f".line[data-sku='{sku}'][data-split] .q").text_content()
+        assert (int(main), int(split)) == (total - 2, 2)
+        shot(page, "bays-7-split")
+        session = page.evaluate("window.__sc.link.session")
+        confirm_bay(page)
+        assert errors == []
+    rows = [r for r in csv_rows(server, token, session) if r["SKU"] == sku]
+    damaged = [int(r["Quantity_Counted"]) for r in rows if r["Condition"] == "Damaged"]
+    kept = [int(r["Quantity_Counted"]) for r in rows if r["Condition"] != "Damaged"]
+    assert (damaged, kept) == ([2], [total - 2])  # the rest keeps its Condition

@@ -756,7 +756,18 @@ def _correction_fields(body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError("bad_request", "expiry must be a date YYYY-MM-DD (or empty)")
     return {"sku": sku.strip(), "quantity": quantity, "location": location,
             "condition": condition, "new_sku": new_sku.strip() if new_sku else None,
-            "expiry": expiry.strip() if expiry is not None else None}
+            "expiry": expiry.strip() if expiry is not None else None,
+            "split": _split_field(body.get("split"))}
+
+
+def _split_field(split: Any) -> tuple[int, str] | None:
+    """``{"quantity": n, "condition": C}``: n of the line's items are C (e.g. Damaged)."""
+    if split is None:
+        return None
+    if not isinstance(split, dict) or not isinstance(split.get("quantity"), int) or not \
+            isinstance(split.get("condition"), str):
+        raise ApiError("bad_request", 'split must be {"quantity": N, "condition": C}')
+    return split["quantity"], split["condition"]
 
 
 def _lower_thread_priority(niceness: int) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.schema import decimal_or_none
 
+from .rows import line_key
 from .types import CountRecord
 
 # Where the pipeline's location came from (gateway.pipeline.fuse.pick_location).
@@ -54,10 +55,10 @@ def location_conflict(record: CountRecord) -> dict[str, Any] | None:
 
 def sum_rows(parts: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Lines of several photos of one bay, one line per (Location, SKU), quantities summed."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
     for rows in parts:
         for row in rows:
-            key = (str(row.get("Location") or ""), str(row.get("SKU") or ""))
+            key = line_key(row)
             if key not in out:
                 out[key] = dict(row)
                 continue

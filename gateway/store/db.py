@@ -25,7 +25,7 @@ from typing import Any
 from gateway.schema import CONDITIONS
 
 from .bays import bay_location, location_conflict, settle, sum_rows
-from .rows import corrected_row, find_row, removed_row
+from .rows import SPLIT, corrected_row, find_row, removed_row
 from .types import (
     ROLES,
     UNFINISHED,
@@ -577,6 +577,7 @@ class Store:
         client_id: str | None = None,
         new_sku: str | None = None,
         expiry: str | None = None,
+        split: tuple[int, str] | None = None,
     ) -> CountRecord:
         """Set one line's quantity (and Condition, expiry, SKU), keeping the model's figure
         and who/when.
@@ -585,8 +586,9 @@ class Store:
         None keeps the line's Condition. ``expiry`` (ISO date, "" for none) fixes a misread
         date. ``new_sku``: the line is another product (or the unidentified line, ``sku`` "",
         is this one): the line is taken out and its items join ``new_sku``'s line; ``catalog``
-        then describes ``new_sku``. Refused once the bay is confirmed: what the sinks received
-        must stay what the store shows.
+        then describes ``new_sku``. ``split`` (n, Condition): n of the line's ``quantity``
+        items go to a line of their own with that Condition (e.g. 2 of 12 Damaged). Refused
+        once the bay is confirmed: what the sinks received must stay what the store shows.
 
         Idempotent, because phones re-send what they are not sure arrived: a ``client_id``
         already recorded for this count returns the count unchanged, and so does, without a
@@ -595,6 +597,7 @@ class Store:
         correction that arrived before the bay was confirmed is not an error.
         """
         _check_correction(sku, quantity, condition, client_id, new_sku, expiry)
+        _check_split(split, quantity, new_sku)
         now = utcnow()
         with self._tx() as cur:
             record = self._count(cur, count_id)
@@ -608,9 +611,11 @@ class Store:
             lines = self._corrected_lines(record, sku=sku, quantity=quantity, location=location,
                                           catalog=catalog, condition=condition, now=now,
                                           new_sku=new_sku, expiry=expiry)
+            if split is not None:
+                lines = _split_lines(record, lines, split, now)
             for i, (line_sku, model_quantity, row) in enumerate(lines):
                 cid = client_id if client_id is None or i == len(lines) - 1 else (
-                    f"{client_id[:90]}:moved")
+                    f"{client_id[:90]}:{i}")
                 cur.execute(
                     f"INSERT INTO corrections ({_CORRECTION_COLUMNS}) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -944,6 +949,44 @@ def _check_correction(sku: str, quantity: int, condition: str | None, client_id:
         raise StoreError("bad_request", "correction_id must be 1-100 letters, digits or ._:-")
     if expiry and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", expiry):
         raise StoreError("bad_request", "expiry must be a date YYYY-MM-DD (or empty)")
+
+
+def _check_split(split: tuple[int, str] | None, quantity: int, new_sku: str | None) -> None:
+    if split is None:
+        return
+    n, condition = split
+    if new_sku is not None:
+        raise StoreError("bad_request", "a line is either split or moved to another SKU")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= quantity:
+        raise StoreError("bad_request", "split quantity must be 0 to the line's quantity")
+    if condition not in CONDITIONS or condition == "Good":
+        raise StoreError("bad_request", "split condition must be Damaged, Expired or "
+                         "Out of Stock")
+
+
+def _split_lines(record: CountRecord, lines: list[tuple[str, int | None, dict[str, Any]]],
+                 split: tuple[int, str], now: datetime
+                 ) -> list[tuple[str, int | None, dict[str, Any]]]:
+    """The line keeps ``quantity - n`` items; the n split off get a line of their own (none
+    when n is 0; a line left with no items is taken out rather than read "Out of Stock")."""
+    n, condition = split
+    sku, model_quantity, main = lines[-1]
+    kept = int(main["Quantity_Counted"]) - n
+    where = main.get("Location")
+    out = [(sku, model_quantity,
+            corrected_row(main, location=where, sku=sku, quantity=kept, now=now,
+                          condition=main.get("Condition")) if kept else removed_row(main, now))]
+    existing = next((r for r in record.rows
+                     if r.get("SKU") == sku and r.get(SPLIT) == condition), None)
+    if n:
+        part = corrected_row(existing or main, location=where, sku=sku, quantity=n, now=now,
+                             condition=condition)
+    elif existing is not None:
+        part = removed_row(existing, now)
+    else:
+        return out
+    part[SPLIT] = condition
+    return [*out, (sku, None, part)]
 
 
 def _check_open(record: CountRecord) -> None:

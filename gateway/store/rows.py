@@ -17,17 +17,24 @@ from gateway.schema import COLUMNS, decimal_or_none
 from .types import Correction, to_ts
 
 REMOVED = "_removed"  # a correction row with this key set takes its line out (SKU changed)
+SPLIT = "_split"  # a line split off another by Condition (e.g. 2 of 12 Damaged): its Condition
 
 
-def _key(row: Mapping[str, Any]) -> tuple[str, str]:
-    return (str(row.get("Location") or ""), str(row.get("SKU") or ""))
+def line_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    """A line: one SKU at one location, and apart from it the items split off by Condition."""
+    return (str(row.get("Location") or ""), str(row.get("SKU") or ""), str(row.get(SPLIT) or ""))
+
+
+_key = line_key
 
 
 def find_row(
     rows: Iterable[Mapping[str, Any]], sku: str, location: str | None
 ) -> Mapping[str, Any] | None:
-    """The line a correction is about: same SKU (and Location when given)."""
+    """The line a correction is about: same SKU (and Location when given), not a split-off."""
     for row in rows:
+        if row.get(SPLIT):
+            continue
         if str(row.get("SKU") or "") == sku and (
             location is None or str(row.get("Location") or "") == location
         ):

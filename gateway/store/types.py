@@ -91,6 +91,7 @@ class Correction:
             "correction_id": self.client_id,
             "expiry": self.row.get("Expiration_Date", ""),
             "removed": bool(self.row.get("_removed")),
+            "split": self.row.get("_split") or None,
             "by": self.by_name,
             "at": to_ts(self.corrected_at),
         }

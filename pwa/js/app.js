@@ -482,9 +482,11 @@ function expiryClass(text) {
   return days < EXPIRY_WARN_DAYS ? "expiring" : "";
 }
 
+// Items split off a line by Condition (e.g. 2 of 12 Damaged) are a line of their own.
 function lineQuantity(photo, row) {
-  const e = photo.edits && photo.edits[row.SKU];
-  return e ? e.quantity : Number(row.Quantity_Counted) || 0;
+  const e = !row._split && photo.edits && photo.edits[row.SKU];
+  if (!e) return Number(row.Quantity_Counted) || 0;
+  return e.quantity - ((e.split && e.split.quantity) || 0);
 }
 
 const PHOTO_STATE = {
@@ -585,11 +587,12 @@ async function renderResult(photo) {
       class: ["line", conf.level === "low" && "low", edit && "edited", damaged && "damaged"]
         .filter(Boolean).join(" "),
       "data-sku": row.SKU,
+      "data-split": row._split || null,
       onclick: () => {
         if (photo.status === "confirmed" || photo.status === "confirming") {
           toast("This bay is confirmed: corrections are closed");
         } else {
-          openEdit(photo, row);
+          openEdit(photo, row._split ? mainLine(photo, row.SKU) || row : row);
         }
       },
     },
@@ -692,6 +695,17 @@ function renderBayNote(photo) {
 
 // The correction sheet: a line's quantity, Damaged, product (change the SKU, or name the
 // unidentified items) and expiry; with no line, "Add missed SKU".
+function mainLine(photo, sku) {
+  return ((photo.result && photo.result.rows) || []).find((r) => r.SKU === sku && !r._split);
+}
+
+// The items of a SKU split off as Damaged in this photo (0: none).
+function damagedOf(photo, sku) {
+  const r = ((photo.result && photo.result.rows) || []).find((x) => x.SKU === sku
+    && x._split === "Damaged");
+  return r ? Number(r.Quantity_Counted) || 0 : 0;
+}
+
 async function openEdit(photo, row) {
   const edit = row && photo.edits && photo.edits[row.SKU];
   const mode = !row ? "add" : row.SKU ? "line" : "assign";
@@ -710,6 +724,10 @@ async function openEdit(photo, row) {
   $("edit-new-sku").value = (edit && edit.newSku) || "";
   $("edit-new-sku").placeholder = mode === "line" ? "keep this product" : "SKU, name or code";
   $("edit-expiry").value = (edit && edit.expiry) || ui.edit.origExpiry;
+  ui.edit.origSplit = row ? damagedOf(photo, row.SKU) : 0;
+  ui.edit.qty += ui.edit.origSplit; // the sheet edits the SKU's total here
+  $("edit-split").value = ui.edit.origSplit ? String(ui.edit.origSplit) : "";
+  $("edit-split").disabled = mode !== "line";
   $("edit-error").textContent = "";
   renderEdit();
   $("edit").showModal();
@@ -760,6 +778,12 @@ function editRequest(e) {
   const extra = { expiry: expiry !== e.origExpiry ? expiry : undefined };
   const condition = e.damaged ? "Damaged" : e.origCondition === "Damaged" ? "Good" : null;
   if (e.mode === "add") return { sku: product.sku, condition, extra };
+  const split = Number($("edit-split").value || 0);
+  if (!Number.isInteger(split) || split < 0 || split > e.qty) {
+    return { error: `Damaged must be 0 to ${e.qty}.` };
+  }
+  // The total includes the split-off items, so the split goes with every change of the line.
+  if (split || e.origSplit) extra.split = { quantity: split, condition: "Damaged" };
   if (product && product.sku !== e.sku) extra.newSku = product.sku;
   if (e.mode === "assign" && !extra.newSku) return { error: "Pick the product first." };
   return { sku: e.sku, condition, extra };

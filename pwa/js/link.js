@@ -414,6 +414,7 @@ export class Link extends EventTarget {
       if (item.condition) msg.condition = item.condition;
       if (item.newSku) msg.new_sku = item.newSku;
       if (item.expiry !== undefined) msg.expiry = item.expiry;
+      if (item.split) msg.split = item.split;
       if (item.cid) msg.correction_id = item.cid; // items queued before ids existed have none
       const reply = this.wait(`correct:${item.id}`, ACK_TIMEOUT_MS);
       if (!this.send(msg)) return false;

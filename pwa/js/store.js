@@ -124,6 +124,7 @@ export async function addCorrection(id, sku, quantity, condition, extra = {}) {
   const more = {};
   if (extra.newSku) more.newSku = extra.newSku;
   if (extra.expiry !== undefined && extra.expiry !== null) more.expiry = extra.expiry;
+  if (extra.split) more.split = extra.split;
   await tx(["photos", "outbox"], "readwrite", (t) => {
     const photos = t.objectStore("photos");
     const g = photos.get(id);
