@@ -431,3 +431,45 @@ def test_a_slow_upload_says_sending_with_progress_then_counted(playwright: Any, 
         page.wait_for_selector("#result-status[data-state=done]", timeout=60000)
         assert time.monotonic() - t0 > 0.5  # the proxy really held the upload back
         assert errors == []
+
+
+def test_on_a_slow_link_the_next_big_photo_goes_at_reduced_size(playwright: Any, gateway: Any,
+                                                                tmp_path: Path) -> None:
+    """Issue 12, finding 6: a 12 MP photo was always sent whole. After one slow upload the app
+    knows the link's rate and sends the next big photo at 2048 px (the full one stays)."""
+    from urllib.parse import urlsplit
+
+    from tests.throttle_proxy import throttled
+
+    gw, url = gateway
+    import numpy as np
+
+    shelf = synthetic_shelf(2560, 1440).astype(np.int16)
+    grain = np.random.default_rng(1).normal(0, 8, shelf.shape).astype(np.int16)
+    # Grain: a JPEG the socket's compression cannot shrink, as a real photo.
+    camera = write_y4m(tmp_path / "big.y4m", np.clip(shelf + grain, 0, 255).astype(np.uint8))
+    with throttled(urlsplit(url).port, up_bps=100_000, latency_s=0.25) as port, \
+            browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#locations[open]")
+        page.fill("#loc-input", "A-01-1")
+        page.click("#loc-set")
+        wait_text(page, "#net", "online")
+        sent = []
+        for i in range(2):
+            page.click("#shutter")
+            page.wait_for_function(f"window.__sc.stats.shutters.length >= {i + 1}",
+                                   timeout=90000)
+            sent.append(page.evaluate(
+                "window.__sc.store.getPhoto(window.__sc.ui.photoId).then(p => "
+                "[p.blob.size, p.sentBytes, !!p.reduced])"))
+            if i == 0:
+                page.click("#next-photo")
+        (full, full_sent, first_reduced), (big, small_sent, second_reduced) = sent
+        assert full == full_sent and not first_reduced  # the link's rate was unknown
+        assert second_reduced and small_sent < 0.9 * big, sent  # 2048 of 2560 px
+        assert "reduced size" in page.text_content("#result-status")
+        assert len(gw.full_photos()) == 2
+        assert errors == []

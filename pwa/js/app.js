@@ -558,6 +558,7 @@ async function renderResult(photo) {
     status = `Recount asked${photo.recount.by ? ` by ${photo.recount.by}` : ""}: `
       + `${photo.recount.note}. ${status}`;
   }
+  if (photo.reduced) status += " · sent at reduced size (slow link)";
   if (photo.status === "queued" && link.state === "online" && !photo.note) {
     status = "Queued: it is sent next.";
   }

@@ -10,6 +10,12 @@ import * as store from "./store.js";
 const ACK_TIMEOUT_MS = 60000;
 const PREVIEW_TIMEOUT_MS = 5000;
 const MAX_BACKOFF_MS = 15000;
+// On a slow link (the last uploads' rate says a photo would take longer than SLOW_UPLOAD_S)
+// a big photo is sent at REDUCED_SIDE px on its long side: enough to count and to read the
+// labels of ordinary bays (make bench-reduced measures what it costs); the full photo stays here.
+const SLOW_UPLOAD_S = 3;
+const REDUCED_SIDE = 2048;
+const REDUCED_QUALITY = 0.85;
 // Error codes that mean "try again later" rather than "this photo is bad".
 const RETRYABLE = /unavailable|rate_limited|busy|timeout|overload|internal|not_ready/i;
 
@@ -308,6 +314,31 @@ export class Link extends EventTarget {
     }
   }
 
+  // Bytes per second of the last uploads (photo bytes until the gateway's ack).
+  measureUplink(bytes, ms) {
+    if (bytes < 50000 || ms <= 0) return; // small uploads say more about latency than rate
+    const bps = (bytes * 1000) / ms;
+    this.uplinkBps = this.uplinkBps ? (this.uplinkBps + bps) / 2 : bps;
+  }
+
+  // The photo as sent: reduced when the link is slow and the photo is big.
+  async uploadFor(blob) {
+    if (!this.uplinkBps || blob.size / this.uplinkBps <= SLOW_UPLOAD_S) return blob;
+    try {
+      const bitmap = await createImageBitmap(blob);
+      const scale = REDUCED_SIDE / Math.max(bitmap.width, bitmap.height);
+      if (scale >= 1) return blob;
+      const c = document.createElement("canvas");
+      c.width = Math.round(bitmap.width * scale);
+      c.height = Math.round(bitmap.height * scale);
+      c.getContext("2d").drawImage(bitmap, 0, 0, c.width, c.height);
+      const small = await new Promise((ok) => c.toBlob(ok, "image/jpeg", REDUCED_QUALITY));
+      return small && small.size < blob.size ? small : blob;
+    } catch {
+      return blob; // cannot decode here: send what was taken
+    }
+  }
+
   // Upload progress of a photo: what the socket still buffers, polled until it is all out.
   watchUpload(id, total) {
     const ws = this.ws;
@@ -400,14 +431,20 @@ export class Link extends EventTarget {
       const head = { type: "photo", id: p.id, preview: false };
       if (p.location) head.location = p.location;
       if (p.partOf) head.part_of = p.partOf; // "add another part of this bay"
+      const blob = await this.uploadFor(p.blob);
       const reply = this.wait(`photo:${p.id}`, ACK_TIMEOUT_MS);
-      if (!this.send(head, p.blob)) return false;
+      const t0 = performance.now();
+      if (!this.send(head, blob)) return false;
       await store.updatePhoto(p.id, (r) => {
         if (r.status === "queued") r.status = "sending";
+        r.sentBytes = blob.size;
+        r.reduced = blob !== p.blob;
       });
       this.emit("changed", { id: p.id });
-      this.watchUpload(p.id, p.blob.size);
-      return this.afterReply(item, await reply, conn);
+      this.watchUpload(p.id, blob.size);
+      const answer = await reply;
+      if (answer.type === "ack") this.measureUplink(blob.size, performance.now() - t0);
+      return this.afterReply(item, answer, conn);
     }
     if (item.kind === "correct") {
       const msg = { type: "correct", id: item.id, sku: item.sku, quantity: item.quantity };
