@@ -286,3 +286,47 @@ def test_a_version_1_database_gains_the_new_correction_columns(tmp_path: Path) -
     check = sqlite3.connect(path)
     assert check.execute("SELECT value FROM meta").fetchone() == ("3",)
     check.close()
+
+
+def test_a_version_2_database_gains_the_bay_and_reopen_columns(tmp_path: Path) -> None:
+    """A store written before one-bay-one-count (schema 2) opens, keeps its counts and works
+    with bays, location answers and reopened bays."""
+    import sqlite3
+
+    path = tmp_path / "v2.db"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '2');
+        CREATE TABLE counts (
+            id TEXT PRIMARY KEY, session_id TEXT NOT NULL, device_id TEXT NOT NULL,
+            client_id TEXT NOT NULL, source TEXT NOT NULL, location TEXT,
+            photo_hash TEXT NOT NULL, photo_bytes INTEGER NOT NULL, status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, error_code TEXT, error_message TEXT,
+            result_json TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            finished_at TEXT, confirmed_at TEXT, confirmed_by TEXT, photo_purged_at TEXT,
+            UNIQUE (device_id, client_id));
+        CREATE TABLE outbox (
+            id TEXT PRIMARY KEY, count_id TEXT NOT NULL UNIQUE, session_id TEXT NOT NULL,
+            walker TEXT NOT NULL, location TEXT, rows_json TEXT NOT NULL,
+            created_at TEXT NOT NULL);
+    """)
+    old.close()
+    store = Store(path)
+    try:
+        walker, _ = store.add_device("walker-v2", "walker")
+        session = store.create_session(walker)
+        first = _counted(store, walker, session, "p1", [_row("A-1-1", "SKU-1", 4)])
+        again = _counted(store, walker, session, "p2", [_row("A-1-1", "SKU-1", 5)])
+        assert store.get_count(first).superseded_by == again  # a retake of the bay
+        store.confirm_count(again, walker)
+        manager, _ = store.add_device("manager-v2", "manager")
+        (copy,) = store.reopen(again, manager)
+        store.confirm_count(copy.id, manager)
+        old_entry, new_entry = store.outbox_entries(session.id)
+        assert new_entry.revises == old_entry.id
+    finally:
+        store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT value FROM meta").fetchone() == ("3",)
+    check.close()
