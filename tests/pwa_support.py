@@ -102,11 +102,14 @@ def browser_context(playwright: Any, y4m: Path, *, profile: Path | None = None,
     """A phone-emulating Chromium context with the fake camera and camera permission.
 
     With ``profile`` the context is persistent (needed for installability checks: a normal
-    context counts as incognito).
+    context counts as incognito). The gateway's Content-Security-Policy is bypassed by default
+    because Playwright's string predicates are evaluated with eval; the app's own behaviour under
+    the policy is checked with ``bypass_csp=False`` (tests/test_pwa_bays.py).
     """
     opts = dict(playwright.devices[device])
     opts.pop("default_browser_type", None)
-    opts.update(permissions=["camera"], **overrides)
+    opts.update(permissions=["camera"], bypass_csp=True)
+    opts.update(overrides)
     args = BASE_FLAGS + camera_flags(y4m)
     if profile is not None:
         ctx = playwright.chromium.launch_persistent_context(

@@ -290,3 +290,29 @@ def test_a_line_is_split_by_condition_in_the_sheet(playwright: Any, scene_camera
     damaged = [int(r["Quantity_Counted"]) for r in rows if r["Condition"] == "Damaged"]
     kept = [int(r["Quantity_Counted"]) for r in rows if r["Condition"] != "Damaged"]
     assert (damaged, kept) == ([2], [total - 2])  # the rest keeps its Condition
+
+
+def test_the_app_works_under_the_gateways_content_security_policy(
+    playwright: Any, scene_camera: Any, gateway: Any
+) -> None:
+    """Issue 13: CSP without inline script or eval; the app pairs, counts and shows the result
+    with the policy enforced and nothing refused (a refusal is a console error)."""
+    y4m, scene = scene_camera
+    server, token = gateway
+    with browser_context(playwright, y4m, bypass_csp=False) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        page.goto(server.base_url + "/")
+        page.wait_for_selector("#screen-pair:not([hidden])")
+        page.fill("#pair-token", token)
+        page.click("#pair-form button[type=submit]")
+        page.wait_for_selector("#locations[open]")
+        page.fill("#loc-input", scene.location)
+        page.click("#loc-set")
+        page.click("#shutter")
+        page.wait_for_selector(".line", timeout=RESULT_TIMEOUT_MS)
+        page.wait_for_selector("#result-status[data-state=done]")
+        page.click("#next-photo")
+        page.click("#session-btn")
+        page.wait_for_selector("#screen-session:not([hidden])")
+        assert errors == []

@@ -193,14 +193,17 @@ def test_malformed_messages_get_errors_and_the_connection_survives(
     assert phone.recv() == {"type": "pong"}
 
 
-def test_garbage_bytes_are_stored_then_rejected_clearly(
+def test_garbage_bytes_are_rejected_clearly_and_never_stored(
     gw: GatewayServer, phone: WsClient, walker: str
 ) -> None:
+    """Issue 13: refused bytes never touch the disk (no ack, no count, no photo file)."""
     phone.hello(walker)
     phone.photo("garbage-1", b"this is not a jpeg" * 100)
-    assert phone.wait_for(lambda m: m["type"] == "ack")["id"] == "garbage-1"
     error = phone.wait_for(outcome("garbage-1"))
     assert error["type"] == "error" and error["code"] == "not_an_image"
+    assert not any(m["type"] == "ack" for m in phone.inbox)
+    assert gw.services.store.count_by_client(
+        gw.services.store.device_by_token(walker).id, "garbage-1") is None
     phone.photo("empty-1", b"")
     assert phone.wait_for(lambda m: m.get("id") == "empty-1")["code"] == "empty"
 
@@ -225,8 +228,12 @@ def test_photo_rate_and_connection_limits(triton, tmp_path: Path) -> None:
         token = new_token(tmp_path, "w")
         phone = WsClient(server)
         phone.hello(token)
+        import cv2
+        import numpy as np
+
         for i in range(11):  # burst of 10, then refused
-            phone.photo(f"r{i}", f"not an image {i}".encode())
+            ok, tiny = cv2.imencode(".jpg", np.full((32, 32, 3), i, np.uint8))
+            phone.photo(f"r{i}", tiny.tobytes())
         replies = [phone.wait_for(lambda m, i=i: m.get("id") == f"r{i}" and m["type"] in
                                   ("ack", "error") and m.get("code") != "not_an_image")
                    for i in range(11)]

@@ -492,6 +492,7 @@ class Services:
                 "rate_limited", "too many photos from this device", 429,
                 retry_after_s=round(wait, 2),
             )
+        self._check_image(data)
         digest = self.photos.put(data)
         record, created = self.store.add_count(
             session_id=session.id, device_id=device.id, client_id=client_id, source=source,
@@ -500,6 +501,21 @@ class Services:
         if created:
             self.worker.submit(record.id)
         return record, created
+
+    def _check_image(self, data: bytes) -> None:
+        """Refuse, before anything touches the disk, bytes that are no image within the
+        limits (headers only: format, end marker, pixel count; the pixels are decoded when
+        counted). A device cannot fill the photo store with noise."""
+        from gateway.pipeline.decode import probe_image
+        from gateway.pipeline.types import PipelineError
+
+        try:
+            width, height = probe_image(data).upright_size
+        except PipelineError as exc:
+            raise ApiError(exc.code, exc.message, 422) from None
+        if width * height > self.settings.max_image_pixels:
+            raise ApiError("too_many_pixels", f"{width}x{height} is more than "
+                           f"{self.settings.max_image_pixels} pixels", 422)
 
     def _bay_links(self, device: Device, session: Session, replaces: Any, part_of: Any
                    ) -> dict[str, str | None]:
@@ -748,8 +764,8 @@ def _correction_fields(body: dict[str, Any]) -> dict[str, Any]:
                        "the unidentified items")
     if not isinstance(quantity, int) or isinstance(quantity, bool):
         raise ApiError("bad_request", "quantity must be an integer")
-    if location is not None and not isinstance(location, str):
-        raise ApiError("bad_request", "location must be text")
+    if location is not None and (not isinstance(location, str) or len(location) > 64):
+        raise ApiError("bad_request", "location must be text of at most 64 characters")
     if condition is not None and condition not in CONDITIONS:
         raise ApiError("bad_request", f"condition must be one of {', '.join(CONDITIONS)}")
     if expiry is not None and not isinstance(expiry, str):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from gateway.proto_gen.shelfcount.v1 import counting_pb2 as pb
 from gateway.proto_gen.shelfcount.v1 import counting_pb2_grpc as pb_grpc
@@ -282,6 +283,31 @@ class _StreamState:
         self.out.put({"type": "follow", "record": record})
 
 
+def _add_servicer(servicer: CountServicer, server: grpc.Server) -> None:
+    """The generated registration, except that Count parses its request itself: bytes that
+    are no Photo message get INVALID_ARGUMENT (grpc answers a deserializer's failure with
+    INTERNAL, which reads as the gateway's fault)."""
+
+    def count(raw: bytes, context: grpc.ServicerContext) -> pb.CountResult:
+        try:
+            request = pb.Photo.FromString(raw)
+        except DecodeError:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "bad_request: the request is not a shelfcount.v1.Photo message")
+        return servicer.Count(request, context)
+
+    handlers = {
+        "Count": grpc.unary_unary_rpc_method_handler(
+            count, request_deserializer=None,
+            response_serializer=pb.CountResult.SerializeToString),
+        "Stream": grpc.stream_stream_rpc_method_handler(
+            servicer.Stream, request_deserializer=pb.Photo.FromString,
+            response_serializer=pb.CountResult.SerializeToString),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("shelfcount.v1.CountService", handlers),))
+
+
 def start_grpc(services: Services, host: str, port: int,
                tls: tuple[Path, Path] | None = None) -> tuple[grpc.Server, int]:
     """Start the gRPC server; returns it and the bound port (``port`` 0 picks a free one)."""
@@ -295,7 +321,7 @@ def start_grpc(services: Services, host: str, port: int,
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
         ],
     )
-    pb_grpc.add_CountServiceServicer_to_server(CountServicer(services), server)
+    _add_servicer(CountServicer(services), server)
     address = f"{host}:{port}"
     if tls is not None:
         cert, key = tls

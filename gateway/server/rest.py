@@ -17,6 +17,7 @@ from gateway.store.types import to_ts
 
 from .core import Services, count_json
 from .errors import ApiError
+from .jsonsafe import JsonError, parse_json
 from .openapi import openapi_spec
 from .review import day_overview
 
@@ -64,7 +65,10 @@ def session_json(session: Session, *, with_counts: bool = True) -> dict[str, Any
 
 
 def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    try:
+        body = parse_json(request.get_data(cache=True))
+    except JsonError:
+        body = None
     if not isinstance(body, dict):
         raise ApiError("bad_json", "the body must be a JSON object")
     return body

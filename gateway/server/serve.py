@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from gateway.logs import setup_logging
 from gateway.store import open_store
@@ -30,6 +30,16 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
 
+
+
+class _Handler(WSGIRequestHandler):
+    """Werkzeug's handler without its version banner (``Server: Werkzeug/x Python/y``)."""
+
+    server_version = "shelfcount"
+    sys_version = ""
+
+    def version_string(self) -> str:
+        return "shelfcount"
 
 class GatewayServer:
     """The whole gateway around one Triton URL; ``start()`` returns once it listens.
@@ -70,7 +80,7 @@ class GatewayServer:
             ssl_context = server_context(*self.tls) if self.tls else None
             self._http = make_server(
                 self.settings.host, int(self.settings.port), self.app, threaded=True,
-                ssl_context=ssl_context,
+                ssl_context=ssl_context, request_handler=_Handler,
             )
             self.http_port = self._http.server_port
             self._http_thread = threading.Thread(

@@ -22,6 +22,7 @@ from gateway.store.types import UNFINISHED
 
 from .core import Services
 from .errors import ApiError
+from .jsonsafe import JsonError, parse_json
 
 log = logging.getLogger("shelfcount.gateway.ws")
 
@@ -30,6 +31,7 @@ IDLE_TIMEOUT_S = 1800.0  # dead peers are found sooner by WebSocket pings (app.p
 MAX_PROTOCOL_ERRORS = 20
 OUTBOX_LIMIT = 1000  # messages waiting for a slow phone before the connection is dropped
 POLICY_VIOLATION = 1008
+MAX_LABEL = 64  # the hello's device label (stored with the session)
 
 
 class Connection:
@@ -177,9 +179,9 @@ class Connection:
 
     def _parse(self, text: str) -> dict[str, Any] | None:
         try:
-            message = json.loads(text)
-        except (json.JSONDecodeError, TypeError):
-            self.error("bad_json", "text messages must be JSON objects")
+            message = parse_json(text)
+        except (JsonError, TypeError) as exc:
+            self.error("bad_json", f"text messages must be JSON objects ({exc})"[:200])
             return None
         if not isinstance(message, dict):
             self.error("bad_json", "text messages must be JSON objects")
@@ -201,8 +203,11 @@ class Connection:
         try:
             self.device = self.services.authenticate(token if isinstance(token, str) else None)
             requested = message.get("session")
+            label = message.get("device")
+            if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL):
+                raise ApiError("bad_request", f"device must be text of at most {MAX_LABEL} "
+                               "characters")
             if requested is None:
-                label = message.get("device")
                 self.session = self.services.store.create_session(
                     self.device, label if isinstance(label, str) else None
                 )

@@ -1,10 +1,11 @@
 """Neutralise spreadsheet formula injection in every cell we write (CSV files, Sheets).
 
 A product description or a label read off a shelf is outside input; a cell beginning with
-``=``, ``+``, ``-`` or ``@`` (or a tab / carriage return, which some programs strip before
-evaluating) would run as a formula when a manager opens the file. Such text gets a leading
-apostrophe, the usual "treat as text" marker (OWASP's advice). Real numbers, including
-negative variances, stay numbers: ``-3`` is not a formula.
+``=``, ``+``, ``-`` or ``@`` (or their fullwidth forms, which spreadsheets fold to the ASCII
+ones, or any control character such as a tab, carriage return or line feed, which some
+programs strip before evaluating) would run as a formula when a manager opens the file. Such
+text gets a leading apostrophe, the usual "treat as text" marker (OWASP's advice). Real
+numbers, including negative variances, stay numbers: ``-3`` is not a formula.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
-_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_TRIGGERS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20",
+             *(chr(c) for c in range(32)), "\x7f")
 _PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
