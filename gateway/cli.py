@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--url", metavar="URL",
                      help="the gateway address phones open (e.g. https://10.0.0.5:8080): the QR "
                           "then opens the app already paired; without it the QR holds the token")
+    add.add_argument("--replace", action="store_true",
+                     help="the name is taken: give it a new token (the old one stops working)")
+    d_sub.add_parser("list", help="devices: name, role, created, last seen, revoked")
+    rev = d_sub.add_parser("revoke", help="take a device's token away (its open connections "
+                                          "end within seconds; its counts stay)")
+    rev.add_argument("name")
 
     for name, helptext in (("train", "train or fine-tune the item detector"),
                            ("eval", "evaluate the item detector (AP@0.5 and count accuracy)")):
@@ -137,7 +143,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
                 return serve_main(settings)
             case "device":
-                return cmd_device_add(args, settings)
+                return cmd_device(args, settings)
             case "export":
                 from gateway.sinks.commands import export_main
 
@@ -238,6 +244,31 @@ def _each_photo(paths: list[str], work: Callable[[str, bytes], None], *, progres
     return failed
 
 
+def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.store import open_store
+    from gateway.store.types import StoreError, to_ts
+
+    if args.device_command == "add":
+        return cmd_device_add(args, settings)
+    store = open_store(settings)
+    try:
+        if args.device_command == "revoke":
+            device = store.revoke_device(args.name)
+            print(f"revoked {device.name} ({device.role}); its open connections end within "
+                  "seconds", file=sys.stderr)
+            return EXIT_OK
+        print("name\trole\tcreated\tlast_seen\trevoked")
+        for d in store.list_devices():
+            print("\t".join([d.name, d.role, to_ts(d.created_at),
+                             to_ts(d.last_seen) if d.last_seen else "-",
+                             to_ts(d.revoked_at) if d.revoked_at else "-"]))
+        return EXIT_OK
+    except StoreError as exc:
+        return _fail(exc.message, EXIT_USAGE)
+    finally:
+        store.close()
+
+
 def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
     import io
 
@@ -247,7 +278,7 @@ def cmd_device_add(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.store.types import StoreError
 
     try:
-        token = device_add(settings, args.name, args.role)
+        token = device_add(settings, args.name, args.role, replace=args.replace)
     except StoreError as exc:
         return _fail(exc.message, EXIT_USAGE)
     print(token)

@@ -46,6 +46,8 @@ log = logging.getLogger("shelfcount.gateway")
 # CPU priority (Linux: per thread) so previews stay quick when a backlog of photos builds up.
 PHOTO_NICENESS = 5
 PREVIEW_MAX_WAIT_S = 1.0  # a live frame older than this is not worth counting any more
+REVOCATION_POLL_S = 2.0  # a revoked device's open streams end within this (+ one tick)
+LAST_SEEN_EVERY_S = 60.0  # devices' last_seen is written at most this often
 MAX_ATTEMPTS = 3  # a photo that crashes the pipeline this often is failed, not retried forever
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
@@ -404,6 +406,8 @@ class Services:
         self.connections = ConnectionLimiter(settings.max_connections)
         self.sockets: set[Any] = set()  # open WebSocket connections, closed on stop()
         self.on_confirmed: Callable[[], None] | None = None  # e.g. wake the outbox worker
+        self.revoked: set[str] = set()  # device ids, refreshed by the revocation thread
+        self._seen: dict[str, float] = {}  # device id -> when last_seen was last written
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
@@ -412,9 +416,11 @@ class Services:
     def start(self) -> None:
         self.worker.start()
         self.previews.start()
-        thread = threading.Thread(target=self._retention_loop, name="retention", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        for target, name in ((self._retention_loop, "retention"),
+                             (self._revocation_loop, "revocation")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
@@ -434,7 +440,29 @@ class Services:
         device = self.store.device_by_token(token or "")
         if device is None:
             raise ApiError("unauthorized", "a valid device token is required", 401)
+        now = time.monotonic()
+        if now - self._seen.get(device.id, -1e9) > LAST_SEEN_EVERY_S:
+            self._seen[device.id] = now
+            self.store.touch_device(device.id)
         return device
+
+    def is_revoked(self, device_id: str) -> bool:
+        return device_id in self.revoked
+
+    def _revocation_loop(self) -> None:
+        """Revoking a device (CLI, REST, another gateway on the same store) ends its open
+        WebSocket connections and gRPC streams within REVOCATION_POLL_S."""
+        while not self._stop.wait(REVOCATION_POLL_S):
+            try:
+                self.revoked = self.store.revoked_device_ids()
+            except Exception:  # noqa: BLE001 - try again next time
+                log.exception("reading revoked devices failed")
+                continue
+            for connection in list(self.sockets):
+                device = connection.device
+                if device is not None and device.id in self.revoked:
+                    connection.error("unauthorized", "this device was revoked")
+                    connection.close(1008, "device revoked")
 
     def session_for(self, device: Device, session_id: str) -> Session:
         """The session, if this device may use it (walkers: their own; managers: all)."""

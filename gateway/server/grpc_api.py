@@ -212,6 +212,9 @@ class _StreamState:
                     finished = not self.reading and not self.pending and not self.previews
                 if finished and self.out.empty():
                     return
+                if self.services.is_revoked(self.device.id):
+                    self.context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                       "unauthorized: this device was revoked")
                 try:
                     message = self.out.get(timeout=0.5)
                 except queue.Empty:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from gateway.schema import COLUMNS
 from gateway.sinks.csv_safety import safe_cell
 from gateway.sinks.variance import Thresholds
-from gateway.store import Device, Session
+from gateway.store import Device, Session, StoreError
 from gateway.store.bays import bay_fields, bay_summary, location_conflict
 from gateway.store.types import to_ts
 
@@ -262,6 +262,28 @@ def products() -> Response:
 @api.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(openapi_spec())
+
+
+@api.get("/devices")
+def list_devices() -> Response:
+    """Managers: every device with its role, last seen and revocation."""
+    _manager()
+    return jsonify({"devices": [{
+        "name": d.name, "role": d.role, "created_at": to_ts(d.created_at),
+        "last_seen": d.last_seen and to_ts(d.last_seen),
+        "revoked_at": d.revoked_at and to_ts(d.revoked_at),
+    } for d in services().store.list_devices()]})
+
+
+@api.delete("/devices/<name>")
+def revoke_device(name: str) -> Response:
+    """Managers: revoke a device (later requests 401, open streams end within seconds)."""
+    _manager()
+    try:
+        device = services().store.revoke_device(name)
+    except StoreError as exc:
+        raise ApiError(exc.code, exc.message, 404 if exc.code == "not_found" else 400) from None
+    return jsonify({"name": device.name, "revoked_at": to_ts(device.revoked_at)})
 
 
 @api.get("/devices/me")

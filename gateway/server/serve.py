@@ -169,10 +169,17 @@ def serve_main(settings: Any) -> int:
             signal.signal(sig, handler)
 
 
-def device_add(settings: Any, name: str, role: str = "walker") -> str:
-    """``shelfcount device add``: create (or re-pair) a device and return its new token."""
+def device_add(settings: Any, name: str, role: str = "walker", *, replace: bool = True) -> str:
+    """``shelfcount device add``: create (or, with ``replace``, re-pair) a device and return
+    its new token. Without ``replace`` a taken name is refused: pairing a second phone under
+    the same name must not silently cut off the first."""
+    from gateway.store.types import StoreError
+
     store = open_store(settings)
     try:
+        if not replace and store.device_by_name(name.strip()) is not None:
+            raise StoreError("conflict", f"a device named {name.strip()!r} exists: use --replace "
+                             "to give it a new token (the old one stops working)")
         _, token = store.add_device(name, role)
     finally:
         store.close()

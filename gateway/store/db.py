@@ -47,17 +47,18 @@ from .types import (
 
 # 2: corrections got row_condition (a person's Condition, e.g. "Damaged") and client_id (the
 # client's correction id, so a re-sent correction is recorded once).
-# 3: counts got bay_id, replaces, part_of, superseded_by (one bay, one count) and
-# location_choice (the walker's answer to a location conflict), recount_note / _by / _at (a
-# manager sent the bay back); outbox got revises (the entry a reopened bay's re-confirmation
-# replaces).
+# 3: counts got bay_id, replaces, part_of, superseded_by (one bay, one count),
+# location_choice (the walker's answer to a location conflict) and recount_note / _by / _at (a
+# manager sent the bay back); devices got last_seen and revoked_at; outbox got revises (the
+# entry a reopened bay's re-confirmation replaces).
 SCHEMA_VERSION = "3"
 
 _DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS devices (
         id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
-        token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)""",
+        token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, last_seen TEXT,
+        revoked_at TEXT)""",
     """CREATE TABLE IF NOT EXISTS sessions (
         id TEXT PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id),
         walker TEXT NOT NULL, label TEXT, created_at TEXT NOT NULL, confirmed_at TEXT)""",
@@ -99,6 +100,8 @@ _MIGRATE_FROM_2: tuple[tuple[str, str], ...] = (
       for column in ("bay_id", "replaces", "part_of", "superseded_by", "location_choice",
                      "recount_note", "recount_by", "recount_at")),
     ("outbox", "revises"),
+    ("devices", "last_seen"),
+    ("devices", "revoked_at"),
 )
 _MIGRATE_FROM_1: tuple[tuple[str, str], ...] = (
     ("corrections", "row_condition"),
@@ -111,6 +114,8 @@ _DDL_AFTER_MIGRATION: tuple[str, ...] = (
     "CREATE UNIQUE INDEX IF NOT EXISTS corrections_client ON corrections(count_id, client_id)",
     "CREATE INDEX IF NOT EXISTS counts_bay ON counts(bay_id)",
 )
+
+_DEVICE_COLUMNS = "id, name, role, created_at, last_seen, revoked_at"
 
 _CORRECTION_COLUMNS = (
     "id, count_id, location, sku, model_quantity, quantity, row_json, by_device, by_name, "
@@ -266,7 +271,7 @@ class Store:
             if found:
                 device_id, created = found
                 cur.execute(
-                    "UPDATE devices SET role = ?, token_hash = ? WHERE id = ?",
+                    "UPDATE devices SET role = ?, token_hash = ?, revoked_at = NULL WHERE id = ?",
                     (role, hash_token(token), device_id),
                 )
             else:
@@ -283,22 +288,48 @@ class Store:
             return None
         with self._tx() as cur:
             cur.execute(
-                "SELECT id, name, role, created_at FROM devices WHERE token_hash = ?",
-                (hash_token(token),),
+                f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE token_hash = ? AND "
+                "revoked_at IS NULL", (hash_token(token),),
             )
             found = cur.fetchone()
-        return None if found is None else Device(found[0], found[1], found[2], from_ts(found[3]))
+        return None if found is None else _device(found)
 
     def device_by_name(self, name: str) -> Device | None:
         with self._tx() as cur:
-            cur.execute("SELECT id, name, role, created_at FROM devices WHERE name = ?", (name,))
+            cur.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE name = ?", (name,))
             found = cur.fetchone()
-        return None if found is None else Device(found[0], found[1], found[2], from_ts(found[3]))
+        return None if found is None else _device(found)
+
+    def revoke_device(self, name: str) -> Device:
+        """Take a device's token away for good (its counts stay); re-pairing gives a new one."""
+        now = to_ts(utcnow())
+        with self._tx() as cur:
+            cur.execute("SELECT id FROM devices WHERE name = ?", (name,))
+            found = cur.fetchone()
+            if found is None:
+                raise StoreError("not_found", f"no device named {name!r}")
+            cur.execute("UPDATE devices SET revoked_at = COALESCE(revoked_at, ?), "
+                        "token_hash = ? WHERE id = ?",
+                        (now, f"revoked:{found[0]}:{secrets.token_hex(8)}", found[0]))
+            cur.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE id = ?", (found[0],))
+            return _device(cur.fetchone())
+
+    def revoked_device_ids(self) -> set[str]:
+        """Ids of revoked devices (the gateway ends their open streams)."""
+        with self._tx() as cur:
+            cur.execute("SELECT id FROM devices WHERE revoked_at IS NOT NULL")
+            return {r[0] for r in cur.fetchall()}
+
+    def touch_device(self, device_id: str) -> None:
+        """Record that a device was just seen (the caller limits how often)."""
+        with self._tx() as cur:
+            cur.execute("UPDATE devices SET last_seen = ? WHERE id = ?",
+                        (to_ts(utcnow()), device_id))
 
     def list_devices(self) -> list[Device]:
         with self._tx() as cur:
-            cur.execute("SELECT id, name, role, created_at FROM devices ORDER BY name")
-            return [Device(r[0], r[1], r[2], from_ts(r[3])) for r in cur.fetchall()]  # type: ignore[arg-type]
+            cur.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY name")
+            return [_device(r) for r in cur.fetchall()]
 
     # -- sessions -------------------------------------------------------------------------
     def create_session(self, device: Device, label: str | None = None) -> Session:
@@ -906,6 +937,10 @@ class _Cursor:
 
     def fetchall(self) -> list[Any]:
         return list(self._raw.fetchall())
+
+
+def _device(r: Sequence[Any]) -> Device:
+    return Device(r[0], r[1], r[2], from_ts(r[3]), from_ts(r[4]), from_ts(r[5]))  # type: ignore[arg-type]
 
 
 def _session(r: Sequence[Any]) -> Session:

@@ -46,6 +46,8 @@ class Device:
     name: str
     role: str
     created_at: datetime
+    last_seen: datetime | None = None
+    revoked_at: datetime | None = None  # revoked devices keep their history, lose their token
 
     @property
     def is_manager(self) -> bool:
