@@ -56,6 +56,7 @@ class Settings:
     preview_rate_per_s: float = 5.0  # preview frames per device per second (burst: 10)
     triton_retry_s: float = 2.0  # how often queued photos re-check Triton during an outage
     request_wait_s: float = 60.0  # REST/gRPC Count: how long to wait for a result
+    ws_idle_timeout_s: float = 120.0  # a WebSocket silent this long is closed (the PWA pings)
     cameras_config: str = ""  # YAML of zones -> camera snapshot URLs + cron (default none)
     pwa_dir: Path = REPO_ROOT / "pwa"
     currency: str = "EUR"  # ISO 4217 code of Unit_Price / Total_Value, shown with values

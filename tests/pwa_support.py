@@ -285,6 +285,8 @@ class FakeGateway:
                     if msg["id"] not in self.confirmed:
                         self.confirmed.append(msg["id"])
                 conn.send(json.dumps({"type": "confirmed", "id": msg["id"]}))
+            elif kind == "ping":
+                conn.send(json.dumps({"type": "pong"}))
 
     @staticmethod
     def _result(msg: dict[str, Any], frame: np.ndarray) -> dict[str, Any]:

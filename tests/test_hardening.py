@@ -4,6 +4,7 @@ fields, bytes that are no image never stored, security headers, malformed gRPC r
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,3 +122,31 @@ def test_csv_cells_with_control_characters_or_fullwidth_signs_are_escaped() -> N
                  "\uff0d1"):
         assert safe_cell(text) == "'" + text
     assert safe_cell("-3") == "-3" and safe_cell("Box 40x30") == "Box 40x30"
+
+
+@pytest.mark.triton
+def test_oversize_messages_free_their_slot_and_silent_sockets_time_out(
+        triton, tmp_path: Path) -> None:
+    """Issue 13, finding 2: four oversize messages (closed 1009) held four slots for 30 min;
+    the idle timeout is a setting now."""
+    with running_gateway(tmp_path, triton.url, max_message_bytes=100_000, max_connections=4,
+                         ws_idle_timeout_s=3.0) as server:
+        token = new_token(tmp_path, "walker-big")
+        for i in range(4):
+            big = WsClient(server)
+            big.hello(token)
+            big.send({"type": "photo", "id": f"big-{i}"})
+            big.send(b"\xff" * 300_000)
+            assert big.closed_within(5)
+            big.close()
+        time.sleep(1.5)  # the readers notice within RECEIVE_POLL_S
+        phone = WsClient(server)  # a slot is free: the handshake is not refused
+        assert phone.hello(token)["type"] == "welcome"
+        for _ in range(3):  # pings inside the timeout keep it open
+            time.sleep(1.5)
+            phone.send({"type": "ping"})
+            assert phone.wait_for(lambda m: m["type"] == "pong", timeout=5)
+        t0 = time.monotonic()
+        assert phone.closed_within(8)  # then silence: closed after ~3 s
+        assert 2.0 < time.monotonic() - t0 < 7.0
+        phone.close()

@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -27,7 +28,7 @@ from .jsonsafe import JsonError, parse_json
 log = logging.getLogger("shelfcount.gateway.ws")
 
 HELLO_TIMEOUT_S = 30.0
-IDLE_TIMEOUT_S = 1800.0  # dead peers are found sooner by WebSocket pings (app.py)
+RECEIVE_POLL_S = 1.0  # how often a waiting reader checks that the socket is still open
 MAX_PROTOCOL_ERRORS = 20
 OUTBOX_LIMIT = 1000  # messages waiting for a slow phone before the connection is dropped
 POLICY_VIOLATION = 1008
@@ -138,10 +139,12 @@ class Connection:
             if not self._hello():
                 return
             pending_photo: dict[str, Any] | None = None
+            idle_s = float(self.services.settings.ws_idle_timeout_s)
             while not self.closed and self._errors < MAX_PROTOCOL_ERRORS:
-                data = self.ws.receive(timeout=IDLE_TIMEOUT_S)
+                data = self._receive(idle_s)
                 if data is None:
-                    self.close(POLICY_VIOLATION, "idle timeout")
+                    if self.ws.connected:
+                        self.close(POLICY_VIOLATION, "idle timeout")
                     return
                 if isinstance(data, bytes | bytearray):
                     if pending_photo is None:
@@ -176,6 +179,20 @@ class Connection:
                 self.close(POLICY_VIOLATION, "too many protocol errors")
         finally:
             self.cleanup()
+
+    def _receive(self, timeout_s: float) -> Any:
+        """The next message, or None after ``timeout_s`` of silence or once the socket is
+        closed (e.g. by the library after an oversize message: its slot is freed at once
+        rather than at the idle timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while self.ws.connected:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            data = self.ws.receive(timeout=min(left, RECEIVE_POLL_S))
+            if data is not None:
+                return data
+        return None
 
     def _parse(self, text: str) -> dict[str, Any] | None:
         try:

@@ -10,6 +10,7 @@ import * as store from "./store.js";
 const ACK_TIMEOUT_MS = 60000;
 const PREVIEW_TIMEOUT_MS = 5000;
 const MAX_BACKOFF_MS = 15000;
+const KEEPALIVE_MS = 30000;
 // On a slow link (the last uploads' rate says a photo would take longer than SLOW_UPLOAD_S)
 // a big photo is sent at REDUCED_SIDE px on its long side: enough to count and to read the
 // labels of ordinary bays (make bench-reduced measures what it costs); the full photo stays here.
@@ -156,6 +157,11 @@ export class Link extends EventTarget {
         await store.setKv("device", this.device);
         this.backoff = 1000;
         this.setState("online");
+        // Keep-alive inside the gateway's idle timeout (SHELFCOUNT_WS_IDLE_TIMEOUT_S, 120 s).
+        clearInterval(this.keepAlive);
+        this.keepAlive = setInterval(() => {
+          if (ws === this.ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "ping" }));
+        }, KEEPALIVE_MS);
         this.flush();
         return;
       }
@@ -174,6 +180,7 @@ export class Link extends EventTarget {
       this.onMessage(msg);
     };
     ws.onclose = (ev) => {
+      if (ws === this.ws) clearInterval(this.keepAlive);
       if (conn !== this.conn) return;
       this.ws = null;
       this.endWaits();
