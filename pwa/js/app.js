@@ -935,9 +935,15 @@ function money(value) {
   return `${value.toFixed(2)}${currency ? ` ${currency}` : ""}`;
 }
 
+// Renders overlap (a message arrives while one waits on IndexedDB): only the newest one
+// writes the screen, so a stale list never replaces a fresh one.
+let sessionRenders = 0;
+
 async function renderSession() {
+  const run = ++sessionRenders;
   const photos = await sessionPhotos();
   const items = await store.outbox();
+  if (run !== sessionRenders) return;
   $("session-id").textContent = link.session ? `Session ${link.session}` : "No session yet";
   const bays = groupBays(photos);
   let units = 0;
@@ -956,6 +962,7 @@ async function renderSession() {
   $("t-items").textContent = String(units);
   $("t-value").textContent = money(value);
   const left = await baysLeft(bays);
+  if (run !== sessionRenders) return;
   $("bays-left").textContent = left.length
     ? `${left.length} bays left in this zone: ${left.slice(0, 8).join(", ")}`
       + `${left.length > 8 ? ", ..." : ""}`
