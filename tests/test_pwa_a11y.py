@@ -5,25 +5,21 @@ fake gateway (tests/pwa_support.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.pwa_support import (
-    FakeGateway,
-    browser_context,
-    chromium_available,
-    page_errors,
-    shot,
-    synthetic_shelf,
-    write_y4m,
-)
+from tests import test_pwa_ui
+from tests.pwa_support import browser_context, chromium_available, page_errors, shot
 
 pytestmark = pytest.mark.skipif(not chromium_available(),
                                 reason="needs /usr/bin/chromium (make system)")
 sync_api = pytest.importorskip("playwright.sync_api")
+# The UI module's fixtures: a Playwright driver, a fake camera, the fake gateway.
+playwright = test_pwa_ui.playwright
+camera = test_pwa_ui.camera
+gateway = test_pwa_ui.gateway
 
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 TOUCH_PX = 48
@@ -43,27 +39,6 @@ SMALL_TARGETS = f"""() => [...document.querySelectorAll('button, input, select, 
   .map(b => [b.id || b.textContent.trim() || b.name, b.getBoundingClientRect()])
   .filter(([, r]) => r.width < {TOUCH_PX} || r.height < {TOUCH_PX})
   .map(([n, r]) => `${{n}} ${{Math.round(r.width)}}x${{Math.round(r.height)}}`)"""
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_y4m(tmp_path_factory.mktemp("cam") / "shelf.y4m", synthetic_shelf(1280, 720))
-
-
-@pytest.fixture
-def gateway() -> Iterator[tuple[FakeGateway, str]]:
-    gw = FakeGateway()
-    url = gw.start()
-    try:
-        yield gw, url
-    finally:
-        gw.stop()
 
 
 def audit(page: Any, screen: str) -> list[str]:

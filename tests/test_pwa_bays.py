@@ -10,20 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.training.scenes import encode_jpeg, render_scene
+from tests import test_pwa_e2e
 from tests.pwa_support import (
     api_get,
     browser_context,
     chromium_available,
     confirm_bay,
     page_errors,
-    real_gateway,
-    shelf_camera,
     shot,
 )
 from tests.test_pwa_a11y import audit
@@ -35,23 +33,17 @@ pytestmark = [
     pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (make system)"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
+# The e2e module's fixtures: a Playwright driver, the fake camera's bay, a real gateway.
+playwright = test_pwa_e2e.playwright
+scene_camera = test_pwa_e2e.scene_camera
+gateway = test_pwa_e2e.gateway
 
 
-@pytest.fixture(scope="module")
-def scene_camera(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    return shelf_camera(tmp_path_factory.mktemp("cam-bays") / "shelf.y4m")
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Any:
-    with sync_api.sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture
-def gateway(triton: Any, tmp_path: Path) -> Any:
-    with real_gateway(triton.url, tmp_path / "data") as (server, token):
-        yield server, token
+def start_at(page: Any, server: Any, token: str, location: str) -> None:
+    """Pair with the walker's token and type the bay's location in the picker."""
+    pair(page, server.base_url + "/", token)
+    page.fill("#loc-input", location)
+    page.click("#loc-set")
 
 
 def csv_rows(server: Any, token: str, session: str) -> list[dict[str, str]]:
@@ -109,9 +101,7 @@ def test_a_retake_replaces_the_bay_and_parts_are_summed(
     with browser_context(playwright, y4m) as ctx:
         page = ctx.new_page()
         errors = page_errors(page)
-        pair(page, server.base_url + "/", token)
-        page.fill("#loc-input", scene.location)
-        page.click("#loc-set")
+        start_at(page, server, token, scene.location)
         take_photo(page, 0)
         first = page.evaluate("window.__sc.ui.photoId")
         page.click("#next-photo")  # back to the camera: the same bay again
@@ -163,9 +153,7 @@ def test_corrections_change_the_product_add_a_missed_sku_and_fix_the_expiry(
     with browser_context(playwright, y4m) as ctx:
         page = ctx.new_page()
         errors = page_errors(page)
-        pair(page, server.base_url + "/", token)
-        page.fill("#loc-input", scene.location)
-        page.click("#loc-set")
+        start_at(page, server, token, scene.location)
         take_photo(page, 0)
         # The first line is another product: found by its barcode; its expiry was misread.
         page.click(f".line[data-sku='{first}']")
@@ -269,9 +257,7 @@ def test_a_line_is_split_by_condition_in_the_sheet(playwright: Any, scene_camera
     with browser_context(playwright, y4m) as ctx:
         page = ctx.new_page()
         errors = page_errors(page)
-        pair(page, server.base_url + "/", token)
-        page.fill("#loc-input", scene.location)
-        page.click("#loc-set")
+        start_at(page, server, token, scene.location)
         take_photo(page, 0)
         page.click(f".line[data-sku='{sku}']")
         page.fill("#edit-split", "2")

@@ -62,6 +62,14 @@ def pair(page: Any, url: str, token: str = FAKE_TOKEN) -> None:
     page.click("#pair-form button[type=submit]")
 
 
+def pair_at(page: Any, url: str, location: str) -> None:
+    """Pair, then type the location in the picker that opens."""
+    pair(page, url)
+    page.wait_for_selector("#locations[open]")
+    page.fill("#loc-input", location)
+    page.click("#loc-set")
+
+
 def wait_text(page: Any, selector: str, text: str) -> None:
     page.wait_for_function("([s, t]) => document.querySelector(s).textContent === t",
                            arg=[selector, text], timeout=10000)
@@ -180,10 +188,7 @@ def test_offline_queue_survives_reload_and_flushes_once(playwright: Any, camera:
     gw, url = gateway
     with browser_context(playwright, camera) as ctx:
         page = ctx.new_page()
-        pair(page, url)
-        page.wait_for_selector("#locations[open]")
-        page.fill("#loc-input", "A-01-1")
-        page.click("#loc-set")
+        pair_at(page, url, "A-01-1")
         page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15000)
         page.click("#shutter")
         page.wait_for_selector(".line")
@@ -262,10 +267,7 @@ def test_tab_killed_before_ack_resends_same_id(playwright: Any, camera: Path,
     gw, url = gateway
     with browser_context(playwright, camera) as ctx:
         page = ctx.new_page()
-        pair(page, url)
-        page.wait_for_selector("#locations[open]")
-        page.fill("#loc-input", "A-01-1")
-        page.click("#loc-set")
+        pair_at(page, url, "A-01-1")
         gw.answer_photos.clear()  # the gateway stores the photo, the answer never arrives
         page.click("#shutter")
         deadline = time.monotonic() + 10
@@ -289,10 +291,7 @@ def test_triton_outage_shows_waiting_then_result(playwright: Any, camera: Path,
     with browser_context(playwright, camera) as ctx:
         page = ctx.new_page()
         errors = page_errors(page)
-        pair(page, url)
-        page.wait_for_selector("#locations[open]")
-        page.fill("#loc-input", "A-01-1")
-        page.click("#loc-set")
+        pair_at(page, url, "A-01-1")
         gw.outage = True
         page.click("#shutter")
         page.wait_for_selector("#result-status:has-text('counted when Triton is back')")
@@ -329,10 +328,7 @@ def test_confirm_asks_twice_for_a_doubtful_bay_and_can_be_undone(playwright: Any
     with browser_context(playwright, camera) as ctx:
         page = ctx.new_page()
         errors = page_errors(page)
-        pair(page, url)
-        page.wait_for_selector("#locations[open]")
-        page.fill("#loc-input", "A-01-1")
-        page.click("#loc-set")
+        pair_at(page, url, "A-01-1")
         page.click("#shutter")
         page.wait_for_selector(".line")
         page.click("#confirm")  # SKU-10002 at 0.41 confidence: asked, not confirmed
@@ -359,10 +355,7 @@ def test_session_view_bays_left_currency_new_session_and_unpair_ask_first(
     with browser_context(playwright, camera) as ctx:
         page = ctx.new_page()
         errors = page_errors(page)
-        pair(page, url)
-        page.wait_for_selector("#locations[open]")
-        page.fill("#loc-input", "A-01-1")
-        page.click("#loc-set")
+        pair_at(page, url, "A-01-1")
         page.click("#shutter")
         page.wait_for_selector(".line")
         page.click("#next-photo")
@@ -414,10 +407,7 @@ def test_a_slow_upload_says_sending_with_progress_then_counted(playwright: Any, 
             browser_context(playwright, camera) as ctx:
         page = ctx.new_page()
         errors = page_errors(page)
-        pair(page, f"http://127.0.0.1:{port}/")
-        page.wait_for_selector("#locations[open]")
-        page.fill("#loc-input", "A-01-1")
-        page.click("#loc-set")
+        pair_at(page, f"http://127.0.0.1:{port}/", "A-01-1")
         wait_text(page, "#net", "online")
         page.click("#shutter")
         page.wait_for_selector("#result-status[data-state=sending]", timeout=10000)
@@ -452,10 +442,7 @@ def test_on_a_slow_link_the_next_big_photo_goes_at_reduced_size(playwright: Any,
             browser_context(playwright, camera) as ctx:
         page = ctx.new_page()
         errors = page_errors(page)
-        pair(page, f"http://127.0.0.1:{port}/")
-        page.wait_for_selector("#locations[open]")
-        page.fill("#loc-input", "A-01-1")
-        page.click("#loc-set")
+        pair_at(page, f"http://127.0.0.1:{port}/", "A-01-1")
         wait_text(page, "#net", "online")
         sent = []
         for i in range(2):

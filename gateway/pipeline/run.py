@@ -191,11 +191,12 @@ class Pipeline:
             width=width,
             height=height,
             location_source=facts.location_source,
-            location_known=self._known(facts.location),
+            location_known=self.knows_location(facts.location),
             box_sources=sources,
         )
 
-    def _known(self, location: str) -> bool | None:
+    def knows_location(self, location: str) -> bool | None:
+        """Whether the catalog lists ``location`` (None: it lists no locations at all)."""
         known = self._locations
         if not known or not location:
             return None

@@ -575,8 +575,7 @@ class Services:
         if not isinstance(location, str) or not location.strip() or len(location) > 64:
             raise ApiError("bad_request", "location (text of at most 64 characters) is required")
         location = location.strip().upper()
-        known = {loc.upper() for loc in self._catalog_locations()}
-        if known and location not in known and body.get("new") is not True:
+        if self._knows_location(location) is False and body.get("new") is not True:
             raise ApiError("unknown_location", f"{location} is not a location in the catalog; "
                            'send "new": true to record it as a new location')
         try:
@@ -584,11 +583,18 @@ class Services:
         except StoreError as exc:
             raise store_error(exc) from None
 
-    def _catalog_locations(self) -> list[str]:
+    def _knows_location(self, location: str) -> bool | None:
+        """The pipeline's catalog test (None: no catalog locations, every location goes)."""
         try:
-            return [entry["location"] for entry in self.pipelines.locations()]
+            return self.pipelines.get().knows_location(location)
         except Exception:  # noqa: BLE001 - a broken catalog: every location is new
-            return []
+            return None
+
+    def _has_catalog(self) -> bool:
+        try:
+            return bool(self.pipelines.get().catalog.entries)
+        except Exception:  # noqa: BLE001 - a broken catalog: any SKU goes
+            return False
 
     def submit_preview(
         self, device: Device, key: str, photo_id: str, data: bytes, location: str | None,
@@ -658,7 +664,7 @@ class Services:
             raise ApiError("bad_request", "correction_id must be 1-100 letters, digits or ._:-")
         new_sku = fields["new_sku"]
         catalog = self._catalog_entry(new_sku or fields["sku"])
-        if new_sku is not None and catalog is None and self._catalog_locations():
+        if new_sku is not None and catalog is None and self._has_catalog():
             raise ApiError("unknown_sku", f"{new_sku} is not in the catalog")
         if new_sku is not None and catalog is not None:
             fields["new_sku"] = catalog["SKU"]  # the catalog's spelling

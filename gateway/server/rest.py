@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from gateway.schema import COLUMNS
 from gateway.sinks.csv_safety import safe_cell
 from gateway.sinks.variance import Thresholds
-from gateway.store import Device, Session, StoreError
+from gateway.store import CountRecord, Device, Session, StoreError
 from gateway.store.bays import bay_fields, bay_summary, location_conflict
 from gateway.store.types import to_ts
 
@@ -55,9 +55,11 @@ def session_json(session: Session, *, with_counts: bool = True) -> dict[str, Any
     }
     if with_counts:
         records = services().store.session_counts(session.id)
+        by_bay: dict[str | None, list[CountRecord]] = {}
+        for r in records:
+            by_bay.setdefault(r.bay_id, []).append(r)
         out["counts"] = [
-            count_json(r, bay_fields(r, [m for m in records if m.bay_id == r.bay_id])
-                       if r.status == "done" else None)
+            count_json(r, bay_fields(r, by_bay[r.bay_id]) if r.status == "done" else None)
             for r in records
         ]
         out["bays"] = bay_summary(records)

@@ -51,7 +51,8 @@ def bay_reasons(bay: dict[str, Any], records: list[CountRecord],
 
 def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
                  since: datetime | None = None) -> dict[str, Any]:
-    """Sessions since ``since`` (default: today, UTC) and the review queue, newest first."""
+    """Sessions since ``since`` (default: today, UTC) and the review queue: open bays with
+    reasons first, then open ones without, then confirmed ones, oldest first within each."""
     since = since or start_of_day()
     sessions, queue = [], []
     for session in store.sessions_since(since):
@@ -83,5 +84,5 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
                 "recount": latest.recount_note,
                 "at": to_ts(latest.created_at),
             })
-    queue.sort(key=lambda q: (q["confirmed"], not q["reasons"], q["at"]), reverse=False)
+    queue.sort(key=lambda q: (q["confirmed"], not q["reasons"], q["at"]))
     return {"since": to_ts(since), "sessions": sessions, "queue": queue}

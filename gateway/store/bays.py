@@ -9,12 +9,9 @@ stored records only, so every front end and the sinks see the same answer.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from typing import Any
 
-from gateway.schema import decimal_or_none
-
-from .rows import line_key
+from .rows import line_key, set_quantity
 from .types import CountRecord
 
 # Where the pipeline's location came from (gateway.pipeline.fuse.pick_location).
@@ -68,12 +65,7 @@ def sum_rows(parts: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 def _merge(into: dict[str, Any], row: dict[str, Any]) -> None:
     qty = int(into.get("Quantity_Counted") or 0) + int(row.get("Quantity_Counted") or 0)
-    into["Quantity_Counted"] = qty
-    price = decimal_or_none(into.get("Unit_Price"))
-    if price is not None:
-        total = (price * qty).quantize(Decimal("0.01"))
-        into["Total_Value"] = str(total) if isinstance(into.get("Total_Value"), str) else float(
-            total)
+    set_quantity(into, qty)
     expiries = [e for e in (into.get("Expiration_Date"), row.get("Expiration_Date")) if e]
     into["Expiration_Date"] = min(expiries) if expiries else ""
     into["Count_Confidence"] = min(float(into.get("Count_Confidence") or 0.0),

@@ -430,12 +430,14 @@ class Store:
 
     def session_counts(self, session_id: str) -> list[CountRecord]:
         with self._tx() as cur:
-            cur.execute(
-                f"SELECT {_COUNT_COLUMNS} FROM counts WHERE session_id = ? ORDER BY created_at",
-                (session_id,),
-            )
-            rows = cur.fetchall()
-            corrections = self._corrections_for(cur, [r[0] for r in rows])
+            return self._records(cur, "session_id = ?", (session_id,))
+
+    def _records(self, cur: _Cursor, where: str, params: Sequence[Any]) -> list[CountRecord]:
+        """Counts matching ``where`` with their corrections, oldest first."""
+        cur.execute(f"SELECT {_COUNT_COLUMNS} FROM counts WHERE {where} ORDER BY created_at",
+                    params)
+        rows = cur.fetchall()
+        corrections = self._corrections_for(cur, [r[0] for r in rows])
         return [_count(r, corrections.get(r[0], ())) for r in rows]
 
     def unfinished_counts(self) -> list[CountRecord]:
@@ -493,13 +495,7 @@ class Store:
                         "superseded_by IS NULL AND confirmed_at IS NULL", (record.id, old))
 
     def _session_done(self, cur: _Cursor, session_id: str) -> list[CountRecord]:
-        cur.execute(
-            f"SELECT {_COUNT_COLUMNS} FROM counts WHERE session_id = ? AND status = 'done' "
-            "ORDER BY created_at", (session_id,),
-        )
-        rows = cur.fetchall()
-        corrections = self._corrections_for(cur, [r[0] for r in rows])
-        return [_count(r, corrections.get(r[0], ())) for r in rows]
+        return self._records(cur, "session_id = ? AND status = 'done'", (session_id,))
 
     def bay_members(self, count_id: str) -> list[CountRecord]:
         """The photos of this count's bay (current and replaced), oldest first."""
@@ -507,8 +503,8 @@ class Store:
             record = self._count(cur, count_id)
             if record is None or record.bay_id is None:
                 return [record] if record else []
-            return [r for r in self._session_done(cur, record.session_id)
-                    if r.bay_id == record.bay_id]
+            return self._records(cur, "bay_id = ? AND session_id = ? AND status = 'done'",
+                                 (record.bay_id, record.session_id))
 
     def request_recount(self, count_id: str, note: str, by: Device) -> list[CountRecord]:
         """A manager sends the bay back: its current photos carry the note until a retake
@@ -754,15 +750,12 @@ class Store:
         """The current photos of the record's bay; refused while one is still being counted."""
         if record.bay_id is None:
             return [record]
-        cur.execute(f"SELECT {_COUNT_COLUMNS} FROM counts WHERE session_id = ? AND "
-                    "superseded_by IS NULL AND (bay_id = ? OR part_of = ? OR id = ?) "
-                    "ORDER BY created_at",
-                    (record.session_id, record.bay_id, record.bay_id, record.id))
-        rows = cur.fetchall()
-        if any(r[8] != "done" and r[8] != "failed" for r in rows):
+        parts = self._records(cur, "session_id = ? AND superseded_by IS NULL AND "
+                              "(bay_id = ? OR part_of = ? OR id = ?)",
+                              (record.session_id, record.bay_id, record.bay_id, record.id))
+        if any(p.status in UNFINISHED for p in parts):
             raise StoreError("not_ready", "another photo of this bay is still being counted")
-        corrections = self._corrections_for(cur, [r[0] for r in rows])
-        return [_count(r, corrections.get(r[0], ())) for r in rows if r[8] == "done"]
+        return [p for p in parts if p.status == "done"]
 
     def session_rows(self, session_id: str) -> list[dict[str, Any]]:
         """Confirmed rows of a session, as delivered to the sinks (for ``shelfcount export``)."""

@@ -25,8 +25,6 @@ def line_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
     return (str(row.get("Location") or ""), str(row.get("SKU") or ""), str(row.get(SPLIT) or ""))
 
 
-_key = line_key
-
 
 def find_row(
     rows: Iterable[Mapping[str, Any]], sku: str, location: str | None
@@ -80,13 +78,7 @@ def corrected_row(
                 condition = "Expired" if expired else "Good"
     if location is not None or not row["Location"]:
         row["Location"] = location or row["Location"] or ""
-    row["Quantity_Counted"] = quantity
-    price = decimal_or_none(row.get("Unit_Price"))
-    if price is not None:
-        total = (price * quantity).quantize(Decimal("0.01"))
-        # Keep the representation the pipeline used (text or number); numbers for new lines.
-        as_text = isinstance(row.get("Total_Value"), str) and row["Total_Value"] != ""
-        row["Total_Value"] = str(total) if as_text else float(total)
+    set_quantity(row, quantity)
     if condition is not None:
         row["Condition"] = condition
     elif quantity == 0:
@@ -96,6 +88,17 @@ def corrected_row(
     row["Last_Updated"] = to_ts(now).replace("+00:00", "Z")
     row["Count_Confidence"] = 1.0
     return row
+
+
+def set_quantity(row: dict[str, Any], quantity: int) -> None:
+    """A line's quantity and, when it has a price, its Total_Value in the representation the
+    pipeline used (text or number; numbers for new lines)."""
+    row["Quantity_Counted"] = quantity
+    price = decimal_or_none(row.get("Unit_Price"))
+    if price is not None:
+        total = (price * quantity).quantize(Decimal("0.01"))
+        as_text = isinstance(row.get("Total_Value"), str) and row["Total_Value"] != ""
+        row["Total_Value"] = str(total) if as_text else float(total)
 
 
 def removed_row(base: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -119,10 +122,10 @@ def effective_rows(
         return {**row, "Location": location} if location else dict(row)
 
     rows = [placed(row) for row in model_rows]
-    index = {_key(row): i for i, row in enumerate(rows)}
+    index = {line_key(row): i for i, row in enumerate(rows)}
     for correction in sorted(corrections, key=lambda c: c.corrected_at):
         row = placed(correction.row)
-        key = _key(row)
+        key = line_key(row)
         if key in index:
             rows[index[key]] = row
         else:

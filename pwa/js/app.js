@@ -675,7 +675,7 @@ async function answerLocation(photo, location, isNew) {
 function renderBayNote(photo) {
   const r = photo.result;
   const note = $("bay-note");
-  const counted = !(photo.replacedBy || (r && r.current === false));
+  const counted = !isReplaced(photo);
   let text = "";
   if (!counted) {
     text = r && r.bay_confirmed
@@ -740,13 +740,10 @@ async function fillProducts() {
   let list = await store.getKv("products", []);
   if (link.token && link.state === "online") {
     try {
-      const r = await fetch("api/v1/products", { headers: authHeaders() });
-      if (r.ok) {
-        list = (await r.json()).products || [];
-        await store.setKv("products", list);
-      }
+      list = (await api("products")).products || [];
+      await store.setKv("products", list);
     } catch {
-      // offline: last list
+      // offline or refused: the last list
     }
   }
   $("products").replaceChildren(...list.map((p) => el("option", {
@@ -899,7 +896,9 @@ async function sessionPhotos() {
   return photos.filter((p) => !p.session || p.session === link.session);
 }
 
-const isCounted = (p) => p.result && !p.replacedBy && p.result.current !== false;
+// A photo a retake replaced (or that came after its bay was confirmed): kept, not counted.
+const isReplaced = (p) => !!(p.replacedBy || (p.result && p.result.current === false));
+const isCounted = (p) => p.result && !isReplaced(p);
 
 // Bays of the session in photo order: {key, location, photos (all), current (counted)}.
 function groupBays(photos) {

@@ -5,6 +5,7 @@
 // client UUIDs and the gateway dedupes on them, so re-sending after a dropped connection is safe.
 // Outbox items are sent strictly in the order they were made, each one after the previous one was
 // acknowledged, so a correction never overtakes the photo it corrects.
+import { Camera } from "./camera.js";
 import * as store from "./store.js";
 
 const ACK_TIMEOUT_MS = 60000;
@@ -339,8 +340,8 @@ export class Link extends EventTarget {
       c.width = Math.round(bitmap.width * scale);
       c.height = Math.round(bitmap.height * scale);
       c.getContext("2d").drawImage(bitmap, 0, 0, c.width, c.height);
-      const small = await new Promise((ok) => c.toBlob(ok, "image/jpeg", REDUCED_QUALITY));
-      return small && small.size < blob.size ? small : blob;
+      const small = await Camera.toJpeg(c, REDUCED_QUALITY);
+      return small.size < blob.size ? small : blob;
     } catch {
       return blob; // cannot decode here: send what was taken
     }
