@@ -52,6 +52,10 @@ class Settings:
     preview_workers: int = 1  # threads counting live preview frames (never stored)
     max_message_bytes: int = 26 * 1024 * 1024  # one WebSocket / gRPC / HTTP message
     max_connections: int = 200  # concurrent WebSocket + HTTP API + gRPC stream connections
+    max_sockets: int = 400  # open TCP connections to the HTTP port, idle keep-alive included
+    header_timeout_s: float = 10.0  # TLS handshake + request line + headers must arrive by then
+    read_timeout_s: float = 30.0  # a request body that sends nothing this long is dropped
+    token_ttl_days: float = 0.0  # device tokens expire this long after pairing (0: never)
     photo_rate_per_min: float = 60.0  # stored photos per device per minute (burst: 10)
     preview_rate_per_s: float = 5.0  # preview frames per device per second (burst: 10)
     triton_retry_s: float = 2.0  # how often queued photos re-check Triton during an outage

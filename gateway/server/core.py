@@ -422,10 +422,14 @@ class Services:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self) -> None:
-        self._stop.set()
+    def close_sockets(self) -> None:
+        """Say goodbye (1001) on every open WebSocket: the phones reconnect and resend."""
         for connection in list(self.sockets):
             connection.close(1001, "the gateway is shutting down")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.close_sockets()
         self.worker.stop()
         self.previews.stop()
         for thread in self._threads:

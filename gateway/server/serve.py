@@ -13,8 +13,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
 from gateway.logs import setup_logging
 from gateway.store import open_store
 
@@ -22,6 +20,7 @@ from .app import create_app
 from .cameras import CameraScheduler, load_cameras
 from .core import Services
 from .grpc_api import start_grpc
+from .http_server import HttpLimits, HttpServer
 from .tls import local_addresses, server_context, tls_files
 
 log = logging.getLogger("shelfcount.gateway")
@@ -29,17 +28,6 @@ log = logging.getLogger("shelfcount.gateway")
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
-
-
-
-class _Handler(WSGIRequestHandler):
-    """Werkzeug's handler without its version banner (``Server: Werkzeug/x Python/y``)."""
-
-    server_version = "shelfcount"
-    sys_version = ""
-
-    def version_string(self) -> str:
-        return "shelfcount"
 
 class GatewayServer:
     """The whole gateway around one Triton URL; ``start()`` returns once it listens.
@@ -55,8 +43,7 @@ class GatewayServer:
         self.tls: tuple[Path, Path] | None = tls_files(settings) if settings.tls else None
         cameras = load_cameras(settings.cameras_config) if settings.cameras_config else []
         self.cameras = CameraScheduler(self.services, cameras) if cameras else None
-        self._http: BaseWSGIServer | None = None
-        self._http_thread: threading.Thread | None = None
+        self._http: HttpServer | None = None
         self._grpc: Any = None
         self.outbox: Any = None  # gateway.sinks OutboxWorker when a sink is configured
         self.http_port = 0
@@ -78,15 +65,11 @@ class GatewayServer:
                 # Deliver a confirmed bay now rather than at the worker's next poll.
                 self.services.on_confirmed = self.outbox.wake
             ssl_context = server_context(*self.tls) if self.tls else None
-            self._http = make_server(
-                self.settings.host, int(self.settings.port), self.app, threaded=True,
-                ssl_context=ssl_context, request_handler=_Handler,
-            )
-            self.http_port = self._http.server_port
-            self._http_thread = threading.Thread(
-                target=self._http.serve_forever, name="http", daemon=True
-            )
-            self._http_thread.start()
+            self._http = HttpServer(
+                self.app, self.settings.host, int(self.settings.port), tls=ssl_context,
+                limits=HttpLimits.from_settings(self.settings),
+            ).start()
+            self.http_port = self._http.port
             self._grpc, self.grpc_port = start_grpc(
                 self.services, self.settings.host, int(self.settings.grpc_port), self.tls
             )
@@ -105,12 +88,9 @@ class GatewayServer:
             self._grpc.stop(grace=2).wait(5)
             self._grpc = None
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self.services.close_sockets()
+            self._http.stop()
             self._http = None
-        if self._http_thread is not None:
-            self._http_thread.join(timeout=10)
-            self._http_thread = None
         if self.outbox is not None:
             self.outbox.stop()
             self.outbox = None
