@@ -257,11 +257,14 @@ def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
             print(f"revoked {device.name} ({device.role}); its open connections end within "
                   "seconds", file=sys.stderr)
             return EXIT_OK
-        print("name\trole\tcreated\tlast_seen\trevoked")
+        print("name\trole\tcreated\tlast_seen\trevoked\ttoken_expires")
+        ttl = float(settings.token_ttl_days)
         for d in store.list_devices():
+            expires = d.token_expires(ttl)
             print("\t".join([d.name, d.role, to_ts(d.created_at),
                              to_ts(d.last_seen) if d.last_seen else "-",
-                             to_ts(d.revoked_at) if d.revoked_at else "-"]))
+                             to_ts(d.revoked_at) if d.revoked_at else "-",
+                             to_ts(expires) if expires else "-"]))
         return EXIT_OK
     except StoreError as exc:
         return _fail(exc.message, EXIT_USAGE)

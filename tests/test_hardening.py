@@ -115,6 +115,12 @@ def test_an_undecodable_grpc_request_is_invalid_argument(gw: GatewayServer, toke
             call(b"\xff\xff\xff\xff not a protobuf", timeout=30,
                  metadata=(("authorization", f"Bearer {token}"),))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with grpc.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as channel:
+        stream = channel.stream_stream("/shelfcount.v1.CountService/Stream")
+        with pytest.raises(grpc.RpcError) as info:
+            list(stream(iter([b"\xff\xff\xff\xff not a protobuf"]), timeout=30,
+                        metadata=(("authorization", f"Bearer {token}"),)))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_csv_cells_with_control_characters_or_fullwidth_signs_are_escaped() -> None:

@@ -41,8 +41,15 @@ SMALL_TARGETS = f"""() => [...document.querySelectorAll('button, input, select, 
   .map(([n, r]) => `${{n}} ${{Math.round(r.width)}}x${{Math.round(r.height)}}`)"""
 
 
+# A toast fading in or out is, for a fifth of a second, text at partial opacity: axe would
+# judge its contrast mid-fade. Audit the page once the toast is fully on or fully off.
+TOAST_SETTLED = """() => ['0', '1'].includes(
+  getComputedStyle(document.getElementById('toast')).opacity)"""
+
+
 def audit(page: Any, screen: str) -> list[str]:
     """axe-core's serious/critical findings and undersized targets on the page as shown."""
+    page.wait_for_function(TOAST_SETTLED, timeout=5000)
     shot(page, f"a11y-{screen}")
     page.add_script_tag(path=str(AXE))
     found = [f"{screen}: {v}" for v in page.evaluate(RUN_AXE)]

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.schema import COLUMNS
 from gateway.store import PhotoStore, Store, StoreError
+from gateway.store.db import SCHEMA_VERSION, hash_token
 from gateway.store.types import utcnow
 
 PG_URL = os.environ.get("SHELFCOUNT_TEST_DATABASE_URL", "")
@@ -284,7 +285,7 @@ def test_a_version_1_database_gains_the_new_correction_columns(tmp_path: Path) -
     reopened = Store(path)  # opening a migrated database again changes nothing
     reopened.close()
     check = sqlite3.connect(path)
-    assert check.execute("SELECT value FROM meta").fetchone() == ("3",)
+    assert check.execute("SELECT value FROM meta").fetchone() == (SCHEMA_VERSION,)
     check.close()
 
 
@@ -328,5 +329,40 @@ def test_a_version_2_database_gains_the_bay_and_reopen_columns(tmp_path: Path) -
     finally:
         store.close()
     check = sqlite3.connect(path)
-    assert check.execute("SELECT value FROM meta").fetchone() == ("3",)
+    assert check.execute("SELECT value FROM meta").fetchone() == (SCHEMA_VERSION,)
+    check.close()
+
+
+def test_a_version_3_database_keeps_its_devices_and_learns_token_times(tmp_path: Path) -> None:
+    """Devices paired before token expiry (schema 3) keep working; their token counts as
+    issued when the device was created, and pairing again records the new token's time."""
+    import sqlite3
+
+    path = tmp_path / "v3.db"
+    old = sqlite3.connect(path)
+    old.executescript(f"""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '3');
+        CREATE TABLE devices (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, last_seen TEXT,
+            revoked_at TEXT);
+        INSERT INTO devices VALUES ('d1', 'walker-v3', 'walker', '{hash_token("tok-v3")}',
+                                    '2026-01-05T08:00:00Z', NULL, NULL);
+    """)
+    old.close()
+    store = Store(path)
+    try:
+        device = store.device_by_token("tok-v3")
+        assert device is not None and device.token_at is None
+        assert device.token_expires(10) == device.created_at + timedelta(days=10)
+        assert device.token_expires(0) is None
+        again, token = store.add_device("walker-v3", "walker")
+        now = store.device_by_token(token)
+        assert now is not None and now.token_at is not None and now.token_at > device.created_at
+        assert again.created_at == device.created_at  # the device is the same one
+    finally:
+        store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT value FROM meta").fetchone() == (SCHEMA_VERSION,)
     check.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 from flask_sock import Sock
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import ClientDisconnected, HTTPException, NotFound
 
 from . import ws
 from .core import Services
@@ -53,6 +53,14 @@ def create_app(settings: Any, services: Services) -> Flask:
         ws.handle(socket, services)
 
     @app.before_request
+    def no_websocket_compression() -> None:
+        # permessage-deflate is inflated before any size check (1 MiB on the wire became
+        # 1 GiB); JPEGs do not compress anyway. Without the offer the handshake declines it,
+        # and a frame that claims compression is a protocol error that ends the connection.
+        if request.path == "/ws/count":
+            request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+    @app.before_request
     def limit_connections() -> Response | None:
         if request.path.startswith(("/api/", "/ws/")) and request.path != "/api/v1/healthz":
             if not services.connections.acquire():
@@ -92,6 +100,17 @@ def create_app(settings: Any, services: Services) -> Flask:
         code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.code or 500, "bad_request")
         return jsonify({"type": "error", "code": code, "message": exc.description}), exc.code or 500
+
+    def slow_body(_exc: Exception) -> tuple[Response, int]:
+        # A body that stopped arriving (SHELFCOUNT_READ_TIMEOUT_S per read; Werkzeug reports
+        # a failed read of a sized body as ClientDisconnected): the client's doing, not ours.
+        response = jsonify(ApiError("request_timeout", "the request body stopped arriving",
+                                    408).to_json())
+        response.headers["Connection"] = "close"
+        return response, 408
+
+    app.register_error_handler(TimeoutError, slow_body)
+    app.register_error_handler(ClientDisconnected, slow_body)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:

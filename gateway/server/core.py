@@ -406,7 +406,9 @@ class Services:
         self.connections = ConnectionLimiter(settings.max_connections)
         self.sockets: set[Any] = set()  # open WebSocket connections, closed on stop()
         self.on_confirmed: Callable[[], None] | None = None  # e.g. wake the outbox worker
-        self.revoked: set[str] = set()  # device ids, refreshed by the revocation thread
+        # id -> the device as stored now, refreshed by the revocation thread (open connections
+        # compare against it: revoked, paired again, token expired)
+        self.devices_now: dict[str, Device] = {}
         self._seen: dict[str, float] = {}  # device id -> when last_seen was last written
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -444,29 +446,47 @@ class Services:
         device = self.store.device_by_token(token or "")
         if device is None:
             raise ApiError("unauthorized", "a valid device token is required", 401)
+        if self._expired(device):
+            raise ApiError("token_expired", "this device's token expired: pair it again "
+                           "(shelfcount device add NAME --replace)", 401)
         now = time.monotonic()
         if now - self._seen.get(device.id, -1e9) > LAST_SEEN_EVERY_S:
             self._seen[device.id] = now
             self.store.touch_device(device.id)
         return device
 
-    def is_revoked(self, device_id: str) -> bool:
-        return device_id in self.revoked
+    def _expired(self, device: Device) -> bool:
+        expires = device.token_expires(float(self.settings.token_ttl_days))
+        return expires is not None and utcnow() >= expires
+
+    def refusal(self, device: Device) -> tuple[str, str] | None:
+        """(code, message) when a connection opened with ``device``'s token must end now:
+        the device was revoked, paired again (a new token) or its token expired."""
+        current = self.devices_now.get(device.id)
+        if current is not None and current.revoked_at is not None:
+            return "unauthorized", "this device was revoked"
+        if current is not None and current.token_at != device.token_at:
+            return "unauthorized", "this device was paired again: its old token no longer works"
+        if self._expired(device):
+            return "token_expired", "this device's token expired: pair it again"
+        return None
 
     def _revocation_loop(self) -> None:
-        """Revoking a device (CLI, REST, another gateway on the same store) ends its open
-        WebSocket connections and gRPC streams within REVOCATION_POLL_S."""
+        """Revoking or re-pairing a device (CLI, REST, another gateway on the same store), or
+        its token expiring, ends its open WebSocket connections and gRPC streams within
+        REVOCATION_POLL_S."""
         while not self._stop.wait(REVOCATION_POLL_S):
             try:
-                self.revoked = self.store.revoked_device_ids()
+                self.devices_now = {d.id: d for d in self.store.list_devices()}
             except Exception:  # noqa: BLE001 - try again next time
-                log.exception("reading revoked devices failed")
+                log.exception("reading devices failed")
                 continue
             for connection in list(self.sockets):
                 device = connection.device
-                if device is not None and device.id in self.revoked:
-                    connection.error("unauthorized", "this device was revoked")
-                    connection.close(1008, "device revoked")
+                refused = self.refusal(device) if device is not None else None
+                if refused is not None:
+                    connection.error(*refused)
+                    connection.close(1008, refused[1][:120])
 
     def session_for(self, device: Device, session_id: str) -> Session:
         """The session, if this device may use it (walkers: their own; managers: all)."""

@@ -101,6 +101,9 @@ def to_proto(message: dict[str, Any]) -> pb.CountResult:
     return out
 
 
+_NOT_A_PHOTO = "bad_request: the request is not a shelfcount.v1.Photo message"
+
+
 class CountServicer(pb_grpc.CountServiceServicer):
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -172,7 +175,7 @@ class CountServicer(pb_grpc.CountServiceServicer):
             self.services.connections.release()
 
     def Stream(  # noqa: N802
-        self, request_iterator: Iterator[pb.Photo], context: grpc.ServicerContext
+        self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
     ) -> Iterator[pb.CountResult]:
         self._enter(context)
         try:
@@ -198,23 +201,27 @@ class _StreamState:
         self.sent: set[tuple[str, str, str]] = set()
         self.lock = threading.Lock()
         self.reading = True
+        self.invalid = False  # the client sent bytes that are no Photo message
 
     def listener(self, message: dict[str, Any]) -> None:
         self.out.put(message)
 
-    def run(self, requests: Iterator[pb.Photo]) -> Iterator[pb.CountResult]:
+    def run(self, requests: Iterator[bytes]) -> Iterator[pb.CountResult]:
         reader = threading.Thread(target=self._read, args=(requests,), daemon=True)
         reader.start()
         followed: set[str] = set()
         try:
             while self.context.is_active():
+                if self.invalid:
+                    self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, _NOT_A_PHOTO)
                 with self.lock:
                     finished = not self.reading and not self.pending and not self.previews
                 if finished and self.out.empty():
                     return
-                if self.services.is_revoked(self.device.id):
-                    self.context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                       "unauthorized: this device was revoked")
+                refused = self.services.refusal(self.device)
+                if refused is not None:
+                    self.context.abort(grpc.StatusCode.UNAUTHENTICATED, ": ".join(refused))
+
                 try:
                     message = self.out.get(timeout=0.5)
                 except queue.Empty:
@@ -245,9 +252,14 @@ class _StreamState:
             for count_id in followed:
                 self.services.hub.unsubscribe(count_id, self.listener)
 
-    def _read(self, requests: Iterator[pb.Photo]) -> None:
+    def _read(self, requests: Iterator[bytes]) -> None:
         try:
-            for photo in requests:
+            for raw in requests:
+                try:
+                    photo = pb.Photo.FromString(raw)
+                except DecodeError:
+                    self.invalid = True
+                    return
                 self._take(photo)
         except grpc.RpcError:
             pass  # the client went away; the generator ends with the context
@@ -287,16 +299,15 @@ class _StreamState:
 
 
 def _add_servicer(servicer: CountServicer, server: grpc.Server) -> None:
-    """The generated registration, except that Count parses its request itself: bytes that
-    are no Photo message get INVALID_ARGUMENT (grpc answers a deserializer's failure with
-    INTERNAL, which reads as the gateway's fault)."""
+    """The generated registration, except that Count and Stream parse their requests
+    themselves: bytes that are no Photo message get INVALID_ARGUMENT (grpc answers a
+    deserializer's failure with INTERNAL, which reads as the gateway's fault)."""
 
     def count(raw: bytes, context: grpc.ServicerContext) -> pb.CountResult:
         try:
             request = pb.Photo.FromString(raw)
         except DecodeError:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          "bad_request: the request is not a shelfcount.v1.Photo message")
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _NOT_A_PHOTO)
         return servicer.Count(request, context)
 
     handlers = {
@@ -304,7 +315,7 @@ def _add_servicer(servicer: CountServicer, server: grpc.Server) -> None:
             count, request_deserializer=None,
             response_serializer=pb.CountResult.SerializeToString),
         "Stream": grpc.stream_stream_rpc_method_handler(
-            servicer.Stream, request_deserializer=pb.Photo.FromString,
+            servicer.Stream, request_deserializer=None,
             response_serializer=pb.CountResult.SerializeToString),
     }
     server.add_generic_rpc_handlers(

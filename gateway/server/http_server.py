@@ -35,12 +35,14 @@ from typing import Any
 
 from gunicorn import glogging
 from gunicorn.config import Config
+from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
 log = logging.getLogger("shelfcount.gateway.http")
 
 KEEPALIVE_S = 5  # an idle keep-alive connection is closed after this
 EXTRA_THREADS = 16  # threads beyond max_connections: the PWA's files, health checks
+FIRST_BYTE_WAIT_S = 0.2  # a new connection's thread waits this long for data, then the poller
 STOP_GRACE_S = 3  # requests in flight get this long to finish on stop
 WATCH_POLL_S = 0.25
 
@@ -86,12 +88,18 @@ class _QuietLogger(glogging.Logger):
 
 class _Deadlines:
     """Connections whose request head must be complete by a deadline; a watchdog thread shuts
-    the socket of each one that is late, which wakes its blocked reader (its thread is freed)."""
+    the socket of each one that is late, which wakes its blocked reader (its thread is freed).
+
+    A connection is armed when it is queued for a thread (accepted, or readable again after
+    keep-alive), so one waiting behind slow clients is judged from then, not from when a
+    thread picks it up; it is released when its thread is done with it.
+    """
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self._due: dict[int, tuple[float, Any]] = {}  # socket fd -> (deadline, connection)
-        self._active: dict[int, Any] = {}  # every connection a thread is serving
+        self._fds: dict[int, int] = {}  # id(connection) -> its socket's fd when armed
+        self._due: dict[int, tuple[float, Any]] = {}  # fd -> (deadline, connection)
+        self._active: dict[int, Any] = {}  # fd -> every connection queued or being served
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="http-deadlines", daemon=True)
@@ -99,22 +107,24 @@ class _Deadlines:
     def start(self) -> None:
         self._thread.start()
 
-    def arm(self, conn: Any) -> int:
+    def arm(self, conn: Any) -> None:
         fd = conn.sock.fileno()
         with self._lock:
+            self._fds[id(conn)] = fd
             self._due[fd] = (time.monotonic() + self.timeout_s, conn)
             self._active[fd] = conn
-        return fd
 
     def head_done(self, sock: Any) -> None:
         """The request line and headers arrived: the application has the request."""
         with self._lock:
             self._due.pop(sock.fileno(), None)
 
-    def release(self, fd: int) -> None:
+    def release(self, conn: Any) -> None:
         with self._lock:
-            self._due.pop(fd, None)
-            self._active.pop(fd, None)
+            fd = self._fds.pop(id(conn), None)
+            if fd is not None:
+                self._due.pop(fd, None)
+                self._active.pop(fd, None)
 
     def shut_all(self) -> None:
         """Stop: wake every thread still reading or writing (WebSockets included)."""
@@ -168,12 +178,22 @@ class _Worker(ThreadWorker):
     def is_parent_alive(self) -> bool:
         return True
 
+    def enqueue_req(self, conn: Any) -> None:
+        self.deadlines.arm(conn)
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        self.deadlines.release(conn)
+        super().finish_request(conn, fs)
+
     def handle(self, conn: Any) -> Any:
-        fd = self.deadlines.arm(conn)
-        try:
-            return super().handle(conn)
-        finally:
-            self.deadlines.release(fd)
+        """gunicorn lets a new connection hold a thread for 5 s waiting for its first byte;
+        here it waits FIRST_BYTE_WAIT_S, then in the poller (no thread) until keep-alive."""
+        if not conn.initialized and not conn.data_ready:
+            if not conn.wait_for_data(FIRST_BYTE_WAIT_S):
+                return gthread._DEFER  # noqa: SLF001 - gunicorn's "wait in the poller" answer
+            conn.data_ready = True
+        return super().handle(conn)
 
 
 class HttpServer:

@@ -88,7 +88,8 @@ def openapi_spec() -> dict[str, Any]:
                         "type": {"const": "error"},
                         "id": {"type": "string"},
                         "code": {"type": "string", "examples": [
-                            "unauthorized", "not_an_image", "too_large", "rate_limited",
+                            "unauthorized", "token_expired", "request_timeout",
+                            "not_an_image", "too_large", "rate_limited",
                             "triton_unavailable", "not_ready", "already_confirmed",
                             "superseded", "location_conflict", "unknown_location"]},
                         "message": {"type": "string"},
@@ -279,6 +280,19 @@ def openapi_spec() -> dict[str, Any]:
             "/products": {"get": {
                 "summary": "The catalog's products (sku, description, barcode, location)",
                 "responses": {"200": _json({"type": "object"}, "products")}}},
+            "/devices": {"get": {
+                "summary": "Managers: every device (name, role, created_at, last_seen, "
+                           "revoked_at, token_expires_at)",
+                "responses": {"200": _json({"type": "object"}, "devices"),
+                              "403": _error("not a manager token")}}},
+            "/devices/{name}": {"delete": {
+                "summary": "Managers: revoke a device (later requests 401; its open WebSocket "
+                           "and gRPC streams end within seconds)",
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": _json({"type": "object"}, "name and revoked_at"),
+                              "403": _error("not a manager token"),
+                              "404": _error("no such device")}}},
             "/devices/me": {"get": {"summary": "The token's device name and role",
                                     "responses": {"200": _json({"type": "object"}, "device")}}},
             "/healthz": {"get": {

@@ -268,12 +268,14 @@ def openapi() -> Response:
 
 @api.get("/devices")
 def list_devices() -> Response:
-    """Managers: every device with its role, last seen and revocation."""
+    """Managers: every device with its role, last seen, revocation and token expiry."""
     _manager()
+    ttl = float(services().settings.token_ttl_days)
     return jsonify({"devices": [{
         "name": d.name, "role": d.role, "created_at": to_ts(d.created_at),
         "last_seen": d.last_seen and to_ts(d.last_seen),
         "revoked_at": d.revoked_at and to_ts(d.revoked_at),
+        "token_expires_at": (expires := d.token_expires(ttl)) and to_ts(expires),
     } for d in services().store.list_devices()]})
 
 

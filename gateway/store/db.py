@@ -51,14 +51,14 @@ from .types import (
 # location_choice (the walker's answer to a location conflict) and recount_note / _by / _at (a
 # manager sent the bay back); devices got last_seen and revoked_at; outbox got revises (the
 # entry a reopened bay's re-confirmation replaces).
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 _DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS devices (
         id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
         token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, last_seen TEXT,
-        revoked_at TEXT)""",
+        revoked_at TEXT, token_at TEXT)""",
     """CREATE TABLE IF NOT EXISTS sessions (
         id TEXT PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id),
         walker TEXT NOT NULL, label TEXT, created_at TEXT NOT NULL, confirmed_at TEXT)""",
@@ -93,8 +93,9 @@ _DDL: tuple[str, ...] = (
         retry_at TEXT, PRIMARY KEY (entry_id, sink))""",
 )
 
-# Columns added after versions 1 and 2 (table, column): an older database gets those it lacks
-# on opening (then these indexes).
+# Columns added after versions 1, 2 and 3 (table, column): an older database gets those it
+# lacks on opening (then these indexes).
+_MIGRATE_FROM_3: tuple[tuple[str, str], ...] = (("devices", "token_at"),)
 _MIGRATE_FROM_2: tuple[tuple[str, str], ...] = (
     *(("counts", column)
       for column in ("bay_id", "replaces", "part_of", "superseded_by", "location_choice",
@@ -102,20 +103,21 @@ _MIGRATE_FROM_2: tuple[tuple[str, str], ...] = (
     ("outbox", "revises"),
     ("devices", "last_seen"),
     ("devices", "revoked_at"),
+    *_MIGRATE_FROM_3,
 )
 _MIGRATE_FROM_1: tuple[tuple[str, str], ...] = (
     ("corrections", "row_condition"),
     ("corrections", "client_id"),
     *_MIGRATE_FROM_2,
 )
-_MIGRATIONS = {"1": _MIGRATE_FROM_1, "2": _MIGRATE_FROM_2}
+_MIGRATIONS = {"1": _MIGRATE_FROM_1, "2": _MIGRATE_FROM_2, "3": _MIGRATE_FROM_3}
 _DDL_AFTER_MIGRATION: tuple[str, ...] = (
     # NULL client ids (corrections sent without one) never collide.
     "CREATE UNIQUE INDEX IF NOT EXISTS corrections_client ON corrections(count_id, client_id)",
     "CREATE INDEX IF NOT EXISTS counts_bay ON counts(bay_id)",
 )
 
-_DEVICE_COLUMNS = "id, name, role, created_at, last_seen, revoked_at"
+_DEVICE_COLUMNS = "id, name, role, created_at, last_seen, revoked_at, token_at"
 
 _CORRECTION_COLUMNS = (
     "id, count_id, location, sku, model_quantity, quantity, row_json, by_device, by_name, "
@@ -271,17 +273,20 @@ class Store:
             if found:
                 device_id, created = found
                 cur.execute(
-                    "UPDATE devices SET role = ?, token_hash = ?, revoked_at = NULL WHERE id = ?",
-                    (role, hash_token(token), device_id),
+                    "UPDATE devices SET role = ?, token_hash = ?, revoked_at = NULL, "
+                    "token_at = ? WHERE id = ?",
+                    (role, hash_token(token), now, device_id),
                 )
             else:
                 device_id, created = new_id(), now
                 cur.execute(
-                    "INSERT INTO devices (id, name, role, token_hash, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (device_id, name, role, hash_token(token), now),
+                    "INSERT INTO devices (id, name, role, token_hash, created_at, token_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (device_id, name, role, hash_token(token), now, now),
                 )
-        return Device(device_id, name, role, from_ts(created)), token  # type: ignore[arg-type]
+        device = Device(device_id, name, role, from_ts(created),  # type: ignore[arg-type]
+                        token_at=from_ts(now))
+        return device, token
 
     def device_by_token(self, token: str) -> Device | None:
         if not token:
@@ -313,12 +318,6 @@ class Store:
                         (now, f"revoked:{found[0]}:{secrets.token_hex(8)}", found[0]))
             cur.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE id = ?", (found[0],))
             return _device(cur.fetchone())
-
-    def revoked_device_ids(self) -> set[str]:
-        """Ids of revoked devices (the gateway ends their open streams)."""
-        with self._tx() as cur:
-            cur.execute("SELECT id FROM devices WHERE revoked_at IS NOT NULL")
-            return {r[0] for r in cur.fetchall()}
 
     def touch_device(self, device_id: str) -> None:
         """Record that a device was just seen (the caller limits how often)."""
@@ -933,7 +932,8 @@ class _Cursor:
 
 
 def _device(r: Sequence[Any]) -> Device:
-    return Device(r[0], r[1], r[2], from_ts(r[3]), from_ts(r[4]), from_ts(r[5]))  # type: ignore[arg-type]
+    return Device(r[0], r[1], r[2], from_ts(r[3]), from_ts(r[4]),  # type: ignore[arg-type]
+                  from_ts(r[5]), from_ts(r[6]))
 
 
 def _session(r: Sequence[Any]) -> Session:

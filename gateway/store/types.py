@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 ROLES: tuple[str, ...] = ("walker", "manager", "camera")
@@ -48,6 +48,13 @@ class Device:
     created_at: datetime
     last_seen: datetime | None = None
     revoked_at: datetime | None = None  # revoked devices keep their history, lose their token
+    token_at: datetime | None = None  # when its current token was issued (None: at creation)
+
+    def token_expires(self, ttl_days: float) -> datetime | None:
+        """When its token stops working under SHELFCOUNT_TOKEN_TTL_DAYS (None: never)."""
+        if ttl_days <= 0:
+            return None
+        return (self.token_at or self.created_at) + timedelta(days=ttl_days)
 
     @property
     def is_manager(self) -> bool:
