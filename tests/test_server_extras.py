@@ -50,13 +50,15 @@ def test_cron_fields_and_day_semantics() -> None:
     assert cron.matches(datetime(2026, 11, 23, 6, 45))  # Monday
     assert not cron.matches(datetime(2026, 11, 22, 6, 45))  # Sunday
     assert not cron.matches(datetime(2026, 11, 23, 9, 0))
-    assert cron.next_after(datetime(2026, 11, 23, 8, 50)) == datetime(2026, 11, 23, 18, 0)
+    assert cron.matches(datetime(2026, 11, 23, 18, 0)) and not cron.matches(
+        datetime(2026, 11, 23, 18, 5))
     either = Cron.parse("0 0 1 * 0")  # the 1st of the month OR any Sunday (classic cron)
     assert either.matches(datetime(2026, 11, 22, 0, 0))
     assert either.matches(datetime(2026, 12, 1, 0, 0))
     assert not either.matches(datetime(2026, 12, 2, 0, 0))
     assert Cron.parse("0 12 * * 7").matches(datetime(2026, 11, 22, 12, 0))
-    for bad in ("* * * *", "61 * * * *", "*/0 * * * *", "a * * * *", "5-1 * * * *"):
+    # (croniter reads a reversed range such as 5-1 as one that wraps around: not an error)
+    for bad in ("* * * *", "61 * * * *", "*/0 * * * *", "a * * * *", "* * 32 * *"):
         with pytest.raises(CameraConfigError):
             Cron.parse(bad)
 
@@ -230,7 +232,7 @@ def _grpc_status(port: int, cert: Path | None) -> str:
 
 
 def test_retention_removes_old_photo_files_only(tmp_path: Path) -> None:
-    from gateway.server.core import Services
+    from gateway.server.services import Services
 
     settings = gateway_settings(tmp_path, "127.0.0.1:1", photo_retention_days=7)
     services = Services(settings, triton_url="127.0.0.1:1")
@@ -272,8 +274,7 @@ def test_preview_runner_keeps_only_the_newest_frame_and_drops_stale_ones(tmp_pat
     """Queueing policy of live previews, with a slow stand-in pipeline to control timing."""
     from types import SimpleNamespace
 
-    from gateway.server import core
-    from gateway.server.core import PreviewRunner
+    from gateway.server.previews import PREVIEW_MAX_WAIT_S, PreviewRunner
 
     gate = threading.Event()
     seen: list[bytes] = []
@@ -315,7 +316,7 @@ def test_preview_runner_keeps_only_the_newest_frame_and_drops_stale_ones(tmp_pat
         while len(seen) < 3 and datetime.now() < deadline + timedelta(seconds=10):
             threading.Event().wait(0.01)
         runner.submit("other", "g1", b"5", None, reply)
-        threading.Event().wait(core.PREVIEW_MAX_WAIT_S + 0.3)  # g1 goes stale behind f4
+        threading.Event().wait(PREVIEW_MAX_WAIT_S + 0.3)  # g1 goes stale behind f4
         gate.set()
         for _ in range(2):
             assert done.acquire(timeout=10)

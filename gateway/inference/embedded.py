@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
+import psutil
+
 from gateway.config import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ REQUIRED_MODELS = ("ocr_det", "ocr_rec", "ocr_pipeline")
 _PR_SET_PDEATHSIG = 1
 SHM_PREFIX = "/dev/shm/triton_python_backend_shm_region_"
 STUB_NAME = "triton_python_backend_stub"  # the kernel keeps the first 15 characters
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 class TritonStartError(RuntimeError):
@@ -224,17 +227,6 @@ class EmbeddedTriton:
         except BaseException:
             self.stop()
             raise
-        return self.url
-
-    def ensure_running(self) -> str:
-        """Restart the server now if it died (the watchdog would, a little later)."""
-        if self._watchdog is None:
-            return self.start()
-        process = self._process
-        if process is None or process.poll() is not None or self._stub_died():
-            self._respawn_and_wait()
-        else:
-            self.wait_ready(self.start_timeout_s)
         return self.url
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -501,11 +493,9 @@ class EmbeddedTriton:
         model from then on and never starts it again, so only a restart brings it back."""
         for pid in self._stub_pids:
             try:
-                with open(f"/proc/{pid}/stat", "rb") as handle:
-                    state = handle.read().rsplit(b")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                return True
-            if state in (b"Z", b"X"):
+                if psutil.Process(pid).status() in _GONE:
+                    return True
+            except psutil.Error:
                 return True
         return False
 
@@ -540,18 +530,13 @@ class EmbeddedTriton:
 
 
 def _group_processes(pgid: int) -> list[tuple[int, str]]:
-    """(pid, kernel process name) of the live processes in one process group."""
+    """(pid, kernel process name, at most 15 characters) of the live processes in one group."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for proc in psutil.process_iter(["name", "status"]):
         try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                head, _, tail = handle.read().rpartition(b")")
-            fields = tail.split()
-            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                found.append((int(entry), head.split(b"(", 1)[1].decode(errors="replace")))
-        except (OSError, IndexError, ValueError):
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] not in _GONE:
+                found.append((proc.pid, str(proc.info["name"])[:15]))
+        except (OSError, psutil.Error):
             continue
     return found
 
@@ -561,13 +546,10 @@ def _group_shm_regions(pgid: int) -> set[str]:
     regions: set[str] = set()
     for pid, _ in _group_processes(pgid):
         try:
-            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    path = line.rstrip("\n").split(" ", 5)[-1].strip()
-                    if path.startswith(SHM_PREFIX):
-                        regions.add(path)
-        except OSError:
+            maps = psutil.Process(pid).memory_maps(grouped=True)
+        except psutil.Error:
             continue
+        regions.update(m.path for m in maps if m.path.startswith(SHM_PREFIX))
     return regions
 
 

@@ -8,7 +8,7 @@ Entry points for the CLI: :func:`serve_main` (``shelfcount serve``) and :func:`d
 from __future__ import annotations
 
 from .app import create_app
-from .core import Services
 from .serve import GatewayServer, device_add, serve_main
+from .services import Services
 
 __all__ = ["GatewayServer", "Services", "create_app", "device_add", "serve_main"]

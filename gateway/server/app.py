@@ -11,9 +11,9 @@ from flask_sock import Sock
 from werkzeug.exceptions import ClientDisconnected, HTTPException, NotFound
 
 from . import ws
-from .core import Services
 from .errors import ApiError
 from .rest import api
+from .services import Services
 
 log = logging.getLogger("shelfcount.gateway.http")
 

@@ -25,17 +25,14 @@ import re
 import threading
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from croniter import croniter
 
 log = logging.getLogger("shelfcount.gateway.cameras")
-
-_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
-           ("weekday", 0, 7))
-
 
 class CameraConfigError(ValueError):
     """The cameras file is malformed; the message names the place."""
@@ -43,73 +40,24 @@ class CameraConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Cron:
-    """A five-field cron expression (``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n``, lists)."""
+    """A five-field cron expression, read and matched by croniter (classic semantics: when
+    both day-of-month and day-of-week are restricted, either may match; 7 is Sunday too)."""
 
     text: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday (7 is accepted as Sunday too)
-    any_day: bool
-    any_weekday: bool
 
     @classmethod
     def parse(cls, text: str) -> Cron:
-        parts = str(text).split()
+        text = str(text)
+        parts = text.split()
         if len(parts) != 5:
             raise CameraConfigError(f"cron {text!r}: expected 5 fields, got {len(parts)}")
-        sets = [_field(part, name, low, high) for part, (name, low, high)
-                in zip(parts, _FIELDS, strict=True)]
-        weekdays = frozenset(0 if d == 7 else d for d in sets[4])
-        return cls(str(text), sets[0], sets[1], sets[2], sets[3], weekdays,
-                   parts[2] == "*", parts[4] == "*")
+        if not croniter.is_valid(text):
+            raise CameraConfigError(f"cron {text!r} is not a valid expression "
+                                    "(minute hour day-of-month month day-of-week)")
+        return cls(text)
 
     def matches(self, moment: datetime) -> bool:
-        if moment.minute not in self.minutes or moment.hour not in self.hours:
-            return False
-        if moment.month not in self.months:
-            return False
-        day_ok = moment.day in self.days
-        weekday_ok = (moment.isoweekday() % 7) in self.weekdays
-        if self.any_day and self.any_weekday:
-            return True
-        if self.any_day:
-            return weekday_ok
-        if self.any_weekday:
-            return day_ok
-        return day_ok or weekday_ok  # classic cron: either restricted field may match
-
-    def next_after(self, moment: datetime, limit_days: int = 366) -> datetime | None:
-        """The first matching minute strictly after ``moment`` (None within a year: never)."""
-        probe = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        for _ in range(limit_days * 24 * 60):
-            if self.matches(probe):
-                return probe
-            probe += timedelta(minutes=1)
-        return None
-
-
-def _field(text: str, name: str, low: int, high: int) -> frozenset[int]:
-    values: set[int] = set()
-    for item in text.split(","):
-        spec, _, step_text = item.partition("/")
-        try:
-            step = int(step_text) if step_text else 1
-            if spec == "*":
-                start, stop = low, high
-            elif "-" in spec:
-                a, b = spec.split("-", 1)
-                start, stop = int(a), int(b)
-            else:
-                start = int(spec)
-                stop = high if step_text else start
-        except ValueError:
-            raise CameraConfigError(f"cron {name} field {text!r} is not valid") from None
-        if step < 1 or not (low <= start <= stop <= high):
-            raise CameraConfigError(f"cron {name} field {text!r} is out of range {low}-{high}")
-        values.update(range(start, stop + 1, step))
-    return frozenset(values)
+        return bool(croniter.match(self.text, moment.replace(second=0, microsecond=0)))
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from gateway.proto_gen.shelfcount.v1 import counting_pb2 as pb
 from gateway.proto_gen.shelfcount.v1 import counting_pb2_grpc as pb_grpc
 from gateway.store import Device, Session
 
-from .core import Services
 from .errors import ApiError
+from .services import Services
 
 log = logging.getLogger("shelfcount.gateway.grpc")
 

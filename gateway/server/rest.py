@@ -15,11 +15,12 @@ from gateway.store import CountRecord, Device, Session, StoreError
 from gateway.store.bays import bay_fields, bay_summary, location_conflict
 from gateway.store.types import to_ts
 
-from .core import Services, count_json
 from .errors import ApiError
 from .jsonsafe import JsonError, parse_json
 from .openapi import openapi_spec
 from .review import day_overview
+from .services import Services
+from .views import count_json
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -18,9 +18,9 @@ from gateway.store import open_store
 
 from .app import create_app
 from .cameras import CameraScheduler, load_cameras
-from .core import Services
 from .grpc_api import start_grpc
 from .http_server import HttpLimits, HttpServer
+from .services import Services
 from .tls import local_addresses, server_context, tls_files
 
 log = logging.getLogger("shelfcount.gateway")

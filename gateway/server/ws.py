@@ -21,9 +21,9 @@ from typing import Any
 from gateway.store import CountRecord, Device, Session
 from gateway.store.types import UNFINISHED
 
-from .core import Services
 from .errors import ApiError
 from .jsonsafe import JsonError, parse_json
+from .services import Services
 
 log = logging.getLogger("shelfcount.gateway.ws")
 

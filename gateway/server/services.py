@@ -1,26 +1,23 @@
 """The gateway's engine, shared by the WebSocket, REST and gRPC front ends.
 
-``Services`` owns the store, the photo directory, the work queue and its worker threads, the
-preview runner and the limits. Every protocol goes through ``submit_photo`` (store the photo on
-disk, record it in the database, only then acknowledge and queue it) and hears about outcomes
-through the ``Hub``. Work survives restarts because the database, not the in-memory queue, is
-the source of truth: on start every unfinished count is queued again.
+``Services`` owns the store, the photo directory, the count jobs (``count_jobs``), the preview
+runner (``previews``), the hub (``hub``) and the limits; it authenticates and validates. Every
+protocol goes through ``submit_photo`` (store the photo on disk, record it in the database,
+only then acknowledge and queue it) and hears about outcomes through the ``Hub``. Work
+survives restarts because the database, not the in-memory queue, is the source of truth: on
+start every unfinished count is queued again.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import queue
 import re
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.schema import CONDITIONS
 from gateway.store import (
@@ -34,352 +31,21 @@ from gateway.store import (
     open_store,
 )
 from gateway.store.bays import bay_fields
-from gateway.store.types import to_ts, utcnow
+from gateway.store.types import utcnow
 
+from .count_jobs import CountWorker
 from .errors import STORE_STATUS, ApiError
+from .hub import Hub
 from .limits import ConnectionLimiter, RateLimiter
+from .pipelines import PipelineProvider
+from .previews import PreviewRunner
+from .views import outcome_message
 
 log = logging.getLogger("shelfcount.gateway")
 
-# Stored photos are acknowledged at once and their results may take a moment; live preview
-# frames are someone watching the screen. On a small machine the photo workers run at a lower
-# CPU priority (Linux: per thread) so previews stay quick when a backlog of photos builds up.
-PHOTO_NICENESS = 5
-PREVIEW_MAX_WAIT_S = 1.0  # a live frame older than this is not worth counting any more
 REVOCATION_POLL_S = 2.0  # a revoked device's open streams end within this (+ one tick)
 LAST_SEEN_EVERY_S = 60.0  # devices' last_seen is written at most this often
-MAX_ATTEMPTS = 3  # a photo that crashes the pipeline this often is failed, not retried forever
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
-
-
-class CountingPipeline(Protocol):
-    """What the gateway needs from gateway.pipeline.run.Pipeline."""
-
-    def count(self, data: bytes, *, location: str | None = None, preview: bool = False) -> Any: ...
-
-
-class PipelineProvider:
-    """Builds the pipeline lazily and rebuilds it when the catalog file changes.
-
-    ``shelfcount catalog import`` while the gateway runs must take effect without a restart.
-    """
-
-    def __init__(self, settings: Any, triton_url: str) -> None:
-        from gateway.inference.client import InferenceClient
-
-        self.settings = settings
-        # The worker queues and retries itself during an outage, so the client should give up
-        # quickly instead of holding a worker thread for its default 20 s.
-        self.client = InferenceClient(
-            triton_url, timeout_s=settings.triton_request_timeout_s, retry_wait_s=1.0
-        )
-        self._catalog_path = Path(settings.data_dir) / "catalog.csv"
-        self._stamp: float | None = None
-        self._pipeline: Any = None
-        self._lock = threading.Lock()
-
-    def _catalog_stamp(self) -> float:
-        try:
-            return self._catalog_path.stat().st_mtime
-        except FileNotFoundError:
-            return -1.0
-
-    def get(self) -> Any:
-        stamp = self._catalog_stamp()
-        with self._lock:
-            if self._pipeline is None or stamp != self._stamp:
-                from gateway.catalog import load_catalog
-                from gateway.pipeline.run import Pipeline
-
-                old = self._pipeline
-                self._pipeline = Pipeline(
-                    self.settings, self.client, load_catalog(self.settings.data_dir)
-                )
-                self._stamp = stamp
-                if old is not None:
-                    old.close()
-            return self._pipeline
-
-    def products(self) -> list[dict[str, str]]:
-        """Every catalog product: SKU, description, barcode, home location."""
-        return [{"sku": e.sku, "description": e.description, "barcode": e.barcode,
-                 "location": e.location or ""} for e in self.get().catalog.entries]
-
-    def catalog_entry(self, sku: str) -> dict[str, Any] | None:
-        entry = self.get().catalog.by_sku(sku)
-        if entry is None:
-            return None
-        return {"SKU": entry.sku, "Product_Description": entry.description,
-                "Unit_Price": str(entry.unit_price)}
-
-    def locations(self) -> list[dict[str, str]]:
-        """The catalog's bin locations with their home SKU, for the walker's location picker."""
-        catalog = self.get().catalog
-        out = []
-        for location in catalog.locations():
-            entry = catalog.by_sku(catalog.home_sku(location))
-            out.append({"location": location, "sku": entry.sku if entry else "",
-                        "description": entry.description if entry else ""})
-        return out
-
-    def triton_ready(self) -> bool:
-        return self.client.is_ready()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pipeline is not None:
-                self._pipeline.close()
-            self.client.close()
-
-
-class Hub:
-    """Fan-out of count outcomes to whoever listens (WebSocket connections, waiting calls)."""
-
-    def __init__(self) -> None:
-        self._listeners: dict[str, set[Callable[[dict[str, Any]], None]]] = {}
-        self._lock = threading.Lock()
-
-    def subscribe(self, count_id: str, listener: Callable[[dict[str, Any]], None]) -> None:
-        with self._lock:
-            self._listeners.setdefault(count_id, set()).add(listener)
-
-    def unsubscribe(self, count_id: str, listener: Callable[[dict[str, Any]], None]) -> None:
-        with self._lock:
-            listeners = self._listeners.get(count_id)
-            if listeners is not None:
-                listeners.discard(listener)
-                if not listeners:
-                    del self._listeners[count_id]
-
-    def publish(self, count_id: str, message: dict[str, Any]) -> None:
-        with self._lock:
-            listeners = list(self._listeners.get(count_id, ()))
-        for listener in listeners:
-            try:
-                listener(message)
-            except Exception:  # noqa: BLE001 - one broken client must not stop the others
-                log.debug("listener for %s failed", count_id, exc_info=True)
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    from gateway.inference.client import InferenceUnavailable
-
-    return isinstance(exc, InferenceUnavailable)
-
-
-class CountWorker:
-    """Threads that count stored photos, in arrival order, and park them during outages."""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._waiting: set[str] = set()
-        self._waiting_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.triton_down = threading.Event()
-        self.busy = 0
-
-    def start(self) -> None:
-        resumed = 0
-        for record in self.services.store.unfinished_counts():
-            if record.attempts >= MAX_ATTEMPTS:
-                self.services.store.fail_count(
-                    record.id, "internal_error", "counting this photo failed repeatedly"
-                )
-                continue
-            self._queue.put(record.id)
-            resumed += 1
-        if resumed:
-            log.warning("resuming %d unfinished count(s)", resumed)
-        n = max(1, int(self.services.settings.workers))
-        for i in range(n):
-            self._spawn(self._loop, f"count-worker-{i}")
-        self._spawn(self._retry_loop, "count-retry")
-
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def submit(self, count_id: str) -> None:
-        self._queue.put(count_id)
-
-    def depth(self) -> dict[str, int]:
-        with self._waiting_lock:
-            waiting = len(self._waiting)
-        return {"queued": self._queue.qsize(), "waiting_for_triton": waiting, "busy": self.busy}
-
-    def stop(self) -> None:
-        self._stop.set()
-        for _ in self._threads:
-            self._queue.put(None)
-        for thread in self._threads:
-            thread.join(timeout=30)
-        self._threads.clear()
-
-    def _loop(self) -> None:
-        _lower_thread_priority(PHOTO_NICENESS)
-        while not self._stop.is_set():
-            count_id = self._queue.get()
-            if count_id is None:
-                return
-            self.busy += 1
-            try:
-                self._process(count_id)
-            except Exception:  # noqa: BLE001 - a worker thread must survive anything
-                log.exception("count %s: unexpected error", count_id)
-            finally:
-                self.busy -= 1
-
-    def _park(self, count_id: str, reason: str, *, tried: bool = False) -> None:
-        store = self.services.store
-        store.set_status(count_id, "waiting", undo_attempt=tried)
-        with self._waiting_lock:
-            self._waiting.add(count_id)
-        record = store.get_count(count_id)
-        if record is not None:
-            self.services.publish(record)
-        log.warning("count %s waits for Triton: %s", count_id, reason)
-
-    def _process(self, count_id: str) -> None:
-        services = self.services
-        store = services.store
-        record = store.get_count(count_id)
-        if record is None or record.status in ("done", "failed"):
-            return
-        if self.triton_down.is_set():
-            self._park(count_id, "Triton is down")
-            return
-        try:
-            data = services.photos.get(record.photo_hash)
-        except FileNotFoundError:
-            store.fail_count(count_id, "photo_missing", "the stored photo file is missing")
-            services.publish(store.get_count(count_id))
-            return
-        store.set_status(count_id, "processing", attempt=True)
-        from gateway.pipeline.types import PipelineError
-
-        try:
-            result = services.pipelines.get().count(data, location=record.location)
-        except PipelineError as exc:
-            store.fail_count(count_id, exc.code, exc.message)
-        except Exception as exc:  # noqa: BLE001 - sorted below
-            if is_unavailable(exc):
-                self.triton_down.set()
-                self._park(count_id, str(exc), tried=True)
-                return
-            log.exception("count %s failed", count_id)
-            if record.attempts + 1 >= MAX_ATTEMPTS:
-                store.fail_count(count_id, "internal_error", "counting this photo failed")
-            else:
-                store.set_status(count_id, "queued")
-                self._queue.put(count_id)
-                return
-        else:
-            store.finish_count(count_id, result.to_json())
-        services.publish(store.get_count(count_id))
-
-    def _retry_loop(self) -> None:
-        """During an outage: poll Triton, and queue the parked photos again when it answers."""
-        interval = max(0.2, float(self.services.settings.triton_retry_s))
-        while not self._stop.wait(interval):
-            with self._waiting_lock:
-                parked = bool(self._waiting)
-            if not parked and not self.triton_down.is_set():
-                continue
-            try:
-                ready = self.services.pipelines.triton_ready()
-            except Exception:  # noqa: BLE001 - keep polling
-                ready = False
-            if not ready:
-                continue
-            self.triton_down.clear()
-            with self._waiting_lock:
-                waiting, self._waiting = sorted(self._waiting), set()
-            log.warning("Triton is back: counting %d queued photo(s)", len(waiting))
-            for count_id in waiting:
-                self.services.store.set_status(count_id, "queued")
-                self._queue.put(count_id)
-
-
-class PreviewRunner:
-    """Counts live preview frames, never stored; a newer frame replaces a waiting older one.
-
-    A phone sends frames faster than two cores count them for twenty walkers; counting stale
-    frames would only add latency, so per client only the newest waiting frame is kept, and a
-    frame that waited longer than PREVIEW_MAX_WAIT_S is answered "preview_dropped" unseen.
-    """
-
-    def __init__(self, services: Services, workers: int) -> None:
-        self.services = services
-        self._pending: dict[
-            str, tuple[bytes, str | None, Callable[[dict[str, Any]], None], float]
-        ] = {}
-        self._order: deque[str] = deque()
-        self._cv = threading.Condition()
-        self._stop = False
-        self._threads = [
-            threading.Thread(target=self._loop, name=f"preview-{i}", daemon=True)
-            for i in range(max(1, workers))
-        ]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify_all()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-    def submit(
-        self, key: str, photo_id: str, data: bytes, location: str | None,
-        done: Callable[[dict[str, Any]], None],
-    ) -> None:
-        def finish(message: dict[str, Any]) -> None:
-            done({**message, "id": photo_id, "preview": True})
-
-        with self._cv:
-            old = self._pending.get(key)
-            self._pending[key] = (data, location, finish, time.monotonic())
-            if old is None:
-                self._order.append(key)
-            self._cv.notify()
-        if old is not None:
-            old[2](ApiError("preview_dropped", "a newer preview frame replaced this one").to_json())
-
-    def _loop(self) -> None:
-        from gateway.pipeline.types import PipelineError
-
-        while True:
-            with self._cv:
-                while not self._order and not self._stop:
-                    self._cv.wait()
-                if self._stop:
-                    return
-                key = self._order.popleft()
-                data, location, finish, queued_at = self._pending.pop(key)
-            if time.monotonic() - queued_at > PREVIEW_MAX_WAIT_S:
-                finish(ApiError("preview_dropped", "the gateway is busy; frame too old").to_json())
-                continue
-            try:
-                if self.services.worker.triton_down.is_set():
-                    raise ApiError("triton_unavailable", "Triton is unavailable", queued=False)
-                result = self.services.pipelines.get().count(data, location=location, preview=True)
-                finish({"type": "result", **result.to_json()})
-            except ApiError as exc:
-                finish(exc.to_json())
-            except PipelineError as exc:
-                finish(ApiError(exc.code, exc.message).to_json())
-            except Exception as exc:  # noqa: BLE001 - reported to the client, logged here
-                if is_unavailable(exc):
-                    finish(ApiError("triton_unavailable", str(exc), queued=False).to_json())
-                else:
-                    log.exception("preview frame failed")
-                    finish(ApiError("internal_error", "counting the frame failed").to_json())
 
 
 class Services:
@@ -844,77 +510,7 @@ def _split_field(split: Any) -> tuple[int, str] | None:
     return split["quantity"], split["condition"]
 
 
-def _lower_thread_priority(niceness: int) -> None:
-    """Raise this thread's nice value (Linux sets it per thread; elsewhere: no-op)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except (AttributeError, OSError):
-        pass
-
-
 def store_error(exc: StoreError) -> ApiError:
     return ApiError(exc.code, exc.message, STORE_STATUS.get(exc.code, 400))
 
 
-def outcome_message(record: CountRecord, bay: dict[str, Any] | None = None
-                    ) -> dict[str, Any] | None:
-    """What a client is told about a count now; None while it is still being counted.
-
-    ``bay``: the photo's bay fields (``Services.bay``), merged into a result.
-    """
-    base = {"id": record.client_id, "count_id": record.id, "session": record.session_id}
-    if record.status == "done":
-        result = dict(record.result or {})
-        return {
-            "type": "result", **base,
-            "rows": record.rows,
-            "boxes": result.get("boxes", []), "codes": result.get("codes", []),
-            "box_sources": result.get("box_sources", []),
-            "timings_ms": result.get("timings_ms", {}),
-            "width": result.get("width", 0), "height": result.get("height", 0),
-            "confirmed": record.confirmed_at is not None,
-            "recount": None if not record.recount_note else {
-                "note": record.recount_note, "by": record.recount_by,
-                "at": record.recount_at and to_ts(record.recount_at)},
-            **(bay or {}),
-        }
-    if record.status == "failed":
-        return {"type": "error", **base, "code": record.error_code or "failed",
-                "message": record.error_message or "counting failed"}
-    if record.status == "waiting":
-        return {"type": "error", **base, "code": "triton_unavailable", "queued": True,
-                "message": "the inference server is unavailable; the photo is stored and "
-                           "will be counted when it is back (the result follows)"}
-    return None
-
-
-def count_json(record: CountRecord, bay: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full REST view of a count: effective rows, the model's rows and the corrections;
-    ``bay``: its bay fields (``Services.bay``)."""
-    result = dict(record.result or {})
-    return {
-        "id": record.id,
-        "photo_id": record.client_id,
-        "session": record.session_id,
-        "source": record.source,
-        "status": record.status,
-        "location": record.location,
-        "photo_sha256": record.photo_hash,
-        "created_at": to_ts(record.created_at),
-        "finished_at": record.finished_at and to_ts(record.finished_at),
-        "rows": record.rows,
-        "model_rows": record.model_rows,
-        "corrections": [c.to_json() for c in record.corrections],
-        "boxes": result.get("boxes", []),
-        "codes": result.get("codes", []),
-        "timings_ms": result.get("timings_ms", {}),
-        "width": result.get("width", 0),
-        "height": result.get("height", 0),
-        "error": None if record.status != "failed"
-        else {"code": record.error_code, "message": record.error_message},
-        "confirmed_at": record.confirmed_at and to_ts(record.confirmed_at),
-        "confirmed_by": record.confirmed_by,
-        "location_source": result.get("location_source"),
-        "location_choice": record.location_choice,
-        **(bay or {}),
-    }

@@ -1,0 +1,177 @@
+"""Count jobs: the threads that count stored photos in arrival order, park them while Triton
+is down and queue them again when it is back (the database, not this queue, is the truth)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger("shelfcount.gateway")
+
+# Stored photos are acknowledged at once and their results may take a moment; live preview
+# frames are someone watching the screen. On a small machine the photo workers run at a lower
+# CPU priority (Linux: per thread) so previews stay quick when a backlog of photos builds up.
+PHOTO_NICENESS = 5
+MAX_ATTEMPTS = 3  # a photo that crashes the pipeline this often is failed, not retried forever
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    from gateway.inference.client import InferenceUnavailable
+
+    return isinstance(exc, InferenceUnavailable)
+
+
+class CountWorker:
+    """Threads that count stored photos, in arrival order, and park them during outages."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._waiting: set[str] = set()
+        self._waiting_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.triton_down = threading.Event()
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+
+    def start(self) -> None:
+        resumed = 0
+        for record in self.services.store.unfinished_counts():
+            if record.attempts >= MAX_ATTEMPTS:
+                self.services.store.fail_count(
+                    record.id, "internal_error", "counting this photo failed repeatedly"
+                )
+                continue
+            self._queue.put(record.id)
+            resumed += 1
+        if resumed:
+            log.warning("resuming %d unfinished count(s)", resumed)
+        n = max(1, int(self.services.settings.workers))
+        for i in range(n):
+            self._spawn(self._loop, f"count-worker-{i}")
+        self._spawn(self._retry_loop, "count-retry")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def submit(self, count_id: str) -> None:
+        self._queue.put(count_id)
+
+    def depth(self) -> dict[str, int]:
+        with self._waiting_lock:
+            waiting = len(self._waiting)
+        with self._busy_lock:
+            busy = self._busy
+        return {"queued": self._queue.qsize(), "waiting_for_triton": waiting, "busy": busy}
+
+    def stop(self) -> None:
+        self._stop.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads.clear()
+
+    def _loop(self) -> None:
+        _lower_thread_priority(PHOTO_NICENESS)
+        while not self._stop.is_set():
+            count_id = self._queue.get()
+            if count_id is None:
+                return
+            with self._busy_lock:
+                self._busy += 1
+            try:
+                self._process(count_id)
+            except Exception:  # noqa: BLE001 - a worker thread must survive anything
+                log.exception("count %s: unexpected error", count_id)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+
+    def _park(self, count_id: str, reason: str, *, tried: bool = False) -> None:
+        store = self.services.store
+        store.set_status(count_id, "waiting", undo_attempt=tried)
+        with self._waiting_lock:
+            self._waiting.add(count_id)
+        record = store.get_count(count_id)
+        if record is not None:
+            self.services.publish(record)
+        log.warning("count %s waits for Triton: %s", count_id, reason)
+
+    def _process(self, count_id: str) -> None:
+        services = self.services
+        store = services.store
+        record = store.get_count(count_id)
+        if record is None or record.status in ("done", "failed"):
+            return
+        if self.triton_down.is_set():
+            self._park(count_id, "Triton is down")
+            return
+        try:
+            data = services.photos.get(record.photo_hash)
+        except FileNotFoundError:
+            store.fail_count(count_id, "photo_missing", "the stored photo file is missing")
+            services.publish(store.get_count(count_id))
+            return
+        store.set_status(count_id, "processing", attempt=True)
+        from gateway.pipeline.types import PipelineError
+
+        try:
+            result = services.pipelines.get().count(data, location=record.location)
+        except PipelineError as exc:
+            store.fail_count(count_id, exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            if is_unavailable(exc):
+                self.triton_down.set()
+                self._park(count_id, str(exc), tried=True)
+                return
+            log.exception("count %s failed", count_id)
+            if record.attempts + 1 >= MAX_ATTEMPTS:
+                store.fail_count(count_id, "internal_error", "counting this photo failed")
+            else:
+                store.set_status(count_id, "queued")
+                self._queue.put(count_id)
+                return
+        else:
+            store.finish_count(count_id, result.to_json())
+        services.publish(store.get_count(count_id))
+
+    def _retry_loop(self) -> None:
+        """During an outage: poll Triton, and queue the parked photos again when it answers."""
+        interval = max(0.2, float(self.services.settings.triton_retry_s))
+        while not self._stop.wait(interval):
+            with self._waiting_lock:
+                parked = bool(self._waiting)
+            if not parked and not self.triton_down.is_set():
+                continue
+            try:
+                ready = self.services.pipelines.triton_ready()
+            except Exception:  # noqa: BLE001 - keep polling
+                ready = False
+            if not ready:
+                continue
+            self.triton_down.clear()
+            with self._waiting_lock:
+                waiting, self._waiting = sorted(self._waiting), set()
+            log.warning("Triton is back: counting %d queued photo(s)", len(waiting))
+            for count_id in waiting:
+                self.services.store.set_status(count_id, "queued")
+                self._queue.put(count_id)
+
+
+def _lower_thread_priority(niceness: int) -> None:
+    """Raise this thread's nice value (Linux sets it per thread; elsewhere: no-op)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass

@@ -1,0 +1,81 @@
+"""The counting pipeline for the gateway, built lazily and rebuilt when the catalog changes."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+
+class PipelineProvider:
+    """Builds the pipeline lazily and rebuilds it when the catalog file changes.
+
+    ``shelfcount catalog import`` while the gateway runs must take effect without a restart.
+    """
+
+    def __init__(self, settings: Any, triton_url: str) -> None:
+        from gateway.inference.client import InferenceClient
+
+        self.settings = settings
+        # The worker queues and retries itself during an outage, so the client should give up
+        # quickly instead of holding a worker thread for its default 20 s.
+        self.client = InferenceClient(
+            triton_url, timeout_s=settings.triton_request_timeout_s, retry_wait_s=1.0
+        )
+        self._catalog_path = Path(settings.data_dir) / "catalog.csv"
+        self._stamp: float | None = None
+        self._pipeline: Any = None
+        self._lock = threading.Lock()
+
+    def _catalog_stamp(self) -> float:
+        try:
+            return self._catalog_path.stat().st_mtime
+        except FileNotFoundError:
+            return -1.0
+
+    def get(self) -> Any:
+        stamp = self._catalog_stamp()
+        with self._lock:
+            if self._pipeline is None or stamp != self._stamp:
+                from gateway.catalog import load_catalog
+                from gateway.pipeline.run import Pipeline
+
+                old = self._pipeline
+                self._pipeline = Pipeline(
+                    self.settings, self.client, load_catalog(self.settings.data_dir)
+                )
+                self._stamp = stamp
+                if old is not None:
+                    old.close()
+            return self._pipeline
+
+    def products(self) -> list[dict[str, str]]:
+        """Every catalog product: SKU, description, barcode, home location."""
+        return [{"sku": e.sku, "description": e.description, "barcode": e.barcode,
+                 "location": e.location or ""} for e in self.get().catalog.entries]
+
+    def catalog_entry(self, sku: str) -> dict[str, Any] | None:
+        entry = self.get().catalog.by_sku(sku)
+        if entry is None:
+            return None
+        return {"SKU": entry.sku, "Product_Description": entry.description,
+                "Unit_Price": str(entry.unit_price)}
+
+    def locations(self) -> list[dict[str, str]]:
+        """The catalog's bin locations with their home SKU, for the walker's location picker."""
+        catalog = self.get().catalog
+        out = []
+        for location in catalog.locations():
+            entry = catalog.by_sku(catalog.home_sku(location))
+            out.append({"location": location, "sku": entry.sku if entry else "",
+                        "description": entry.description if entry else ""})
+        return out
+
+    def triton_ready(self) -> bool:
+        return self.client.is_ready()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pipeline is not None:
+                self._pipeline.close()
+            self.client.close()
