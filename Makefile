@@ -43,6 +43,7 @@ test: system models
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests
+	$(BIN)/lint-imports
 
 bench: system models
 	$(BIN)/python -m tests.bench.pipeline_bench

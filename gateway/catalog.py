@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from gateway.files import write_atomic
-from gateway.pipeline.gtin import normalize_gtin
+from gateway.gtin import normalize_gtin
 
 REQUIRED = ("SKU", "Barcode", "Product_Description", "Unit_Price")
 DEFAULT_REORDER_POINT = 10

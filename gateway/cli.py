@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="sink to send to (it must be configured, see 'shelfcount doctor')")
 
     sub.add_parser("doctor", help="check each configured sink, one line each")
+    sub.add_parser("sinks", help="every sink's settings, as a Markdown table")
     return p
 
 
@@ -152,6 +153,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 from gateway.sinks.commands import doctor_main
 
                 return doctor_main(settings)
+            case "sinks":
+                from gateway.sinks.commands import sinks_main
+
+                return sinks_main()
     except CatalogError as exc:
         return _fail(str(exc), EXIT_USAGE)
     return EXIT_USAGE

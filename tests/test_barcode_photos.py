@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.gtin import normalize_gtin, parse_gs1
 from gateway.pipeline.codes import read_codes
 from gateway.pipeline.decode import decode_image
-from gateway.pipeline.gtin import normalize_gtin, parse_gs1
 from gateway.pipeline.types import Code
 
 PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "barcode-photos"

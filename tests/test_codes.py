@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import zxingcpp
 
+from gateway.gtin import gs1_date, gtin_check_digit, normalize_gtin
 from gateway.pipeline.codes import _zbar, code_to_json, read_codes
-from gateway.pipeline.gtin import gs1_date, gtin_check_digit, normalize_gtin
 from gateway.pipeline.types import Code
 
 F = zxingcpp.BarcodeFormat

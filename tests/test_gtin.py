@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from gateway.pipeline.gtin import (
+from gateway.gtin import (
     expand_upce,
     gs1_date,
     gs1_hri,

@@ -236,10 +236,11 @@ def test_system_quantities_before_and_after_booking(tmp_path: Path,
     bays, worker = _worker(tmp_path, tryton_db.env())
     bays.confirm("A-05-1", [row("A-05-1", "SKU-10009", 50)])
     entry = bays.store.outbox_entries(bays.session_id)[0]
-    fresh = TrytonSink.from_settings(load_settings(tryton_db.env()))
+    fresh = build_sinks(load_settings(tryton_db.env()), lambda _: [], only="tryton")[0]
     assert fresh.system_quantities(entry) == {("A-05-1", "SKU-10009"): ON_HAND}
     assert worker.run_once() == 1
-    other = TrytonSink.from_settings(load_settings(tryton_db.env()))  # a restarted process
+    # a restarted process
+    other = build_sinks(load_settings(tryton_db.env()), lambda _: [], only="tryton")[0]
     assert other.system_quantities(entry) == {("A-05-1", "SKU-10009"): ON_HAND}
     with pytest.raises(SinkError, match="no product"):
         bays.new_session()  # a recount of the bay, on another day

@@ -21,7 +21,6 @@ from gateway.sinks.alerts import WebhookSink
 from gateway.sinks.base import SinkError
 from gateway.sinks.commands import doctor_lines, doctor_main
 from gateway.sinks.csv_safety import safe_cell
-from gateway.sinks.folder import FolderSink
 from gateway.sinks.registry import build_sinks, configured
 from gateway.sinks.variance import Thresholds, assess
 from gateway.sinks.worker import OutboxWorker
@@ -57,7 +56,7 @@ def test_variance_flags() -> None:
     strict = Thresholds.from_settings(load_settings({"SHELFCOUNT_VARIANCE_PCT": "2",
                                                      "SHELFCOUNT_VARIANCE_VALUE": "5"}))
     assert assess(row("A-1-1", "S", 103, price="1.00"), Decimal(100), 1, strict).flagged
-    with pytest.raises(ValueError, match="must be numbers"):
+    with pytest.raises(ValueError, match="SHELFCOUNT_VARIANCE_PCT: .*valid decimal"):
         Thresholds.from_settings(load_settings({"SHELFCOUNT_VARIANCE_PCT": "ten"}))
 
 
@@ -108,7 +107,7 @@ def test_drop_folder_files_atomic_and_idempotent(tmp_path: Path) -> None:
     assert [(r["Item"], r["Bin"], r["New Quantity"]) for r in netsuite] == \
         [("SKU-10001", "A-01-1", "12"), ("SKU-10002", "A-01-2", "0")]
     # Re-delivering (retry after a crash) rewrites the same file, no duplicate line.
-    sink = FolderSink.from_settings(settings, bays.store.session_rows)
+    (sink,) = build_sinks(settings, bays.store.session_rows, only="folder")
     sink.deliver(bays.store.outbox_entries(bays.session_id)[0])
     with open(drop / f"{stem}.csv", newline="", encoding="utf-8") as fh:
         assert len(list(csv.reader(fh))) == 3
@@ -191,6 +190,30 @@ def test_registry_and_doctor_without_sinks(tmp_path: Path,
     out = capsys.readouterr().out.splitlines()
     assert out == ["tryton: missing SHELFCOUNT_TRYTON_DB, SHELFCOUNT_TRYTON_USER, "
                    "SHELFCOUNT_TRYTON_PASSWORD", "folder: ok"]
+
+
+def test_each_sink_declares_typed_settings_and_readme_lists_them(tmp_path: Path) -> None:
+    """The one list of plug-ins drives the registry, doctor and README's settings table."""
+    from gateway.sinks.registry import PLUGINS, settings_table
+
+    assert [p.name for p in PLUGINS] == ["tryton", "sheets", "folder", "alerts"]
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- sinks-table: shelfcount sinks -->\n") + 39
+    assert readme[start:readme.index("\n<!-- /sinks-table -->")] == settings_table(), (
+        "README's sinks table is out of date: paste the output of `shelfcount sinks`")
+    bad = load_settings({"SHELFCOUNT_SHEETS_CREDENTIALS": str(tmp_path / "sa.json"),
+                         "SHELFCOUNT_SHEETS_SPREADSHEET": "key",
+                         "SHELFCOUNT_SHEETS_WORKSHEET": "week"}, data_dir=tmp_path)
+    ((name, problem),) = doctor_lines(bad)
+    assert name == "sheets" and problem is not None
+    assert problem.startswith("SHELFCOUNT_SHEETS_WORKSHEET: ") and "'day'" in problem
+    secret = load_settings({"SHELFCOUNT_TRYTON_URL": "http://127.0.0.1:9",
+                            "SHELFCOUNT_TRYTON_DB": "db", "SHELFCOUNT_TRYTON_USER": "u",
+                            "SHELFCOUNT_TRYTON_PASSWORD": "hunter2"}, data_dir=tmp_path)
+    (tryton,) = build_sinks(secret, lambda _: [], only="tryton")
+    assert "hunter2" not in repr(tryton.__dict__)  # the password is not in the sink's repr
+    with pytest.raises(ValueError, match="SHELFCOUNT_VARIANCE_PCT"):
+        Thresholds.from_settings(load_settings({"SHELFCOUNT_VARIANCE_PCT": "-3"}))
 
 
 def test_reorder_point_comes_from_the_catalog(tmp_path: Path, webhook: Any) -> None:

@@ -32,7 +32,7 @@ import zxingcpp
 from pyzbar import wrapper as zb
 from pyzbar.wrapper import ZBarConfig, ZBarSymbol
 
-from gateway.pipeline.gtin import expand_upce, gs1_hri, normalize_gtin, parse_gs1
+from gateway.gtin import expand_upce, gs1_hri, normalize_gtin, parse_gs1
 from gateway.pipeline.types import Box, Code
 
 _F = zxingcpp.BarcodeFormat

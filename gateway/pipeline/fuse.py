@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from gateway.catalog import Catalog
-from gateway.pipeline.gtin import gs1_date
+from gateway.gtin import gs1_date
 from gateway.pipeline.ocr_regions import Region
 from gateway.pipeline.text import find_expiry, find_location, find_sku
 from gateway.pipeline.types import Box, Code, Detection, TextLine

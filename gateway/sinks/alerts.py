@@ -13,14 +13,19 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-
-from gateway.config import Settings
+from pydantic import Field
 
 from .base import Entry, SinkError, deliver_each
+from .plugin import SinkContext, SinkPlugin, SinkSettings
 from .variance import Thresholds, assess_entry
 
 SystemQuantities = Callable[[Entry], dict[tuple[str, str], Decimal]]
 ReorderPoint = Callable[[str], int | None]
+
+
+class AlertSettings(SinkSettings):
+    webhook: str = Field(alias="alert_webhook",
+                         description="URL receiving a JSON POST for flagged lines")
 
 
 class WebhookSink:
@@ -40,10 +45,10 @@ class WebhookSink:
         self._http = requests.Session()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, reorder_point: ReorderPoint | None = None,
-                      system_quantities: SystemQuantities | None = None) -> WebhookSink:
-        return cls(settings.extra["alert_webhook"], thresholds=Thresholds.from_settings(settings),
-                   reorder_point=reorder_point, system_quantities=system_quantities)
+    def from_config(cls, config: AlertSettings, context: SinkContext) -> WebhookSink:
+        return cls(config.webhook, thresholds=Thresholds.from_settings(context.settings),
+                   reorder_point=context.reorder_point,
+                   system_quantities=context.system_quantities)
 
     def payload(self, entry: Entry) -> dict[str, Any] | None:
         """The alert document for a bay, None when nothing is flagged."""
@@ -84,3 +89,6 @@ class WebhookSink:
         except requests.RequestException as exc:
             return f"alert webhook {self.url} unreachable: {type(exc).__name__}"
         return None
+
+
+PLUGIN = SinkPlugin("alerts", AlertSettings, WebhookSink.from_config)

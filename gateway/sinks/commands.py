@@ -8,14 +8,7 @@ from typing import TYPE_CHECKING
 from gateway.config import Settings
 
 from .base import SinkError
-from .registry import (
-    SINK_SETTINGS,
-    SinkConfigError,
-    build_sinks,
-    configured,
-    missing_settings,
-    require,
-)
+from .registry import PLUGINS, SinkConfigError, build_sinks, configured, require, settings_table
 from .worker import OutboxWorker
 
 if TYPE_CHECKING:
@@ -69,31 +62,33 @@ def export_main(settings: Settings, session_id: str, target: str) -> int:
 
 def doctor_lines(settings: Settings) -> list[tuple[str, str | None]]:
     """(sink, problem or None) for every configured sink, in delivery order."""
-    names = configured(settings)
     out: list[tuple[str, str | None]] = []
-    complete = [n for n in names if not missing_settings(settings, n)]
-    for name in names:
-        missing = missing_settings(settings, name)
+    for plugin in configured(settings):
+        missing = plugin.missing(settings)
         if missing:
-            out.append((name, f"missing {', '.join(missing)}"))
-    for name in complete:
+            out.append((plugin.name, f"missing {', '.join(missing)}"))
+            continue
         try:
-            (sink,) = build_sinks(settings, lambda session_id: [], only=name)
-            out.append((name, sink.check()))
+            (sink,) = build_sinks(settings, lambda session_id: [], only=plugin.name)
+            out.append((plugin.name, sink.check()))
         except (SinkError, ValueError) as exc:
-            out.append((name, str(exc)))
-    order = list(SINK_SETTINGS)
-    return sorted(out, key=lambda item: order.index(item[0]))
+            out.append((plugin.name, str(exc)))
+    return out
 
 
 def doctor_main(settings: Settings) -> int:
     """One line per configured sink: ``name: ok`` or ``name: what is wrong``; exit 1 on any."""
     lines = doctor_lines(settings)
     if not lines:
-        print("no sinks configured (set SHELFCOUNT_SHEETS_CREDENTIALS and _SPREADSHEET, "
-              "SHELFCOUNT_TRYTON_URL/_DB/_USER/_PASSWORD, SHELFCOUNT_DROP_DIR or "
-              "SHELFCOUNT_ALERT_WEBHOOK)")
+        needs = "; ".join(f"{p.name}: {', '.join(p.missing(settings))}" for p in PLUGINS)
+        print(f"no sinks configured (set, per sink, {needs})")
         return 0
     for name, problem in lines:
         print(f"{name}: {'ok' if problem is None else problem}")
     return 0 if all(problem is None for _, problem in lines) else 1
+
+
+def sinks_main() -> int:
+    """``shelfcount sinks``: every sink's settings as README's Markdown table."""
+    print(settings_table())
+    return 0

@@ -28,12 +28,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Settings
+from pydantic import Field
+
 from gateway.files import write_atomic
 from gateway.schema import COLUMNS
 
 from .base import Entry, SinkError, deliver_each
 from .csv_safety import safe_row
+from .plugin import SinkContext, SinkPlugin, SinkSettings
 
 SessionRows = Callable[[str], list[dict[str, Any]]]
 
@@ -56,6 +58,18 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+class FolderSettings(SinkSettings):
+    drop_dir: Path = Field(alias="drop_dir",
+                           description="folder for count CSV + SAP Business One + NetSuite "
+                                       "import files")
+    sap_warehouse: str = Field("01", alias="sap_warehouse",
+                               description="warehouse code in the SAP B1 file")
+    netsuite_account: str = Field("Inventory Adjustment", alias="netsuite_account",
+                                  description="NetSuite adjustment account column")
+    netsuite_location: str = Field("", alias="netsuite_location",
+                                   description="NetSuite location column")
+
+
 class FolderSink:
     """Writes each session's files into the drop folder."""
 
@@ -71,12 +85,10 @@ class FolderSink:
         self.netsuite_location = netsuite_location
 
     @classmethod
-    def from_settings(cls, settings: Settings, session_rows: SessionRows) -> FolderSink:
-        extra = settings.extra
-        return cls(Path(extra["drop_dir"]), session_rows,
-                   sap_warehouse=extra.get("sap_warehouse", "01"),
-                   netsuite_account=extra.get("netsuite_account", "Inventory Adjustment"),
-                   netsuite_location=extra.get("netsuite_location", ""))
+    def from_config(cls, config: FolderSettings, context: SinkContext) -> FolderSink:
+        return cls(config.drop_dir, context.session_rows, sap_warehouse=config.sap_warehouse,
+                   netsuite_account=config.netsuite_account,
+                   netsuite_location=config.netsuite_location)
 
     def _stem(self, entry: Entry) -> str:
         session = _safe_name(entry.session_id)
@@ -116,3 +128,6 @@ class FolderSink:
         if not os.access(self.directory, os.W_OK):
             return f"drop folder {self.directory} is not writable"
         return None
+
+
+PLUGIN = SinkPlugin("folder", FolderSettings, FolderSink.from_config)

@@ -1,4 +1,4 @@
-"""Which sinks are on: a sink is on when its settings are present.
+"""Which sinks exist and which are on: one list of plug-ins, in delivery order.
 
 Order matters: Tryton first, because the sheet and the alerts read the system quantity that
 Tryton's inventory snapshots (see :mod:`gateway.sinks.worker`).
@@ -10,40 +10,37 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gateway.config import PREFIX, Settings
+from gateway.config import Settings
 
+from . import alerts, folder, sheets, tryton
 from .base import Sink
+from .plugin import SinkContext, SinkPlugin, setting_rows
+from .variance import VarianceSettings, reorder_lookup
 
 log = logging.getLogger(__name__)
 
-# Sink name -> the settings (lower-case names in Settings.extra) it needs, all of them.
-SINK_SETTINGS: dict[str, tuple[str, ...]] = {
-    "tryton": ("tryton_url", "tryton_db", "tryton_user", "tryton_password"),
-    "sheets": ("sheets_credentials", "sheets_spreadsheet"),
-    "folder": ("drop_dir",),
-    "alerts": ("alert_webhook",),
-}
+PLUGINS: tuple[SinkPlugin, ...] = (tryton.PLUGIN, sheets.PLUGIN, folder.PLUGIN, alerts.PLUGIN)
 
 
 class SinkConfigError(ValueError):
-    """A sink has some of its settings but not all."""
+    """An unknown sink, or one with some of its settings but not all."""
 
 
-def configured(settings: Settings) -> list[str]:
-    """Names of the sinks with any of their settings present, in delivery order."""
-    return [name for name, keys in SINK_SETTINGS.items()
-            if any(settings.extra.get(k) for k in keys)]
+def plugin(name: str) -> SinkPlugin:
+    for candidate in PLUGINS:
+        if candidate.name == name:
+            return candidate
+    raise SinkConfigError(f"unknown sink {name!r} (one of {', '.join(p.name for p in PLUGINS)})")
 
 
-def missing_settings(settings: Settings, name: str) -> list[str]:
-    return [PREFIX + k.upper() for k in SINK_SETTINGS[name] if not settings.extra.get(k)]
+def configured(settings: Settings) -> list[SinkPlugin]:
+    """The sinks with any of their required settings present, in delivery order."""
+    return [p for p in PLUGINS if p.is_on(settings)]
 
 
 def require(settings: Settings, name: str) -> None:
     """Raise SinkConfigError unless ``name`` is a sink with all its settings."""
-    if name not in SINK_SETTINGS:
-        raise SinkConfigError(f"unknown sink {name!r} (one of {', '.join(SINK_SETTINGS)})")
-    missing = missing_settings(settings, name)
+    missing = plugin(name).missing(settings)
     if missing:
         raise SinkConfigError(f"{name} is not configured: missing {', '.join(missing)}")
 
@@ -53,39 +50,35 @@ def build_sinks(settings: Settings, session_rows: Callable[[str], list[dict[str,
     """The fully configured sinks (or just ``only``), wired to each other and to the catalog.
 
     A half-configured sink is left out with a warning (``shelfcount doctor`` names what is
-    missing); asking for it with ``only`` raises SinkConfigError instead.
+    missing); asking for it with ``only`` raises SinkConfigError instead. A sink that
+    provides system quantities (Tryton) is built even for ``only`` another one, which reads
+    them.
     """
-    from .alerts import WebhookSink
-    from .folder import FolderSink
-    from .sheets import SheetsSink
-    from .tryton import TrytonSink
-    from .variance import reorder_lookup
-
     if only is not None:
         require(settings, only)
-    names = []
-    for name in configured(settings):
-        missing = missing_settings(settings, name)
+    context = SinkContext(settings, session_rows, reorder_lookup(settings))
+    sinks: list[Sink] = []
+    for candidate in configured(settings):
+        missing = candidate.missing(settings)
         if missing:
             if only is None:
-                log.warning("sink %s left out: missing %s", name, ", ".join(missing))
-        else:
-            names.append(name)
-    reorder = reorder_lookup(settings)
-    tryton = TrytonSink.from_settings(settings) if "tryton" in names else None
-    system = tryton.system_quantities if tryton is not None else None
-    sinks: list[Sink] = []
-    for name in names:
-        if only is not None and name != only:
+                log.warning("sink %s left out: missing %s", candidate.name, ", ".join(missing))
             continue
-        if name == "tryton" and tryton is not None:
-            sinks.append(tryton)
-        elif name == "sheets":
-            sinks.append(SheetsSink.from_settings(settings, reorder_point=reorder,
-                                                  system_quantities=system))
-        elif name == "folder":
-            sinks.append(FolderSink.from_settings(settings, session_rows))
-        elif name == "alerts":
-            sinks.append(WebhookSink.from_settings(settings, reorder_point=reorder,
-                                                   system_quantities=system))
+        if only is not None and candidate.name != only and \
+                not candidate.provides_system_quantities:
+            continue
+        sink = candidate.create(context)
+        if candidate.provides_system_quantities:
+            context.system_quantities = sink.system_quantities  # type: ignore[attr-defined]
+        if only is None or candidate.name == only:
+            sinks.append(sink)
     return sinks
+
+
+def settings_table() -> str:
+    """README's table of the sinks' settings (``shelfcount sinks`` prints it)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for model in (*(p.settings_model for p in PLUGINS), VarianceSettings):
+        lines += [f"| `{var}` | {f'`{default}`' if default else ''} | {meaning} |"
+                  for var, default, meaning in setting_rows(model)]
+    return "\n".join(lines)

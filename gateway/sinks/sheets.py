@@ -22,22 +22,33 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import google.auth.exceptions
 import gspread
 import requests
 from google.oauth2.service_account import Credentials
 from gspread.http_client import HTTPClient
+from pydantic import Field
 
-from gateway.config import Settings
 from gateway.schema import COLUMNS
 
 from .base import Entry, SinkError
 from .csv_safety import safe_cell
+from .plugin import SinkContext, SinkPlugin, SinkSettings
 from .variance import LineVariance, Thresholds, assess_entry
 
 GOOGLE_ROOT = "https://sheets.googleapis.com"
+
+
+class SheetsSettings(SinkSettings):
+    credentials: Path = Field(alias="sheets_credentials",
+                              description="service-account JSON file for Google Sheets")
+    spreadsheet: str = Field(alias="sheets_spreadsheet", description="spreadsheet key")
+    endpoint: str = Field(GOOGLE_ROOT, alias="sheets_endpoint",
+                          description="Sheets API root (tests point it at a loopback server)")
+    worksheet: Literal["day", "session"] = Field(
+        "day", alias="sheets_worksheet", description="one worksheet per `day` or per `session`")
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
 EXTRA_COLUMNS = ("Count_ID", "Session", "Walker", "System_Quantity", "Variance",
                  "Variance_Pct", "Flag")
@@ -117,14 +128,11 @@ class SheetsSink:
         self._sheets: dict[str, gspread.Worksheet] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, reorder_point: ReorderPoint | None = None,
-                      system_quantities: SystemQuantities | None = None) -> SheetsSink:
-        extra = settings.extra
-        return cls(Path(extra["sheets_credentials"]), extra["sheets_spreadsheet"],
-                   endpoint=extra.get("sheets_endpoint") or GOOGLE_ROOT,
-                   layout=extra.get("sheets_worksheet", "day"),
-                   thresholds=Thresholds.from_settings(settings),
-                   reorder_point=reorder_point, system_quantities=system_quantities)
+    def from_config(cls, config: SheetsSettings, context: SinkContext) -> SheetsSink:
+        return cls(config.credentials, config.spreadsheet, endpoint=config.endpoint,
+                   layout=config.worksheet, thresholds=Thresholds.from_settings(context.settings),
+                   reorder_point=context.reorder_point,
+                   system_quantities=context.system_quantities)
 
     # -- connection ----------------------------------------------------------------------
     def _spreadsheet(self) -> gspread.Spreadsheet:
@@ -251,3 +259,6 @@ class SheetsSink:
         except Exception as exc:  # noqa: BLE001 - reported as one line
             return str(_as_sink_error(exc, "metadata"))
         return None
+
+
+PLUGIN = SinkPlugin("sheets", SheetsSettings, SheetsSink.from_config)

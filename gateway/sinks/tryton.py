@@ -30,11 +30,12 @@ from decimal import Decimal
 from typing import Any
 
 import requests
+from pydantic import Field, SecretStr
 
-from gateway.config import Settings
 from gateway.schema import decimal_or_none
 
 from .base import Entry, SinkError
+from .plugin import SinkContext, SinkPlugin, SinkSettings
 
 NOTE_PREFIX = "shelfcount:"
 SNAPSHOT_CACHE = 2000
@@ -160,6 +161,14 @@ class _Lookups:
     products: dict[str, int]  # code -> product id
 
 
+class TrytonSettings(SinkSettings):
+    url: str = Field(alias="tryton_url", description="Tryton JSON-RPC root (stock inventories)")
+    db: str = Field(alias="tryton_db", description="Tryton database")
+    user: str = Field(alias="tryton_user", description="Tryton user")
+    password: SecretStr = Field(alias="tryton_password",
+                                description="Tryton password (never logged)")
+
+
 class TrytonSink:
     """Books counts as confirmed inventories; also the source of system quantities."""
 
@@ -172,10 +181,10 @@ class TrytonSink:
         self._snapshots: OrderedDict[str, dict[tuple[str, str], Decimal]] = OrderedDict()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TrytonSink:
-        extra = settings.extra
-        return cls(TrytonClient(extra["tryton_url"], extra["tryton_db"], extra["tryton_user"],
-                                extra["tryton_password"]))
+    def from_config(cls, config: TrytonSettings, _context: SinkContext | None = None
+                    ) -> TrytonSink:
+        return cls(TrytonClient(config.url, config.db, config.user,
+                                config.password.get_secret_value()))
 
     # -- lookups -------------------------------------------------------------------------
     def _lookups(self, bays: Sequence[tuple[str, dict[str, dict[str, Decimal]]]]) -> _Lookups:
@@ -384,3 +393,7 @@ class TrytonSink:
         except SinkError as exc:
             return str(exc)
         return None
+
+
+PLUGIN = SinkPlugin("tryton", TrytonSettings, TrytonSink.from_config,
+                    provides_system_quantities=True)

@@ -12,15 +12,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from pydantic import Field
 
 from gateway.config import Settings
 from gateway.schema import decimal_or_none
 
+from .plugin import SinkSettings, parse_settings
+
 FLAG_VARIANCE = "Variance"
 FLAG_LOW = "Low stock"
 FLAG_OUT = "Out of stock"
+
+
+class VarianceSettings(SinkSettings):
+    """The flag thresholds the sheet, the alerts and the review queue share."""
+
+    pct: Decimal = Field(Decimal(10), alias="variance_pct", ge=0,
+                         description="variance flag: percentage of the system quantity")
+    value: Decimal = Field(Decimal(500), alias="variance_value", ge=0,
+                           description="variance flag: value (variance x unit price)")
+    reorder_point_default: int = Field(
+        10, alias="reorder_point_default", ge=0,
+        description="low-stock threshold when the catalog has no `Reorder_Point`")
 
 
 @dataclass(frozen=True)
@@ -31,18 +47,9 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
-        extra = settings.extra
-        try:
-            return cls(
-                pct=Decimal(extra.get("variance_pct", "10")),
-                value=Decimal(extra.get("variance_value", "500")),
-                default_reorder_point=int(extra.get("reorder_point_default", "10")),
-            )
-        except (InvalidOperation, ValueError) as exc:
-            raise ValueError(
-                "SHELFCOUNT_VARIANCE_PCT / SHELFCOUNT_VARIANCE_VALUE / "
-                "SHELFCOUNT_REORDER_POINT_DEFAULT must be numbers"
-            ) from exc
+        """ValueError (one line naming the variable) when a threshold is not a number."""
+        parsed = parse_settings(VarianceSettings, settings)
+        return cls(parsed.pct, parsed.value, parsed.reorder_point_default)
 
 
 @dataclass(frozen=True)

@@ -942,9 +942,11 @@ async function renderSession() {
   const run = ++sessionRenders;
   const photos = await sessionPhotos();
   const items = await store.outbox();
+  const bays = groupBays(photos);
+  const left = await baysLeft(bays);
+  // Every await is done: the screen is written in one go (totals, bays left, the list).
   if (run !== sessionRenders) return;
   $("session-id").textContent = link.session ? `Session ${link.session}` : "No session yet";
-  const bays = groupBays(photos);
   let units = 0;
   let value = 0;
   for (const p of photos.filter(isCounted)) {
@@ -960,8 +962,6 @@ async function renderSession() {
   $("t-photos").textContent = String(photos.filter(isCounted).length);
   $("t-items").textContent = String(units);
   $("t-value").textContent = money(value);
-  const left = await baysLeft(bays);
-  if (run !== sessionRenders) return;
   $("bays-left").textContent = left.length
     ? `${left.length} bays left in this zone: ${left.slice(0, 8).join(", ")}`
       + `${left.length > 8 ? ", ..." : ""}`
