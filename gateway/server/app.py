@@ -85,38 +85,7 @@ def create_app(settings: Any, services: Services) -> Flask:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
-    @app.errorhandler(ApiError)
-    def api_error(exc: ApiError) -> tuple[Response, int]:
-        response = jsonify(exc.to_json())
-        if exc.code == "unauthorized":
-            response.headers["WWW-Authenticate"] = "Bearer"
-        retry = exc.extra.get("retry_after_s")
-        if retry is not None:
-            response.headers["Retry-After"] = str(max(1, round(float(str(retry)))))
-        return response, exc.status
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
-        code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}.get(
-            exc.code or 500, "bad_request")
-        return jsonify({"type": "error", "code": code, "message": exc.description}), exc.code or 500
-
-    def slow_body(_exc: Exception) -> tuple[Response, int]:
-        # A body that stopped arriving (SHELFCOUNT_READ_TIMEOUT_S per read; Werkzeug reports
-        # a failed read of a sized body as ClientDisconnected): the client's doing, not ours.
-        response = jsonify(ApiError("request_timeout", "the request body stopped arriving",
-                                    408).to_json())
-        response.headers["Connection"] = "close"
-        return response, 408
-
-    app.register_error_handler(TimeoutError, slow_body)
-    app.register_error_handler(ClientDisconnected, slow_body)
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return jsonify({"type": "error", "code": "internal_error",
-                        "message": "internal error"}), 500
+    _register_error_handlers(app)
 
     def healthz() -> tuple[Response, int]:
         ok, body = services.health()
@@ -145,3 +114,43 @@ def _pwa_file(root: Path, filename: str) -> Response:
         # The app shell must update when the gateway does; the service worker caches it.
         response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """Every error as the protocol's JSON error shape (never an HTML page or a traceback)."""
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(TimeoutError, _slow_body)
+    app.register_error_handler(ClientDisconnected, _slow_body)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _api_error(exc: ApiError) -> tuple[Response, int]:
+    response = jsonify(exc.to_json())
+    if exc.code == "unauthorized":
+        response.headers["WWW-Authenticate"] = "Bearer"
+    retry = exc.extra.get("retry_after_s")
+    if retry is not None:
+        response.headers["Retry-After"] = str(max(1, round(float(str(retry)))))
+    return response, exc.status
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    code = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.code or 500, "bad_request")
+    return jsonify({"type": "error", "code": code, "message": exc.description}), exc.code or 500
+
+
+def _slow_body(_exc: Exception) -> tuple[Response, int]:
+    # A body that stopped arriving (SHELFCOUNT_READ_TIMEOUT_S per read; Werkzeug reports
+    # a failed read of a sized body as ClientDisconnected): the client's doing, not ours.
+    response = jsonify(ApiError("request_timeout", "the request body stopped arriving",
+                                408).to_json())
+    response.headers["Connection"] = "close"
+    return response, 408
+
+
+def _unexpected(exc: Exception) -> tuple[Response, int]:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return jsonify({"type": "error", "code": "internal_error",
+                    "message": "internal error"}), 500

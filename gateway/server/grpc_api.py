@@ -221,7 +221,6 @@ class _StreamState:
                 refused = self.services.refusal(self.device)
                 if refused is not None:
                     self.context.abort(grpc.StatusCode.UNAUTHENTICATED, ": ".join(refused))
-
                 try:
                     message = self.out.get(timeout=0.5)
                 except queue.Empty:

@@ -49,12 +49,12 @@ WATCH_POLL_S = 0.25
 
 @dataclass(frozen=True)
 class HttpLimits:
-    """The transport limits (README "Settings": SHELFCOUNT_MAX_SOCKETS and the timeouts)."""
+    """The transport limits; their defaults live in gateway.config (README "Settings")."""
 
-    max_connections: int = 200
-    max_sockets: int = 400
-    header_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
+    max_connections: int
+    max_sockets: int
+    header_timeout_s: float
+    read_timeout_s: float
 
     @classmethod
     def from_settings(cls, settings: Any) -> HttpLimits:
@@ -201,8 +201,8 @@ class HttpServer:
     it listens (``port`` is the bound port, useful with port 0)."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], host: str, port: int, *,
-                 tls: ssl.SSLContext | None = None, limits: HttpLimits | None = None) -> None:
-        self.limits = limits or HttpLimits()
+                 limits: HttpLimits, tls: ssl.SSLContext | None = None) -> None:
+        self.limits = limits
         self.app = app
         self.tls = tls
         self.deadlines = _Deadlines(self.limits.header_timeout_s)
