@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from pydantic import ValidationError
 
+from gateway.schema import Correction, Split
 from gateway.server import GatewayServer
 from gateway.store import Store, StoreError
 
@@ -42,49 +44,52 @@ def lines(store: Store, count_id: str) -> dict[str, tuple[int, str, str]]:
 def test_unidentified_items_are_assigned_to_a_sku_and_join_its_line(store: Store) -> None:
     unknown = {**row("A-01-1", "", 4), "Product_Description": "Unidentified items"}
     count_id, walker = counted(store, [row("A-01-1", "SKU-1", 6), unknown])
-    store.correct(count_id, sku="", quantity=4, by=walker, new_sku="SKU-1",
-                  catalog={"Product_Description": "Tape", "Unit_Price": "2.00"}, client_id="a1")
+    store.correct(count_id, Correction(sku="", quantity=4, new_sku="SKU-1", correction_id="a1"),
+                  by=walker, catalog={"Product_Description": "Tape", "Unit_Price": "2.00"})
     assert lines(store, count_id) == {"SKU-1": (10, "Good", "")}
     record = store.get_count(count_id)
     assert sorted((c.sku, c.quantity, c.to_json()["removed"]) for c in record.corrections) == [
         ("", 0, True), ("SKU-1", 10, False)]
     # A re-send (same correction id) changes nothing.
-    store.correct(count_id, sku="", quantity=4, by=walker, new_sku="SKU-1", client_id="a1")
+    store.correct(count_id, Correction(sku="", quantity=4, new_sku="SKU-1", correction_id="a1"),
+                  by=walker)
     assert len(store.get_count(count_id).corrections) == 2
 
 
 def test_a_wrong_sku_moves_to_the_right_one_with_its_description(store: Store) -> None:
     count_id, walker = counted(store, [row("A-01-1", "SKU-1", 6)])
-    store.correct(count_id, sku="SKU-1", quantity=5, by=walker, new_sku="SKU-2",
-                  catalog={"Product_Description": "Film", "Unit_Price": "3.00"})
+    store.correct(count_id, Correction(sku="SKU-1", quantity=5, new_sku="SKU-2"),
+                  by=walker, catalog={"Product_Description": "Film", "Unit_Price": "3.00"})
     (line,) = store.get_count(count_id).rows
     assert (line["SKU"], line["Quantity_Counted"], line["Product_Description"],
             float(line["Total_Value"])) == ("SKU-2", 5, "Film", 15.0)
     with pytest.raises(StoreError) as gone:
-        store.correct(count_id, sku="SKU-1", quantity=1, by=walker, new_sku="SKU-3")
+        store.correct(count_id, Correction(sku="SKU-1", quantity=1, new_sku="SKU-3"), by=walker)
     assert gone.value.code == "not_found"
 
 
 def test_a_misread_expiry_is_fixed_and_the_condition_follows(store: Store) -> None:
     count_id, walker = counted(store, [row("A-01-1", "SKU-1", 6)])
-    store.correct(count_id, sku="SKU-1", quantity=6, by=walker, expiry="2020-01-31")
+    store.correct(count_id, Correction(sku="SKU-1", quantity=6, expiry="2020-01-31"), by=walker)
     assert lines(store, count_id) == {"SKU-1": (6, "Expired", "2020-01-31")}
-    store.correct(count_id, sku="SKU-1", quantity=6, by=walker, expiry="2099-12-31")
+    store.correct(count_id, Correction(sku="SKU-1", quantity=6, expiry="2099-12-31"), by=walker)
     assert lines(store, count_id) == {"SKU-1": (6, "Good", "2099-12-31")}
-    with pytest.raises(StoreError):
-        store.correct(count_id, sku="SKU-1", quantity=6, by=walker, expiry="31/12/2099")
+    with pytest.raises(ValidationError, match="expiry"):
+        Correction(sku="SKU-1", quantity=6, expiry="31/12/2099")
 
 
 def test_a_line_is_split_by_condition_and_the_bay_still_adds_up(store: Store) -> None:
     count_id, walker = counted(store, [row("A-01-1", "SKU-1", 12)])
-    store.correct(count_id, sku="SKU-1", quantity=12, by=walker, split=(2, "Damaged"),
-                  client_id="s1")
+    two = Split(quantity=2, condition="Damaged")
+    store.correct(count_id, Correction(sku="SKU-1", quantity=12, split=two, correction_id="s1"),
+                  by=walker)
     rows = store.get_count(count_id).rows
     assert sorted((r["SKU"], r["Quantity_Counted"], r["Condition"]) for r in rows) == [
         ("SKU-1", 2, "Damaged"), ("SKU-1", 10, "Good")]
     # Changing the split replaces it (3 of 12 now); the confirmed bay sums to 12 in the sinks.
-    store.correct(count_id, sku="SKU-1", quantity=12, by=walker, split=(3, "Damaged"),
-                  client_id="s2")
+    three = Split(quantity=3, condition="Damaged")
+    store.correct(count_id, Correction(sku="SKU-1", quantity=12, split=three, correction_id="s2"),
+                  by=walker)
     rows = store.get_count(count_id).rows
     assert sorted((r["Quantity_Counted"], r["Condition"]) for r in rows) == [
         (3, "Damaged"), (9, "Good")]
@@ -92,18 +97,20 @@ def test_a_line_is_split_by_condition_and_the_bay_still_adds_up(store: Store) ->
     (entry,) = store.outbox_entries(store.get_count(count_id).session_id)
     assert sum(r["Quantity_Counted"] for r in entry.rows) == 12
     with pytest.raises(StoreError):
-        store.correct(count_id, sku="SKU-1", quantity=12, by=walker, split=(1, "Damaged"))
+        store.correct(count_id, Correction(sku="SKU-1", quantity=12, split=two), by=walker)
 
 
 def test_a_split_of_every_item_leaves_no_empty_line_and_bad_splits_are_refused(
         store: Store) -> None:
     count_id, walker = counted(store, [row("A-01-1", "SKU-1", 4)])
-    store.correct(count_id, sku="SKU-1", quantity=4, by=walker, split=(4, "Expired"))
+    every = Split(quantity=4, condition="Expired")
+    store.correct(count_id, Correction(sku="SKU-1", quantity=4, split=every), by=walker)
     assert [(r["Quantity_Counted"], r["Condition"]) for r in store.get_count(count_id).rows] == [
         (4, "Expired")]
-    for bad in [(5, "Damaged"), (1, "Good"), (-1, "Damaged")]:
-        with pytest.raises(StoreError):
-            store.correct(count_id, sku="SKU-1", quantity=4, by=walker, split=bad)
+    for n, condition in [(5, "Damaged"), (1, "Good"), (-1, "Damaged")]:
+        with pytest.raises(ValidationError):
+            Correction.model_validate({"sku": "SKU-1", "quantity": 4,
+                                       "split": {"quantity": n, "condition": condition}})
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import gspread
 import pytest
 
 from gateway.config import load_settings
+from gateway.schema import Correction
 from gateway.sinks.commands import doctor_lines, export_main
 from gateway.sinks.registry import build_sinks
 from gateway.sinks.sheets import (
@@ -237,7 +238,8 @@ def test_a_reopened_bay_confirmed_again_lands_once_flagged(tmp_path: Path,
     manager, _ = bays.store.add_device("manager-1", "manager")
     (copy,) = bays.store.reopen(first, manager)
     assert bays.store.get_count(first).superseded_by == copy.id
-    bays.store.correct(copy.id, sku="SKU-10001", quantity=23, by=manager, client_id="fix")
+    bays.store.correct(copy.id, Correction(sku="SKU-10001", quantity=23, correction_id="fix"),
+                       by=manager)
     bays.store.confirm_count(copy.id, manager)
     old, new = bays.store.outbox_entries(bays.session_id)
     assert new.revises == old.id and old.revises is None

@@ -10,8 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from gateway.schema import COLUMNS
+from gateway.schema import COLUMNS, Correction
 from gateway.store import PhotoStore, Store, StoreError
 from gateway.store.db import SCHEMA_VERSION, hash_token
 from gateway.store.types import utcnow
@@ -101,16 +102,15 @@ def test_correction_keeps_model_figure_and_confirm_writes_outbox(store: Store) -
     session = store.create_session(walker)
     count_id = _counted(store, walker, session, "p1",
                         [_row("A-1-1", "SKU-1", 4), _row("A-1-1", "SKU-2", 0)])
-    corrected = store.correct(count_id, sku="SKU-1", quantity=6, by=walker)
+    corrected = store.correct(count_id, Correction(sku="SKU-1", quantity=6), by=walker)
     (fix,) = corrected.corrections
     assert (fix.model_quantity, fix.quantity, fix.by_name) == (4, 6, "walker-a")
     assert corrected.model_rows[0]["Quantity_Counted"] == 4
-    added = store.correct(count_id, sku="SKU-9", quantity=2, by=walker,
-                          catalog={"Product_Description": "new", "Unit_Price": "1.25"})
+    added = store.correct(count_id, Correction(sku="SKU-9", quantity=2),
+                          by=walker, catalog={"Product_Description": "new", "Unit_Price": "1.25"})
     assert added.corrections[-1].model_quantity is None
-    with pytest.raises(StoreError) as err:
-        store.correct(count_id, sku="SKU-1", quantity=-1, by=walker)
-    assert err.value.code == "bad_request"
+    with pytest.raises(ValidationError):  # refused as a message, before the store
+        Correction(sku="SKU-1", quantity=-1)
 
     assert store.outbox_due("sheets", utcnow(), 10) == []
     record, newly = store.confirm_count(count_id, walker)
@@ -127,7 +127,7 @@ def test_correction_keeps_model_figure_and_confirm_writes_outbox(store: Store) -
     assert set(entry.rows[0]) == set(COLUMNS)
     assert store.session_rows(session.id) == entry.rows
     with pytest.raises(StoreError) as closed:
-        store.correct(count_id, sku="SKU-1", quantity=1, by=walker)
+        store.correct(count_id, Correction(sku="SKU-1", quantity=1), by=walker)
     assert closed.value.code == "already_confirmed"
 
 
@@ -213,17 +213,17 @@ def test_condition_is_stored_with_the_correction_and_reaches_the_outbox(store: S
     walker, _ = store.add_device("walker-c", "walker")
     session = store.create_session(walker)
     count_id = _counted(store, walker, session, "p1", [_row("A-1-1", "SKU-1", 4)])
-    damaged = store.correct(count_id, sku="SKU-1", quantity=4, by=walker, condition="Damaged")
+    damaged = store.correct(count_id, Correction(sku="SKU-1", quantity=4, condition="Damaged"),
+                            by=walker)
     (fix,) = damaged.corrections
     assert (fix.condition, fix.model_quantity, fix.quantity) == ("Damaged", 4, 4)
     assert fix.row["Condition"] == "Damaged" and fix.to_json()["condition"] == "Damaged"
     assert damaged.model_rows[0]["Condition"] == "Good"  # the model's row is kept
     # A later quantity change without a condition keeps the person's "Damaged".
-    store.correct(count_id, sku="SKU-1", quantity=3, by=walker)
+    store.correct(count_id, Correction(sku="SKU-1", quantity=3), by=walker)
     for bad in ("damaged", "Broken", ""):
-        with pytest.raises(StoreError) as err:
-            store.correct(count_id, sku="SKU-1", quantity=3, by=walker, condition=bad)
-        assert err.value.code == "bad_request" and "Damaged" in err.value.message
+        with pytest.raises(ValidationError, match="Damaged"):
+            Correction(sku="SKU-1", quantity=3, condition=bad)
     store.confirm_count(count_id, walker)
     (entry,) = store.outbox_due("sheets", utcnow(), 10)
     assert [(r["Quantity_Counted"], r["Condition"]) for r in entry.rows] == [(3, "Damaged")]
@@ -235,26 +235,28 @@ def test_resent_corrections_are_recorded_once(store: Store) -> None:
     session = store.create_session(walker)
     count_id = _counted(store, walker, session, "p1", [_row("A-1-1", "SKU-1", 4)])
     for _ in range(2):
-        record = store.correct(count_id, sku="SKU-1", quantity=5, by=walker, client_id="c-1")
+        record = store.correct(count_id, Correction(sku="SKU-1", quantity=5, correction_id="c-1"),
+                               by=walker)
     assert len(record.corrections) == 1
     # Without an id: the same figure again from the same device is a repeat, not a record...
-    record = store.correct(count_id, sku="SKU-1", quantity=5, by=walker)
+    record = store.correct(count_id, Correction(sku="SKU-1", quantity=5), by=walker)
     assert len(record.corrections) == 1
     # ...but another figure, another condition or another person is a new correction.
-    record = store.correct(count_id, sku="SKU-1", quantity=5, by=walker, condition="Damaged")
-    record = store.correct(count_id, sku="SKU-1", quantity=5, by=manager)
-    record = store.correct(count_id, sku="SKU-1", quantity=6, by=walker)
+    record = store.correct(count_id, Correction(sku="SKU-1", quantity=5, condition="Damaged"),
+                           by=walker)
+    record = store.correct(count_id, Correction(sku="SKU-1", quantity=5), by=manager)
+    record = store.correct(count_id, Correction(sku="SKU-1", quantity=6), by=walker)
     assert [c.quantity for c in record.corrections] == [5, 5, 5, 6]
     # An id seen before stays a re-send even after other corrections and the confirmation.
     store.confirm_count(count_id, walker)
-    again = store.correct(count_id, sku="SKU-1", quantity=5, by=walker, client_id="c-1")
+    again = store.correct(count_id, Correction(sku="SKU-1", quantity=5, correction_id="c-1"),
+                          by=walker)
     assert len(again.corrections) == 4
     with pytest.raises(StoreError) as closed:
-        store.correct(count_id, sku="SKU-1", quantity=5, by=walker, client_id="c-2")
+        store.correct(count_id, Correction(sku="SKU-1", quantity=5, correction_id="c-2"), by=walker)
     assert closed.value.code == "already_confirmed"
-    with pytest.raises(StoreError) as bad:
-        store.correct(count_id, sku="SKU-1", quantity=5, by=walker, client_id="no spaces")
-    assert bad.value.code == "bad_request"
+    with pytest.raises(ValidationError, match="correction_id"):
+        Correction(sku="SKU-1", quantity=5, correction_id="no spaces")
 
 
 def test_a_version_1_database_gains_the_new_correction_columns(tmp_path: Path) -> None:
@@ -276,8 +278,9 @@ def test_a_version_1_database_gains_the_new_correction_columns(tmp_path: Path) -
         walker, _ = store.add_device("walker-e", "walker")
         count_id = _counted(store, walker, store.create_session(walker), "p1",
                             [_row("A-1-1", "SKU-1", 4)])
-        fixed = store.correct(count_id, sku="SKU-1", quantity=4, by=walker, condition="Expired",
-                              client_id="c-1")
+        fixed = store.correct(count_id, Correction(sku="SKU-1", quantity=4, condition="Expired",
+                                                   correction_id="c-1"),
+                              by=walker)
         assert (fixed.corrections[0].condition, fixed.corrections[0].client_id) == (
             "Expired", "c-1")
     finally:

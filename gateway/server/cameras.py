@@ -32,6 +32,8 @@ from typing import Any
 import yaml
 from croniter import croniter
 
+from gateway.schema import PhotoHeader
+
 log = logging.getLogger("shelfcount.gateway.cameras")
 
 class CameraConfigError(ValueError):
@@ -175,8 +177,8 @@ class CameraScheduler:
             try:
                 data = fetch_snapshot(camera, self.services.settings.max_image_bytes)
                 record, _ = self.services.submit_photo(
-                    device, session=session, client_id=f"{zone_id}.{index}.{stamp}",
-                    data=data, location=camera.location, source="camera", rate_limit=False,
+                    device, session=session, data=data, source="camera", rate_limit=False,
+                    header=PhotoHeader(id=f"{zone_id}.{index}.{stamp}", location=camera.location),
                 )
                 queued.append(record.id)
             except Exception as exc:  # noqa: BLE001 - one dead camera must not stop the zone

@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 
 from gateway.proto_gen.shelfcount.v1 import counting_pb2 as pb
 from gateway.proto_gen.shelfcount.v1 import counting_pb2_grpc as pb_grpc
+from gateway.schema import InvalidMessage, PhotoHeader, parse
 from gateway.store import Device, Session
 
 from .errors import ApiError
@@ -61,6 +62,18 @@ def _row(row: dict[str, Any]) -> pb.Row:
         last_updated=_text(row.get("Last_Updated")),
         count_confidence=_float(row.get("Count_Confidence")),
     )
+
+
+def photo_header(photo: pb.Photo) -> PhotoHeader:
+    """The Photo message's header fields as the one PhotoHeader model (proto3 sends "" for
+    an unset text field)."""
+    try:
+        return parse(PhotoHeader, {"id": photo.id or None, "location": photo.location or None,
+                                   "preview": photo.preview,
+                                   "replaces": photo.replaces or None,
+                                   "part_of": photo.part_of or None})
+    except InvalidMessage as exc:
+        raise ApiError("bad_request", str(exc)) from None
 
 
 def to_proto(message: dict[str, Any]) -> pb.CountResult:
@@ -157,9 +170,8 @@ class CountServicer(pb_grpc.CountServiceServicer):
                 if request.preview:
                     return to_proto(self._preview(device, uuid.uuid4().hex, request, wait_s))
                 record, _ = self.services.submit_photo(
-                    device, session=self._session(device, request), client_id=request.id or None,
-                    data=bytes(request.image), location=request.location or None, source="grpc",
-                    replaces=request.replaces or None, part_of=request.part_of or None,
+                    device, session=self._session(device, request), header=photo_header(request),
+                    data=bytes(request.image), source="grpc",
                 )
             except ApiError as exc:
                 if exc.status in _STATUS:
@@ -285,9 +297,8 @@ class _StreamState:
                 return
             session = self.servicer._session(self.device, photo)
             record, _ = self.services.submit_photo(
-                self.device, session=session, client_id=photo.id or None,
-                data=bytes(photo.image), location=photo.location or None, source="grpc",
-                replaces=photo.replaces or None, part_of=photo.part_of or None,
+                self.device, session=session, header=photo_header(photo),
+                data=bytes(photo.image), source="grpc",
             )
         except ApiError as exc:
             self.out.put({**exc.to_json(photo.id), "preview": False})

@@ -8,7 +8,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from gateway.schema import COLUMNS
+from gateway.schema import (
+    COLUMNS,
+    Correction,
+    InvalidMessage,
+    LocationAnswer,
+    M,
+    PhotoHeader,
+    RecountRequest,
+    parse,
+)
 from gateway.sinks.csv_safety import safe_cell
 from gateway.sinks.variance import Thresholds
 from gateway.store import CountRecord, Device, Session, StoreError
@@ -67,14 +76,28 @@ def session_json(session: Session, *, with_counts: bool = True) -> dict[str, Any
     return out
 
 
-def _json_body() -> dict[str, Any]:
+def _body(model: type[M]) -> M:
+    """The JSON body as ``model``: validated here, once."""
     try:
         body = parse_json(request.get_data(cache=True))
     except JsonError:
         body = None
     if not isinstance(body, dict):
         raise ApiError("bad_json", "the body must be a JSON object")
-    return body
+    try:
+        return parse(model, body)
+    except InvalidMessage as exc:
+        raise ApiError("bad_request", str(exc)) from None
+
+
+def _photo_header() -> PhotoHeader:
+    fields = {"id": request.headers.get("Idempotency-Key") or None,
+              **{name: request.form.get(name) or None
+                 for name in ("location", "replaces", "part_of")}}
+    try:
+        return parse(PhotoHeader, fields)
+    except InvalidMessage as exc:
+        raise ApiError("bad_request", str(exc)) from None
 
 
 @api.post("/counts")
@@ -88,12 +111,8 @@ def post_count() -> tuple[Response, int]:
     session_id = request.form.get("session") or None
     session = (svc.session_for(me, session_id) if session_id
                else svc.store.current_session(me))
-    location = request.form.get("location") or None
-    record, _ = svc.submit_photo(
-        me, session=session, client_id=request.headers.get("Idempotency-Key") or None,
-        data=data, location=location, source="rest",
-        replaces=request.form.get("replaces") or None, part_of=request.form.get("part_of") or None,
-    )
+    record, _ = svc.submit_photo(me, session=session, header=_photo_header(), data=data,
+                                 source="rest")
     message = svc.wait_outcome(record, svc.settings.request_wait_s)
     headers = {"Location": f"/api/v1/counts/{record.id}"}
     if message is None:
@@ -124,14 +143,15 @@ def patch_count(count_id: str) -> Response:
     record = svc.count_for(device(), count_id)
     # Idempotency-Key (like POST /counts) or a correction_id field: a retried PATCH counts once.
     key = request.headers.get("Idempotency-Key") or None
-    updated = svc.correct(device(), record, _json_body(), key)
+    updated = svc.correct(device(), record, _body(Correction), key)
     return jsonify(count_json(updated, svc.bay(updated)))
 
 
 @api.post("/counts/<count_id>/location")
 def set_location(count_id: str) -> Response:
     svc = services()
-    record = svc.set_location(device(), svc.count_for(device(), count_id), _json_body())
+    record = svc.set_location(device(), svc.count_for(device(), count_id),
+                              _body(LocationAnswer))
     return jsonify(count_json(record, svc.bay(record)))
 
 
@@ -226,11 +246,9 @@ def recount(count_id: str) -> Response:
     """Send a bay back for a recount with a note the walker sees."""
     me = _manager()
     svc = services()
-    note = _json_body().get("note")
-    if not isinstance(note, str) or not note.strip() or len(note) > 500:
-        raise ApiError("bad_request", "note (text of 1-500 characters) is required")
-    records = svc.send_back(me, svc.count_for(me, count_id), note.strip())
-    return jsonify({"type": "recount", "counts": [r.id for r in records], "note": note.strip()})
+    note = _body(RecountRequest).note
+    records = svc.send_back(me, svc.count_for(me, count_id), note)
+    return jsonify({"type": "recount", "counts": [r.id for r in records], "note": note})
 
 
 @api.post("/counts/<count_id>/reopen")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from gateway.schema import CONDITIONS
+from gateway.schema import CLIENT_ID_PATTERN, Correction, LocationAnswer, PhotoHeader
 from gateway.store import (
     CountRecord,
     Device,
@@ -45,7 +45,7 @@ log = logging.getLogger("shelfcount.gateway")
 
 REVOCATION_POLL_S = 2.0  # a revoked device's open streams end within this (+ one tick)
 LAST_SEEN_EVERY_S = 60.0  # devices' last_seen is written at most this often
-_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 
 
 class Services:
@@ -170,34 +170,22 @@ class Services:
 
     # -- photos -------------------------------------------------------------------------------
     def submit_photo(
-        self,
-        device: Device,
-        *,
-        session: Session,
-        client_id: str | None,
-        data: bytes,
-        location: str | None,
-        source: str,
-        rate_limit: bool = True,
-        replaces: str | None = None,
-        part_of: str | None = None,
+        self, device: Device, *, session: Session, header: PhotoHeader, data: bytes,
+        source: str, rate_limit: bool = True,
     ) -> tuple[CountRecord, bool]:
         """Store a photo durably and queue it; idempotent on the client's photo id.
 
-        ``replaces``: the photo id of the bay photo this retake replaces; ``part_of``: a bay
-        id or a photo id of the bay this photo is another part of (both of this session).
-        Returns (count, created). When this returns, the photo is on disk (fsynced) and in the
-        database: only then may the caller acknowledge it.
+        ``header.replaces``: the photo id of the bay photo this retake replaces;
+        ``header.part_of``: a bay id or a photo id of the bay this photo is another part of
+        (both of this session). Returns (count, created). When this returns, the photo is on
+        disk (fsynced) and in the database: only then may the caller acknowledge it.
         """
-        client_id = client_id or uuid.uuid4().hex
-        if not _CLIENT_ID.fullmatch(client_id):
-            raise ApiError("bad_request", "photo id must be 1-100 letters, digits or ._:-")
-        if location is not None and (not isinstance(location, str) or len(location) > 64):
-            raise ApiError("bad_request", "location must be text of at most 64 characters")
+        client_id = header.id or uuid.uuid4().hex
+        location = header.location or None
         existing = self.store.count_by_client(device.id, client_id)
         if existing is not None:
             return existing, False
-        links = self._bay_links(device, session, replaces, part_of)
+        links = self._bay_links(device, session, header)
         if not data:
             raise ApiError("empty", "the photo is empty")
         if len(data) > self.settings.max_image_bytes:
@@ -235,18 +223,14 @@ class Services:
             raise ApiError("too_many_pixels", f"{width}x{height} is more than "
                            f"{self.settings.max_image_pixels} pixels", 422)
 
-    def _bay_links(self, device: Device, session: Session, replaces: Any, part_of: Any
+    def _bay_links(self, device: Device, session: Session, header: PhotoHeader
                    ) -> dict[str, str | None]:
-        """Check ``replaces`` / ``part_of`` and turn them into count ids of this session."""
-        if replaces is None and part_of is None:
+        """Turn ``replaces`` / ``part_of`` into count ids of this session."""
+        ref = header.replaces or header.part_of
+        if ref is None:
             return {}
-        if replaces is not None and part_of is not None:
-            raise ApiError("bad_request", "a photo either replaces one or is part of a bay")
-        ref = replaces if replaces is not None else part_of
-        if not isinstance(ref, str) or not _CLIENT_ID.fullmatch(ref):
-            raise ApiError("bad_request", "replaces / part_of must be a photo or bay id")
         record = self.store.count_by_client(device.id, ref)
-        if record is None and part_of is not None:  # a bay id is its first photo's count id
+        if record is None and header.part_of is not None:  # a bay id is its first photo's count id
             record = self.store.get_count(ref)
         if record is None or record.session_id != session.id:
             raise ApiError("not_found", "replaces / part_of names no photo or bay of this "
@@ -254,18 +238,15 @@ class Services:
         if record.confirmed_at is not None:
             raise ApiError("already_confirmed", "that bay is confirmed; a manager can reopen "
                            "it", 409)
-        key = "replaces" if replaces is not None else "part_of"
+        key = "replaces" if header.replaces is not None else "part_of"
         return {key: record.id}
 
-    def set_location(self, device: Device, record: CountRecord, body: dict[str, Any]
+    def set_location(self, device: Device, record: CountRecord, answer: LocationAnswer
                      ) -> CountRecord:
-        """The walker's answer to a location conflict: ``location``, and ``new: true`` to
-        accept a location the catalog does not list."""
-        location = body.get("location")
-        if not isinstance(location, str) or not location.strip() or len(location) > 64:
-            raise ApiError("bad_request", "location (text of at most 64 characters) is required")
-        location = location.strip().upper()
-        if self._knows_location(location) is False and body.get("new") is not True:
+        """The walker's answer to a location conflict (``new``: accept a location the
+        catalog does not list)."""
+        location = answer.location
+        if self._knows_location(location) is False and not answer.new:
             raise ApiError("unknown_location", f"{location} is not a location in the catalog; "
                            'send "new": true to record it as a new location')
         try:
@@ -335,32 +316,22 @@ class Services:
         finally:
             self.hub.unsubscribe(record.id, listener)
 
-    def correct(
-        self, device: Device, record: CountRecord, body: dict[str, Any],
-        correction_id: str | None = None,
-    ) -> CountRecord:
-        """Apply a ``correct`` message / PATCH body: sku, quantity, optional location,
-        condition, expiry (fix a misread date) and new_sku (the line is another product; with
-        ``sku`` "" the unidentified items are assigned to it).
-
-        ``correction_id`` (else the body's) makes a re-sent correction count once.
-        """
-        fields = _correction_fields(body)
-        if correction_id is None:
-            correction_id = body.get("correction_id")
-        if correction_id is not None and (
-            not isinstance(correction_id, str) or not _CLIENT_ID.fullmatch(correction_id)
-        ):
-            raise ApiError("bad_request", "correction_id must be 1-100 letters, digits or ._:-")
-        new_sku = fields["new_sku"]
-        catalog = self._catalog_entry(new_sku or fields["sku"])
-        if new_sku is not None and catalog is None and self._has_catalog():
-            raise ApiError("unknown_sku", f"{new_sku} is not in the catalog")
-        if new_sku is not None and catalog is not None:
-            fields["new_sku"] = catalog["SKU"]  # the catalog's spelling
+    def correct(self, device: Device, record: CountRecord, fix: Correction,
+                idempotency_key: str | None = None) -> CountRecord:
+        """Apply a ``correct`` message / PATCH body. ``idempotency_key`` (the header), else
+        the body's ``correction_id``, makes a re-sent correction count once."""
+        if idempotency_key is not None:
+            if not _CLIENT_ID.fullmatch(idempotency_key):
+                raise ApiError("bad_request", "Idempotency-Key must be 1-100 letters, digits "
+                               "or ._:-")
+            fix = fix.model_copy(update={"correction_id": idempotency_key})
+        catalog = self._catalog_entry(fix.new_sku or fix.sku)
+        if fix.new_sku is not None and catalog is None and self._has_catalog():
+            raise ApiError("unknown_sku", f"{fix.new_sku} is not in the catalog")
+        if fix.new_sku is not None and catalog is not None:
+            fix = fix.model_copy(update={"new_sku": catalog["SKU"]})  # the catalog's spelling
         try:
-            return self.store.correct(record.id, by=device, catalog=catalog,
-                                      client_id=correction_id, **fields)
+            return self.store.correct(record.id, fix, by=device, catalog=catalog)
         except StoreError as exc:
             raise store_error(exc) from None
 
@@ -474,40 +445,6 @@ class Services:
                 log.exception("photo retention failed")
             if self._stop.wait(3600):
                 return
-
-
-def _correction_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """The correction's fields, type-checked (the store checks their values)."""
-    sku, quantity = body.get("sku"), body.get("quantity")
-    location, condition = body.get("location"), body.get("condition")
-    new_sku, expiry = body.get("new_sku"), body.get("expiry")
-    if new_sku is not None and (not isinstance(new_sku, str) or not new_sku.strip()):
-        raise ApiError("bad_request", "new_sku must be a SKU (text)")
-    if not isinstance(sku, str) or (not sku.strip() and new_sku is None):
-        raise ApiError("bad_request", "sku (text) is required; \"\" with new_sku assigns "
-                       "the unidentified items")
-    if not isinstance(quantity, int) or isinstance(quantity, bool):
-        raise ApiError("bad_request", "quantity must be an integer")
-    if location is not None and (not isinstance(location, str) or len(location) > 64):
-        raise ApiError("bad_request", "location must be text of at most 64 characters")
-    if condition is not None and condition not in CONDITIONS:
-        raise ApiError("bad_request", f"condition must be one of {', '.join(CONDITIONS)}")
-    if expiry is not None and not isinstance(expiry, str):
-        raise ApiError("bad_request", "expiry must be a date YYYY-MM-DD (or empty)")
-    return {"sku": sku.strip(), "quantity": quantity, "location": location,
-            "condition": condition, "new_sku": new_sku.strip() if new_sku else None,
-            "expiry": expiry.strip() if expiry is not None else None,
-            "split": _split_field(body.get("split"))}
-
-
-def _split_field(split: Any) -> tuple[int, str] | None:
-    """``{"quantity": n, "condition": C}``: n of the line's items are C (e.g. Damaged)."""
-    if split is None:
-        return None
-    if not isinstance(split, dict) or not isinstance(split.get("quantity"), int) or not \
-            isinstance(split.get("condition"), str):
-        raise ApiError("bad_request", 'split must be {"quantity": N, "condition": C}')
-    return split["quantity"], split["condition"]
 
 
 def store_error(exc: StoreError) -> ApiError:

@@ -16,8 +16,25 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
+from gateway.schema import (
+    CLIENT_MESSAGE,
+    UNKNOWN_TYPE,
+    ClientMessage,
+    ConfirmMessage,
+    CorrectMessage,
+    Hello,
+    InvalidMessage,
+    LocationMessage,
+    PhotoMessage,
+    PingMessage,
+    describe,
+    parse,
+)
 from gateway.store import CountRecord, Device, Session
 from gateway.store.types import UNFINISHED
 
@@ -32,7 +49,7 @@ RECEIVE_POLL_S = 1.0  # how often a waiting reader checks that the socket is sti
 MAX_PROTOCOL_ERRORS = 20
 OUTBOX_LIMIT = 1000  # messages waiting for a slow phone before the connection is dropped
 POLICY_VIOLATION = 1008
-MAX_LABEL = 64  # the hello's device label (stored with the session)
+_REFUSED = object()  # a photo header that was refused: its bytes are dropped unanswered
 
 
 class Connection:
@@ -48,6 +65,12 @@ class Connection:
         self._subscribed: set[str] = set()
         self._sent: set[tuple[str, str, str]] = set()  # (count, type, code) already told
         self._errors = 0
+        self._pending: PhotoMessage | object | None = None  # header waiting for its bytes
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            "photo": self._on_photo, "correct": self._on_correct,
+            "location": self._on_location, "confirm": self._on_confirm,
+            "ping": self._on_ping, "hello": self._on_hello,
+        }
         self.closed = False
         # Worker threads hand messages to this connection's writer instead of writing to the
         # socket themselves: a phone that stops reading must not stall a counting thread.
@@ -136,49 +159,69 @@ class Connection:
     # -- the conversation ------------------------------------------------------------------
     def run(self) -> None:
         try:
-            if not self._hello():
-                return
-            pending_photo: dict[str, Any] | None = None
-            idle_s = float(self.services.settings.ws_idle_timeout_s)
-            while not self.closed and self._errors < MAX_PROTOCOL_ERRORS:
-                data = self._receive(idle_s)
-                if data is None:
-                    if self.ws.connected:
-                        self.close(POLICY_VIOLATION, "idle timeout")
-                    return
-                if isinstance(data, bytes | bytearray):
-                    if pending_photo is None:
-                        self.error("unexpected_binary", "send a photo message before its bytes")
-                        continue
-                    self._photo(pending_photo, bytes(data))
-                    pending_photo = None
-                    continue
-                message = self._parse(data)
-                if message is None:
-                    continue
-                if pending_photo is not None:
-                    self.error("missing_photo_bytes", "the photo message was not followed by "
-                               "its binary message", pending_photo.get("id"))
-                    pending_photo = None
-                kind = message.get("type")
-                if kind == "photo":
-                    pending_photo = self._photo_header(message)
-                elif kind == "correct":
-                    self._correct(message)
-                elif kind == "confirm":
-                    self._confirm(message)
-                elif kind == "location":
-                    self._location(message)
-                elif kind == "ping":
-                    self.send({"type": "pong"})
-                elif kind == "hello":
-                    self.error("bad_request", "already said hello")
-                else:
-                    self.error("unknown_type", f"unknown message type {kind!r}")
-            if self._errors >= MAX_PROTOCOL_ERRORS:
-                self.close(POLICY_VIOLATION, "too many protocol errors")
+            if self._hello():
+                self._converse()
         finally:
             self.cleanup()
+
+    def _converse(self) -> None:
+        idle_s = float(self.services.settings.ws_idle_timeout_s)
+        while not self.closed and self._errors < MAX_PROTOCOL_ERRORS:
+            data = self._receive(idle_s)
+            if data is None:
+                if self.ws.connected:
+                    self.close(POLICY_VIOLATION, "idle timeout")
+                return
+            if isinstance(data, bytes | bytearray):
+                self._on_bytes(bytes(data))
+            else:
+                self._on_text(data)
+        if self._errors >= MAX_PROTOCOL_ERRORS:
+            self.close(POLICY_VIOLATION, "too many protocol errors")
+
+    def _on_bytes(self, data: bytes) -> None:
+        header, self._pending = self._pending, None
+        if header is _REFUSED:  # its header was answered with an error already
+            return
+        if header is None:
+            self.error("unexpected_binary", "send a photo message before its bytes")
+            return
+        self._photo(header, data)
+
+    def _on_text(self, text: str) -> None:
+        header, self._pending = self._pending, None
+        message = self._parse(text)
+        if message is None:
+            return
+        if isinstance(header, PhotoMessage):
+            self.error("missing_photo_bytes", "the photo message was not followed by its "
+                       "binary message", header.id)
+        typed = self._typed(message)
+        if typed is not None:
+            self._handlers[typed.type](typed)
+
+    def _typed(self, message: dict[str, Any]) -> ClientMessage | None:
+        """The message as its model, or None once the client is told what is wrong."""
+        try:
+            return CLIENT_MESSAGE.validate_python(message)
+        except ValidationError as exc:
+            photo_id = message.get("id") if isinstance(message.get("id"), str) else None
+            if exc.errors()[0]["type"] in UNKNOWN_TYPE:
+                self.error("unknown_type", f"unknown message type {message.get('type')!r}"[:200])
+            else:
+                self.error("bad_request", describe(exc), photo_id)
+            if message.get("type") == "photo":
+                self._pending = _REFUSED
+            return None
+
+    def _on_photo(self, message: PhotoMessage) -> None:
+        self._pending = message
+
+    def _on_ping(self, _message: PingMessage) -> None:
+        self.send({"type": "pong"})
+
+    def _on_hello(self, _message: Hello) -> None:
+        self.error("bad_request", "already said hello")
 
     def _receive(self, timeout_s: float) -> Any:
         """The next message, or None after ``timeout_s`` of silence or once the socket is
@@ -207,29 +250,24 @@ class Connection:
 
     def _hello(self) -> bool:
         data = self.ws.receive(timeout=HELLO_TIMEOUT_S)
-        if data is None or isinstance(data, bytes | bytearray):
-            self.error("hello_required", "the first message must be a hello")
-            self.close(POLICY_VIOLATION, "hello required")
-            return False
-        message = self._parse(data)
+        message = None if data is None or isinstance(data, bytes | bytearray) else \
+            self._parse(data)
         if message is None or message.get("type") != "hello":
             self.error("hello_required", "the first message must be a hello")
             self.close(POLICY_VIOLATION, "hello required")
             return False
-        token = message.get("token")
         try:
-            self.device = self.services.authenticate(token if isinstance(token, str) else None)
-            requested = message.get("session")
-            label = message.get("device")
-            if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL):
-                raise ApiError("bad_request", f"device must be text of at most {MAX_LABEL} "
-                               "characters")
-            if requested is None:
-                self.session = self.services.store.create_session(
-                    self.device, label if isinstance(label, str) else None
-                )
+            hello = parse(Hello, message)
+        except InvalidMessage as exc:
+            self.error("bad_request", str(exc))
+            self.close(POLICY_VIOLATION, "bad_request")
+            return False
+        try:
+            self.device = self.services.authenticate(hello.token)
+            if hello.session is None:
+                self.session = self.services.store.create_session(self.device, hello.device)
             else:
-                self.session = self.services.session_for(self.device, str(requested))
+                self.session = self.services.session_for(self.device, hello.session)
         except ApiError as exc:
             self.send(exc.to_json())
             self.close(POLICY_VIOLATION, exc.code)
@@ -252,54 +290,34 @@ class Connection:
             self.follow(record)
         return True
 
-    def _photo_header(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        photo_id = message.get("id")
-        if not isinstance(photo_id, str) or not photo_id:
-            self.error("bad_request", "photo needs an id (a UUID chosen by the client)")
-            return None
-        location = message.get("location")
-        if location is not None and not isinstance(location, str):
-            self.error("bad_request", "location must be text", photo_id)
-            return None
-        return {"id": photo_id, "location": location or None,
-                "preview": bool(message.get("preview")),
-                "replaces": message.get("replaces"), "part_of": message.get("part_of")}
-
-    def _photo(self, header: dict[str, Any], data: bytes) -> None:
+    def _photo(self, header: PhotoMessage, data: bytes) -> None:
         assert self.device is not None and self.session is not None
-        photo_id = header["id"]
         try:
-            if header["preview"]:
+            if header.preview:
                 self.services.submit_preview(
-                    self.device, self.key, photo_id, data, header["location"], self.send
+                    self.device, self.key, header.id, data, header.location or None, self.send
                 )
                 return
             record, created = self.services.submit_photo(
-                self.device, session=self.session, client_id=photo_id, data=data,
-                location=header["location"], source="ws",
-                replaces=header["replaces"], part_of=header["part_of"],
+                self.device, session=self.session, header=header, data=data, source="ws",
             )
         except ApiError as exc:
             if exc.code != "rate_limited":  # a busy walker is not a broken client
                 self._errors += 1
-            self.send(exc.to_json(photo_id))
+            self.send(exc.to_json(header.id))
             return
-        self.send({"type": "ack", "id": photo_id, "count_id": record.id})
+        self.send({"type": "ack", "id": header.id, "count_id": record.id})
         self.follow(record, resend=not created)
 
-    def _own_count(self, message: dict[str, Any]) -> CountRecord | None:
+    def _own_count(self, photo_id: str) -> CountRecord | None:
         assert self.device is not None
-        photo_id = message.get("id")
-        if not isinstance(photo_id, str) or not photo_id:
-            self.error("bad_request", "the message needs the photo id")
-            return None
         record = self.services.store.count_by_client(self.device.id, photo_id)
         if record is None:
             self.error("not_found", "no photo with this id from this device", photo_id)
         return record
 
-    def _correct(self, message: dict[str, Any]) -> None:
-        record = self._own_count(message)
+    def _on_correct(self, message: CorrectMessage) -> None:
+        record = self._own_count(message.id)
         if record is None:
             return
         assert self.device is not None
@@ -311,12 +329,12 @@ class Connection:
             return
         bay = self.services.bay(updated)
         self.send({"type": "corrected", "id": record.client_id, "count_id": record.id,
-                   "correction_id": message.get("correction_id"),
+                   "correction_id": message.correction_id,
                    "rows": updated.rows, "bay_rows": bay["bay_rows"],
                    "corrections": [c.to_json() for c in updated.corrections]})
 
-    def _location(self, message: dict[str, Any]) -> None:
-        record = self._own_count(message)
+    def _on_location(self, message: LocationMessage) -> None:
+        record = self._own_count(message.id)
         if record is None:
             return
         assert self.device is not None
@@ -330,8 +348,8 @@ class Connection:
                    "location": updated.location_choice, "rows": updated.rows,
                    **self.services.bay(updated)})
 
-    def _confirm(self, message: dict[str, Any]) -> None:
-        record = self._own_count(message)
+    def _on_confirm(self, message: ConfirmMessage) -> None:
+        record = self._own_count(message.id)
         if record is None:
             return
         assert self.device is not None

@@ -7,16 +7,12 @@ by Condition) and stores them; ``already_recorded`` tells a re-send from a new c
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
-
-from gateway.schema import CONDITIONS
 
 from .rows import SPLIT, corrected_row, find_row, removed_row
 from .types import CountRecord, Device, StoreError, to_ts
 
-_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 Line = tuple[str, int | None, dict[str, Any]]  # (sku, model quantity, full row)
 
 
@@ -48,37 +44,6 @@ def corrected_lines(record: CountRecord, *, sku: str, quantity: int,
     target_model = find_row(record.model_rows, new_sku, model_location)
     return [(sku, line_quantity(model), removed_row(base, now)),
             (new_sku, line_quantity(target_model), row)]
-
-
-def check_correction(sku: str, quantity: int, condition: str | None, client_id: str | None,
-                      new_sku: str | None, expiry: str | None) -> None:
-    if len(sku) > 100 or (not sku and not new_sku):
-        raise StoreError("bad_request", "sku must be 1-100 characters")
-    if new_sku is not None and not (0 < len(new_sku) <= 100) or new_sku == sku:
-        raise StoreError("bad_request", "new_sku must be another SKU of 1-100 characters")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or not (
-        0 <= quantity <= 1_000_000
-    ):
-        raise StoreError("bad_request", "quantity must be an integer from 0 to 1000000")
-    if condition is not None and condition not in CONDITIONS:
-        raise StoreError("bad_request", f"condition must be one of {', '.join(CONDITIONS)}")
-    if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
-        raise StoreError("bad_request", "correction_id must be 1-100 letters, digits or ._:-")
-    if expiry and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", expiry):
-        raise StoreError("bad_request", "expiry must be a date YYYY-MM-DD (or empty)")
-
-
-def check_split(split: tuple[int, str] | None, quantity: int, new_sku: str | None) -> None:
-    if split is None:
-        return
-    n, condition = split
-    if new_sku is not None:
-        raise StoreError("bad_request", "a line is either split or moved to another SKU")
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= quantity:
-        raise StoreError("bad_request", "split quantity must be 0 to the line's quantity")
-    if condition not in CONDITIONS or condition == "Good":
-        raise StoreError("bad_request", "split condition must be Damaged, Expired or "
-                         "Out of Stock")
 
 
 def split_lines(record: CountRecord, lines: list[Line],

@@ -22,12 +22,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.schema import Correction as CorrectionMessage
+
 from .bays import bay_location, location_conflict, settle, sum_rows
 from .corrections import (
     already_recorded,
-    check_correction,
     check_open,
-    check_split,
     corrected_lines,
     split_lines,
 )
@@ -131,8 +131,6 @@ _COUNT_COLUMNS = (
     "recount_note, recount_by, recount_at"
 )
 
-
-_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 def hash_token(token: str) -> str:
@@ -595,55 +593,44 @@ class Store:
             )
 
     # -- corrections and confirmation ------------------------------------------------------
-    def correct(
-        self,
-        count_id: str,
-        *,
-        sku: str,
-        quantity: int,
-        by: Device,
-        location: str | None = None,
-        catalog: dict[str, Any] | None = None,
-        condition: str | None = None,
-        client_id: str | None = None,
-        new_sku: str | None = None,
-        expiry: str | None = None,
-        split: tuple[int, str] | None = None,
-    ) -> CountRecord:
+    def correct(self, count_id: str, fix: CorrectionMessage, *, by: Device,
+                catalog: dict[str, Any] | None = None) -> CountRecord:
         """Set one line's quantity (and Condition, expiry, SKU), keeping the model's figure
-        and who/when.
+        and who/when. ``fix`` is already valid as a message (gateway.schema.Correction); what
+        is checked here depends on the count.
 
-        ``condition`` (one of gateway.schema.CONDITIONS) is what the person saw, e.g. "Damaged";
-        None keeps the line's Condition. ``expiry`` (ISO date, "" for none) fixes a misread
-        date. ``new_sku``: the line is another product (or the unidentified line, ``sku`` "",
-        is this one): the line is taken out and its items join ``new_sku``'s line; ``catalog``
-        then describes ``new_sku``. ``split`` (n, Condition): n of the line's ``quantity``
-        items go to a line of their own with that Condition (e.g. 2 of 12 Damaged). Refused
-        once the bay is confirmed: what the sinks received must stay what the store shows.
+        ``fix.condition`` is what the person saw, e.g. "Damaged"; None keeps the line's
+        Condition. ``fix.expiry`` (ISO date, "" for none) fixes a misread date. ``new_sku``: the
+        line is another product (or the unidentified line, ``sku`` "", is this one): the line
+        is taken out and its items join ``new_sku``'s line; ``catalog`` then describes
+        ``new_sku``. ``split`` (n, Condition): n of the line's items go to a line of their own
+        with that Condition (e.g. 2 of 12 Damaged). Refused once the bay is confirmed: what
+        the sinks received must stay what the store shows.
 
-        Idempotent, because phones re-send what they are not sure arrived: a ``client_id``
-        already recorded for this count returns the count unchanged, and so does, without a
-        ``client_id``, a correction identical to the line's latest one by the same device
+        Idempotent, because phones re-send what they are not sure arrived: a
+        ``correction_id`` already recorded for this count returns the count unchanged, and so
+        does, without one, a correction identical to the line's latest one by the same device
         (same quantity and Condition). Both are checked before the confirmation, so a re-sent
         correction that arrived before the bay was confirmed is not an error.
         """
-        check_correction(sku, quantity, condition, client_id, new_sku, expiry)
-        check_split(split, quantity, new_sku)
+        sku, new_sku, client_id = fix.sku, fix.new_sku, fix.correction_id
         now = utcnow()
         with self._tx() as cur:
             record = self._count(cur, count_id)
             if record is None:
                 raise StoreError("not_found", "no such count")
-            if already_recorded(record, by=by, sku=new_sku or sku, location=location,
-                                 quantity=quantity, condition=condition, client_id=client_id,
-                                 expiry=expiry):
+            if already_recorded(record, by=by, sku=new_sku or sku, location=fix.location,
+                                 quantity=fix.quantity, condition=fix.condition,
+                                 client_id=client_id, expiry=fix.expiry):
                 return record
             check_open(record)
-            lines = corrected_lines(record, sku=sku, quantity=quantity, location=location,
-                                          catalog=catalog, condition=condition, now=now,
-                                          new_sku=new_sku, expiry=expiry)
-            if split is not None:
-                lines = split_lines(record, lines, split, now)
+            lines = corrected_lines(record, sku=sku, quantity=fix.quantity,
+                                    location=fix.location, catalog=catalog,
+                                    condition=fix.condition, now=now, new_sku=new_sku,
+                                    expiry=fix.expiry)
+            if fix.split is not None:
+                lines = split_lines(record, lines, (fix.split.quantity, fix.split.condition),
+                                    now)
             for i, (line_sku, model_quantity, row) in enumerate(lines):
                 cid = client_id if client_id is None or i == len(lines) - 1 else (
                     f"{client_id[:90]}:{i}")
@@ -652,7 +639,7 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (new_id(), count_id, row.get("Location"), line_sku, model_quantity,
                      int(row["Quantity_Counted"]), json.dumps(row, default=str), by.id,
-                     by.name, to_ts(now), condition if line_sku == (new_sku or sku) else None,
+                     by.name, to_ts(now), fix.condition if line_sku == (new_sku or sku) else None,
                      cid),
                 )
             cur.execute("UPDATE counts SET updated_at = ? WHERE id = ?", (to_ts(now), count_id))
