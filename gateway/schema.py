@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -66,6 +66,11 @@ _PATTERN_HINTS = {CLIENT_ID_PATTERN: "must be 1-100 letters, digits or ._:-",
                   DATE_PATTERN: "must be a date YYYY-MM-DD (or empty)"}
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """Leave a field's null default out of its JSON schema (its enum does not list null)."""
+    schema.pop("default", None)
+
+
 class Message(BaseModel):
     """Base of every inbound message: unknown fields are ignored (older and newer clients
     send more than one version knows), known ones are checked strictly (no "3" for 3)."""
@@ -109,9 +114,10 @@ class Correction(Message):
     sku: SkuText
     quantity: int = Field(ge=0, le=MAX_QUANTITY)
     location: LocationText | None = None
-    condition: Annotated[ConditionName | None, WithJsonSchema(
-        {"enum": list(CONDITIONS), "description": "the line's Condition as the person saw "
-         "it (e.g. Damaged); left out: kept"})] = None
+    # Documented as the four names (null is accepted and means the same as left out).
+    condition: Annotated[ConditionName | None, WithJsonSchema({"enum": list(CONDITIONS)})] = \
+        Field(None, description="the line's Condition as the person saw it (e.g. Damaged); "
+              "left out: kept", json_schema_extra=_no_default)
     new_sku: Annotated[SkuText, StringConstraints(min_length=1)] | None = None
     expiry: DateText | None = Field(None, description="a misread expiry fixed: YYYY-MM-DD, "
                                     "or empty to clear it")
@@ -247,3 +253,90 @@ def parse(model: type[M], data: object) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidMessage(exc) from None
+
+
+# -- what the gateway answers (documented in the OpenAPI; extra fields may be added) ----------
+
+class Answer(BaseModel):
+    """Base of outbound shapes: documented fields, more may come."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class LocationConflict(Answer):
+    reason: Literal["mismatch", "unknown"]
+    chosen: str | None = None
+    read: str
+    message: str
+
+
+class BayFields(Answer):
+    """How a photo sits in its bay (retakes and parts)."""
+
+    bay: str | None = Field(None, description="the photo's bay id")
+    current: bool = Field(True, description="false: replaced by a retake (or its bay was "
+                          "confirmed before): not counted")
+    superseded_by: str | None = None
+    replaced: list[str] = []
+    parts: list[str] = []
+    bay_rows: list[Row] = Field([], description="the bay's lines, parts summed (what "
+                                "confirm sends)")
+    bay_confirmed: bool = False
+    overlap_codes: list[str] = []
+    location_conflict: LocationConflict | None = None
+
+
+class CountResult(BayFields):
+    """A counted photo: rows in the CSV schema and what a client draws over the picture."""
+
+    type: Literal["result"]
+    id: str = Field(description="the client's photo id")
+    count_id: str
+    session: str
+    rows: list[Row]
+    boxes: list[list[float | str]] = Field(description="[x0, y0, x1, y1, score, sku]")
+    codes: list[dict[str, Any]]
+    timings_ms: dict[str, float]
+    width: int
+    height: int
+    confirmed: bool
+
+
+class StoredCount(BayFields):
+    """A stored count: effective rows (corrections applied), the model's rows, and each
+    correction with who and when."""
+
+    id: str
+    photo_id: str
+    session: str
+    status: Literal["queued", "processing", "waiting", "done", "failed"]
+    rows: list[Row]
+    model_rows: list[Row]
+    corrections: list[dict[str, Any]]
+    confirmed_at: str | None = None
+    confirmed_by: str | None = None
+    location_choice: str | None = Field(None, description="the walker's answer to a "
+                                        "location conflict")
+
+
+class SessionView(Answer):
+    id: str
+    walker: str
+    created_at: str
+    confirmed_at: str | None = None
+    counts: list[StoredCount] = []
+    bays: list[dict[str, Any]] = Field([], description="one per bay: bay, location, photos "
+                                       "(current), history (replaced), rows (parts summed), "
+                                       "confirmed, location_conflict, overlap_codes")
+
+
+class LocationEntry(Answer):
+    location: str
+    sku: str
+    description: str
+
+
+class LocationList(Answer):
+    """The catalog's bin locations, sorted, each with the SKU that lives there."""
+
+    locations: list[LocationEntry]

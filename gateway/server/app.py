@@ -12,6 +12,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, NotFound
 
 from . import ws
 from .errors import ApiError
+from .openapi import operation
 from .rest import api
 from .services import Services
 
@@ -87,6 +88,9 @@ def create_app(settings: Any, services: Services) -> Flask:
 
     _register_error_handlers(app)
 
+    @operation("Readiness of gateway, Triton and store (no token; also served at /healthz)",
+               public=True, responses={200: ({"type": "object"}, "all ready"),
+                                       503: ({"type": "object"}, "something is not ready")})
     def healthz() -> tuple[Response, int]:
         ok, body = services.health()
         return jsonify(body), 200 if ok else 503

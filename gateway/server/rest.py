@@ -10,12 +10,18 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from gateway.schema import (
     COLUMNS,
+    MAX_LOCATION,
+    ApiErrorBody,
     Correction,
+    CountResult,
     InvalidMessage,
     LocationAnswer,
+    LocationList,
     M,
     PhotoHeader,
     RecountRequest,
+    SessionView,
+    StoredCount,
     parse,
 )
 from gateway.sinks.csv_safety import safe_cell
@@ -26,12 +32,23 @@ from gateway.store.types import to_ts
 
 from .errors import ApiError
 from .jsonsafe import JsonError, parse_json
-from .openapi import openapi_spec
+from .openapi import API_PREFIX, openapi_spec, operation
 from .review import day_overview
 from .services import Services
 from .views import count_json
 
-api = Blueprint("api", __name__, url_prefix="/api/v1")
+api = Blueprint("api", __name__, url_prefix=API_PREFIX)
+NOT_FOUND = "no such count/session (or not yours)"
+MANAGERS = "not a manager token"
+OBJECT = {"type": "object"}
+PHOTO_FORM = {"type": "object", "required": ["photo"], "properties": {
+    "photo": {"type": "string", "format": "binary"},
+    "location": {"type": "string", "maxLength": MAX_LOCATION},
+    "session": {"type": "string"},
+    "replaces": {"type": "string", "description": "photo id (Idempotency-Key) of the bay photo "
+                                                  "this retake replaces"},
+    "part_of": {"type": "string", "description": "bay id, or a photo id of the bay, this photo "
+                                                 "is another part of"}}}
 
 
 def services() -> Services:
@@ -101,6 +118,15 @@ def _photo_header() -> PhotoHeader:
 
 
 @api.post("/counts")
+@operation(
+    "Count a photo", form=PHOTO_FORM,
+    headers={"Idempotency-Key": "the client's photo id: the same key never creates a second "
+                                "count"},
+    responses={200: (CountResult, "counted"),
+               202: (ApiErrorBody, "stored and queued (e.g. Triton unavailable)"),
+               400: (ApiErrorBody, "a bad field"), 404: (ApiErrorBody, NOT_FOUND),
+               413: (ApiErrorBody, "photo too large"), 422: (ApiErrorBody, "not a usable photo"),
+               429: (ApiErrorBody, "photo rate limit")})
 def post_count() -> tuple[Response, int]:
     svc = services()
     me = device()
@@ -131,6 +157,8 @@ def _with_headers(response: Response, headers: dict[str, str]) -> Response:
 
 
 @api.get("/counts/<count_id>")
+@operation("A count", responses={200: (StoredCount, "the count"),
+                                 404: (ApiErrorBody, NOT_FOUND)})
 def get_count(count_id: str) -> Response:
     svc = services()
     record = svc.count_for(device(), count_id)
@@ -138,6 +166,17 @@ def get_count(count_id: str) -> Response:
 
 
 @api.patch("/counts/<count_id>")
+@operation(
+    "Correct a line's quantity and/or Condition (model figure kept); a re-sent correction is "
+    "recorded once",
+    description="Idempotent by correction_id / Idempotency-Key; without one, a correction "
+                "identical to the line's latest one by the same device is not recorded again.",
+    body=Correction,
+    headers={"Idempotency-Key": "the correction's client id (as correction_id)"},
+    responses={200: (StoredCount, "corrected"),
+               400: (ApiErrorBody, "bad sku, quantity, condition or id"),
+               404: (ApiErrorBody, NOT_FOUND),
+               409: (ApiErrorBody, "not counted yet or already confirmed")})
 def patch_count(count_id: str) -> Response:
     svc = services()
     record = svc.count_for(device(), count_id)
@@ -148,6 +187,12 @@ def patch_count(count_id: str) -> Response:
 
 
 @api.post("/counts/<count_id>/location")
+@operation(
+    "Answer a location conflict: every line of the photo moves there", body=LocationAnswer,
+    responses={200: (StoredCount, "located"),
+               400: (ApiErrorBody, "no location, or unknown_location without new"),
+               404: (ApiErrorBody, NOT_FOUND),
+               409: (ApiErrorBody, "not counted yet or already confirmed")})
 def set_location(count_id: str) -> Response:
     svc = services()
     record = svc.set_location(device(), svc.count_for(device(), count_id),
@@ -156,6 +201,13 @@ def set_location(count_id: str) -> Response:
 
 
 @api.post("/counts/<count_id>/confirm")
+@operation(
+    "Confirm the bay (all its current photos, lines summed, go to the sinks); repeating is "
+    "harmless",
+    responses={200: (OBJECT, "confirmed: id, count_id, newly_confirmed, confirmed_at"),
+               404: (ApiErrorBody, NOT_FOUND),
+               409: (ApiErrorBody, "not counted yet, superseded (replaced by a retake) or "
+                                   "location_conflict")})
 def confirm_count(count_id: str) -> Response:
     svc = services()
     record, newly = svc.confirm(device(), svc.count_for(device(), count_id))
@@ -164,6 +216,8 @@ def confirm_count(count_id: str) -> Response:
 
 
 @api.get("/sessions")
+@operation("Sessions visible to this token (managers: all)",
+           responses={200: (OBJECT, "sessions")})
 def list_sessions() -> Response:
     me = device()
     sessions = services().store.list_sessions(None if me.is_manager else me.id)
@@ -171,11 +225,17 @@ def list_sessions() -> Response:
 
 
 @api.get("/sessions/<session_id>")
+@operation("A session with its counts",
+           responses={200: (SessionView, "the session"), 404: (ApiErrorBody, NOT_FOUND)})
 def get_session(session_id: str) -> Response:
     return jsonify(session_json(services().session_for(device(), session_id)))
 
 
 @api.post("/sessions/<session_id>/confirm")
+@operation("Confirm every counted bay of the session",
+           responses={200: (OBJECT, "confirmed, already_confirmed, not_counted, replaced, "
+                                    "location_conflicts"),
+                      404: (ApiErrorBody, NOT_FOUND)})
 def confirm_session(session_id: str) -> Response:
     svc = services()
     results = svc.confirm_session(device(), svc.session_for(device(), session_id))
@@ -197,6 +257,9 @@ def confirm_session(session_id: str) -> Response:
 
 
 @api.get("/sessions/<session_id>/counts.csv")
+@operation("The session's lines in the count CSV schema",
+           query={"confirmed": {"type": "boolean"}},
+           responses={200: ("text/csv", "CSV"), 404: (ApiErrorBody, NOT_FOUND)})
 def session_csv(session_id: str) -> Response:
     """Every bay's lines in the CSV schema: current photos only (a retake replaces the
     bay's earlier photo), parts of one bay summed, corrections applied."""
@@ -218,6 +281,12 @@ def session_csv(session_id: str) -> Response:
 
 
 @api.get("/locations")
+@operation(
+    "The catalog's bin locations for the location picker",
+    description="One entry per location of the gateway's loaded catalog, sorted, with the "
+                "SKU that lives there (its home SKU) and its description; empty when no "
+                "catalog is imported.",
+    responses={200: (LocationList, "locations")})
 def locations() -> Response:
     """The catalog's locations (reloaded when ``shelfcount catalog import`` replaces it)."""
     return jsonify({"locations": services().pipelines.locations()})
@@ -231,6 +300,13 @@ def _manager() -> Device:
 
 
 @api.get("/review")
+@operation(
+    "Managers: today's sessions by walker and the review queue",
+    description="sessions: walker, bays, confirmed, photos; queue: per bay the reasons to look "
+                "(location conflict, low confidence, unidentified items, stock flags, sent "
+                "back), rows with Flags, boxes of the current photo; sheet_url when Sheets is "
+                "set up.",
+    responses={200: (OBJECT, "the day"), 403: (ApiErrorBody, MANAGERS)})
 def review() -> Response:
     """The manager's day: sessions by walker with progress, the review queue, the sheet."""
     _manager()
@@ -242,6 +318,11 @@ def review() -> Response:
 
 
 @api.post("/counts/<count_id>/recount")
+@operation("Managers: send the bay back for a recount with a note",
+           body=RecountRequest,
+           responses={200: (OBJECT, "sent back; the walker's phone gets a recount message"),
+                      403: (ApiErrorBody, MANAGERS), 404: (ApiErrorBody, NOT_FOUND),
+                      409: (ApiErrorBody, "confirmed or replaced")})
 def recount(count_id: str) -> Response:
     """Send a bay back for a recount with a note the walker sees."""
     me = _manager()
@@ -252,6 +333,11 @@ def recount(count_id: str) -> Response:
 
 
 @api.post("/counts/<count_id>/reopen")
+@operation("Managers: reopen a confirmed bay (confirming it again sends the new "
+           "version to the sinks, flagged as revising the old one)",
+           responses={200: (OBJECT, "the open copies"), 403: (ApiErrorBody, MANAGERS),
+                      404: (ApiErrorBody, NOT_FOUND),
+                      409: (ApiErrorBody, "not confirmed, or replaced")})
 def reopen(count_id: str) -> Response:
     """Managers: reopen a confirmed bay; confirming it again sends the sinks the new version,
     flagged as revising the old one."""
@@ -262,6 +348,8 @@ def reopen(count_id: str) -> Response:
 
 
 @api.get("/counts/<count_id>/photo")
+@operation("The stored photo (JPEG) of a count",
+           responses={200: ("image/jpeg", "the photo"), 404: (ApiErrorBody, NOT_FOUND)})
 def count_photo(count_id: str) -> Response:
     """The stored photo (the manager's review shows it with its boxes)."""
     svc = services()
@@ -274,6 +362,8 @@ def count_photo(count_id: str) -> Response:
 
 
 @api.get("/products")
+@operation("The catalog's products (sku, description, barcode, location)",
+           responses={200: (OBJECT, "products")})
 def products() -> Response:
     """The catalog's products (SKU, description, barcode, home location): the PWA searches
     them when a line's SKU is changed or a missed SKU is added."""
@@ -281,11 +371,15 @@ def products() -> Response:
 
 
 @api.get("/openapi.json")
+@operation("This document", responses={200: (OBJECT, "OpenAPI 3.1")})
 def openapi() -> Response:
-    return jsonify(openapi_spec())
+    return jsonify(openapi_spec(current_app))
 
 
 @api.get("/devices")
+@operation("Managers: every device (name, role, created_at, last_seen, revoked_at, "
+           "token_expires_at)",
+           responses={200: (OBJECT, "devices"), 403: (ApiErrorBody, MANAGERS)})
 def list_devices() -> Response:
     """Managers: every device with its role, last seen, revocation and token expiry."""
     _manager()
@@ -299,6 +393,10 @@ def list_devices() -> Response:
 
 
 @api.delete("/devices/<name>")
+@operation("Managers: revoke a device (later requests 401; its open WebSocket and "
+           "gRPC streams end within seconds)",
+           responses={200: (OBJECT, "name and revoked_at"), 403: (ApiErrorBody, MANAGERS),
+                      404: (ApiErrorBody, "no such device")})
 def revoke_device(name: str) -> Response:
     """Managers: revoke a device (later requests 401, open streams end within seconds)."""
     _manager()
@@ -310,6 +408,8 @@ def revoke_device(name: str) -> Response:
 
 
 @api.get("/devices/me")
+@operation("The token's device name, role and currency",
+           responses={200: (OBJECT, "device")})
 def whoami() -> Response:
     me = device()
     return jsonify({"name": me.name, "role": me.role,
