@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libzbar0 chromium chromium-driver fonts-dejavu-core
 
-.PHONY: run test system venv models bench bench-load bench-pwa bench-reduced bench-real lint proto clean
+.PHONY: run test system venv models bench bench-load bench-pwa bench-reduced bench-real lint proto vendor-pwa clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3.11 is required" >&2; exit 1; }
@@ -65,6 +65,20 @@ bench-real: $(STAMP)
 	@test -d $(REAL_VAL)/images || { echo "bench-real: no real photos at $(REAL_VAL) (shared data absent): skipped"; exit 0; }; \
 	for size in "" "--resize 4032x3024" "--resize 1920x1080"; do \
 	  $(BIN)/shelfcount eval --data $(REAL_VAL) $$size --quiet || exit 1; done
+
+# The PWA's vendored barcode reader (pwa/vendor/barcode-detector, committed: the app needs no
+# build step and no CDN). Re-vendor after changing the pinned versions in its README.
+BARCODE_DETECTOR ?= 3.2.2
+vendor-pwa:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm init -y >/dev/null && \
+	npm install --silent --no-audit --no-fund barcode-detector@$(BARCODE_DETECTOR) && \
+	out=$(CURDIR)/pwa/vendor/barcode-detector && \
+	cp node_modules/barcode-detector/dist/es/ponyfill.js node_modules/barcode-detector/dist/es/zxing-exported.js $$out/ && \
+	cp node_modules/zxing-wasm/dist/reader/zxing_reader.wasm $$out/ && \
+	cp node_modules/barcode-detector/LICENSE $$out/LICENSE.barcode-detector && \
+	cp node_modules/zxing-wasm/LICENSE $$out/LICENSE.zxing-wasm && \
+	echo "zxing-wasm $$(node -p 'require("./node_modules/zxing-wasm/package.json").version')" && \
+	rm -rf $$tmp
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,18 +1,21 @@
 // Service worker: keeps the app shell so the walker's app opens with no network at all.
 // Shell files are served from the cache at once and refreshed in the background
 // (stale-while-revalidate); the API and the WebSocket are never cached.
-const CACHE = "shelfcount-shell-v2";
+const CACHE = "shelfcount-shell-v3";
 const SHELL = [
   "./",
   "index.html",
   "styles.css",
   "manifest.webmanifest",
   "js/app.js",
+  "js/barcodes.js",
   "js/camera.js",
   "js/draw.js",
   "js/link.js",
-  "js/qr.js",
   "js/store.js",
+  "vendor/barcode-detector/ponyfill.js",
+  "vendor/barcode-detector/zxing-exported.js",
+  "vendor/barcode-detector/zxing_reader.wasm",
   "icons/icon-192.png",
   "icons/icon-512.png",
   "icons/icon-maskable-192.png",

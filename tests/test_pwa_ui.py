@@ -13,7 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
+import zxingcpp
 
 from tests.pwa_support import (
     FAKE_TOKEN,
@@ -312,12 +315,45 @@ def test_pairing_by_scanning_the_qr_with_the_camera(playwright: Any, gateway: An
         page = ctx.new_page()
         errors = page_errors(page)
         page.goto(url)
-        # Headless Chromium on Linux has no BarcodeDetector: this is the app's own reader.
+        # Headless Chromium on Linux has no BarcodeDetector: the vendored ponyfill reads it.
         assert page.evaluate("typeof BarcodeDetector") == "undefined"
         page.click("#pair-scan")
         page.wait_for_selector("#locations[open]", timeout=20000)
         assert page.input_value("#pair-token") == FAKE_TOKEN
+        assert page.evaluate("window.__sc.stats.barcodeEngine") == "zxing-wasm"
         wait_text(page, "#net", "online")
+        assert errors == []
+
+
+def bin_label(location: str) -> np.ndarray:
+    """A bin label (Code 128 of the location above its text) on a grey shelf edge."""
+    symbol = np.asarray(zxingcpp.create_barcode(location, zxingcpp.BarcodeFormat.Code128)
+                        .to_image(scale=4, add_quiet_zones=True)).astype(np.uint8)
+    img = np.full((720, 1280), 110, np.uint8)
+    h, w = symbol.shape
+    y0, x0 = 260, (1280 - w) // 2
+    img[y0 - 20:y0 + h + 70, x0 - 20:x0 + w + 20] = 255
+    img[y0:y0 + h, x0:x0 + w] = symbol
+    cv2.putText(img, location, (x0, y0 + h + 50), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 0, 3)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+
+
+def test_scan_bin_label_reads_its_barcode_on_the_phone(playwright: Any, gateway: Any,
+                                                       tmp_path: Path) -> None:
+    """The label's barcode is read by the phone (js/barcodes.js) before any frame goes to the
+    gateway (whose test double would answer A-01-1): no round trip, no network needed."""
+    gw, url = gateway
+    label_cam = write_y4m(tmp_path / "label.y4m", bin_label("B-07-2"))
+    with browser_context(playwright, label_cam) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair(page, url)
+        page.wait_for_selector("#locations[open]")
+        page.click("#scan-label")
+        wait_text(page, "#loc-value", "B-07-2")
+        assert page.evaluate("window.__sc.stats.labelVia") == "phone"
+        assert not [m for m in gw.messages if m.get("type") == "photo" and
+                    not m.get("preview")]
         assert errors == []
 
 

@@ -23,7 +23,8 @@ PING_INTERVAL_S = 25.0  # finds phones that vanished without closing
 # Every response: the PWA runs only its own files (no inline script, no framing), pictures are
 # blob: URLs of photos, the socket is the gateway's own.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+                               "style-src 'self'; "
                                "img-src 'self' blob: data:; connect-src 'self' ws: wss:; "
                                "object-src 'none'; base-uri 'none'; form-action 'self'; "
                                "frame-ancestors 'none'",

@@ -1,8 +1,8 @@
 // ShelfCount walker app: pair, set the location, count with the camera, review, confirm.
-import { Camera, qrDetector } from "./camera.js";
+import { barcodeReader, LABEL_FORMATS } from "./barcodes.js";
+import { Camera } from "./camera.js";
 import { drawBoxes, skuColour } from "./draw.js";
 import { Link, uuid } from "./link.js";
-import { decodeQr } from "./qr.js";
 import * as store from "./store.js";
 
 const PREVIEW_INTERVAL_MS = 300; // ~3 preview frames a second
@@ -20,6 +20,7 @@ const cam = new Camera($("video"));
 const stats = {
   previews: 0, previewTimes: [], previewLatencies: [], lastPreviewBoxes: 0,
   shutters: [], captures: [], photoVia: null, photoBytes: 0,
+  barcodeEngine: null, labelVia: null, // "native" / "zxing-wasm"; "phone" / "gateway"
 };
 
 const ui = {
@@ -148,10 +149,11 @@ async function pairWith(token, device) {
 }
 
 let qrStop = null;
-// Read the manager's QR with the camera: the browser's BarcodeDetector where there is one
-// (Android Chrome), else this app's own reader (js/qr.js) on frames from a canvas.
+// Read the manager's QR with the camera (js/barcodes.js: the browser's BarcodeDetector, or the
+// vendored ZXing-C++ ponyfill with the same API).
 async function startQrScan() {
-  const detector = await qrDetector();
+  const detector = await barcodeReader(["qr_code"]);
+  stats.barcodeEngine = detector.engine;
   const video = $("pair-video");
   const msg = $("pair-cam-msg");
   $("pair-cam").hidden = false;
@@ -172,15 +174,8 @@ async function startQrScan() {
   for (let i = 0; running && i < 2400; i++) {
     let text = null;
     try {
-      if (detector) {
-        const found = await detector.detect(video);
-        text = found.length ? found[0].rawValue : null;
-      } else {
-        const frame = c.frameToCanvas(960);
-        if (frame) {
-          text = decodeQr(frame.getContext("2d").getImageData(0, 0, frame.width, frame.height));
-        }
-      }
+      const found = await detector.detect(video);
+      text = found.length ? found[0].rawValue : null;
     } catch {
       // frame not ready yet
     }
@@ -292,12 +287,33 @@ function locationFromResult(r) {
   return null;
 }
 
+let labelReader = null;
+// A location from the label's barcode, read on the phone (no network needed), or null.
+async function labelOnPhone(canvas) {
+  try {
+    labelReader = labelReader || (await barcodeReader(LABEL_FORMATS));
+    stats.barcodeEngine = labelReader.engine;
+    for (const code of await labelReader.detect(canvas)) {
+      const m = String(code.rawValue || "").match(LOCATION_RE);
+      if (m) return m[0];
+    }
+  } catch {
+    // no reader on this phone: the gateway reads the label
+  }
+  return null;
+}
+
+// The label as the gateway reads it off the frame (barcodes and OCR of printed text).
+async function labelOnGateway(canvas) {
+  if (link.state !== "online") throw new Error("no barcode read, and offline: type or pick it");
+  const blob = await Camera.toJpeg(canvas, 0.85);
+  const r = await link.preview(blob, null, SCAN_TIMEOUT_MS);
+  if (!r) throw new Error("no answer from the gateway");
+  return locationFromResult(r);
+}
+
 async function scanLabel() {
   const msg = $("scan-msg");
-  if (link.state !== "online") {
-    msg.textContent = "Offline: type or pick the location.";
-    return;
-  }
   msg.textContent = "Reading the label...";
   // The live loop pauses: its next frame would replace this one on the gateway.
   const live = ui.screen === "count";
@@ -306,10 +322,9 @@ async function scanLabel() {
     if (!(await cam.ready())) throw new Error("the camera shows no picture");
     const c = cam.frameToCanvas(1920);
     if (!c) throw new Error("no camera picture yet");
-    const blob = await Camera.toJpeg(c, 0.85);
-    const r = await link.preview(blob, null, SCAN_TIMEOUT_MS);
-    if (!r) throw new Error("no answer from the gateway");
-    const loc = locationFromResult(r);
+    let loc = await labelOnPhone(c);
+    stats.labelVia = loc ? "phone" : "gateway";
+    if (!loc) loc = await labelOnGateway(c);
     if (!loc) {
       msg.textContent = "No location label found: aim at the bin label and try again.";
       return;

@@ -155,15 +155,3 @@ export class Camera {
     return { blob: await Camera.toJpeg(c, PHOTO_QUALITY), via: "video frame" };
   }
 }
-
-// QR reading on the phone itself where the browser has BarcodeDetector (Android Chrome).
-export async function qrDetector() {
-  if (typeof BarcodeDetector === "undefined") return null;
-  try {
-    const formats = await BarcodeDetector.getSupportedFormats();
-    if (!formats.includes("qr_code")) return null;
-    return new BarcodeDetector({ formats: ["qr_code"] });
-  } catch {
-    return null;
-  }
-}
