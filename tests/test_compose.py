@@ -53,7 +53,7 @@ def test_gateway_service(compose: dict) -> None:
     assert published(gateway) == {8080, 8081}
     env = gateway["environment"]
     assert env["SHELFCOUNT_TRITON_URL"] == "triton:8001"
-    fields = set(Settings.__dataclass_fields__)
+    fields = set(Settings.model_fields)
     for key in env:  # every variable is one the gateway reads
         assert key.startswith("SHELFCOUNT_") and key[len("SHELFCOUNT_") :].lower() in fields
     volume, _, target = gateway["volumes"][0].partition(":")

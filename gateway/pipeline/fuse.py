@@ -189,92 +189,115 @@ def box_sources(evidence: Evidence, n_boxes: int) -> list[str]:
     return ["own"] * n_boxes
 
 
+@dataclass
+class _Tally:
+    """Items per SKU and how sure each figure is, before they become rows."""
+
+    counts: Counter[str]
+    detected: Counter[str]  # per SKU, what the detector alone found
+    sku_conf: dict[str, float]
+    count_conf: dict[str, float]
+    boxes: list[list[object]]
+
+
+def _tally_detections(evidence: Evidence, code_counts: Counter[str]) -> _Tally:
+    """Count the detector's items by the SKU each was given; every decoded product code is
+    an item facing too, so one the detector missed is counted and drawn (the disagreement
+    lowers the confidence)."""
+    assert evidence.detections is not None and evidence.item_skus is not None
+    counts: Counter[str] = Counter()
+    boxes: list[list[object]] = []
+    sources = evidence.item_sources or ["own"] * len(evidence.detections)
+    per_sku_sources: dict[str, list[float]] = defaultdict(list)
+    for det, sku, src in zip(evidence.detections, evidence.item_skus, sources, strict=True):
+        key = sku or ""
+        counts[key] += 1
+        per_sku_sources[key].append(SKU_CONF.get(src, SKU_CONF["unknown"]))
+        boxes.append([*(round(v, 1) for v in det.box), round(det.score, 3), key])
+    sku_conf = {k: sum(v) / len(v) for k, v in per_sku_sources.items()}
+    detected = Counter(counts)
+    for ic in evidence.item_codes:
+        if not any(_contains(det.box, ic.box) for det in evidence.detections):
+            boxes.append([*(round(v, 1) for v in ic.box), 1.0, ic.sku])
+            counts[ic.sku] += 1
+            sku_conf.setdefault(ic.sku, SKU_CONF["own"])
+    for sku, n in code_counts.items():
+        counts[sku] = max(counts[sku], n)
+    return _Tally(counts, detected, sku_conf, dict(evidence.count_confidence or {}), boxes)
+
+
+def _tally_codes(evidence: Evidence, facts: Facts, code_counts: Counter[str]) -> _Tally:
+    """No detector: count the distinct items identified by a code, else by SKU text."""
+    boxes: list[list[object]] = [[*(round(v, 1) for v in ic.box), 1.0, ic.sku]
+                                 for ic in evidence.item_codes]
+    counts = Counter(code_counts)
+    for box, sku in facts.text_skus:
+        if sku not in code_counts:
+            counts[sku] += 1
+            boxes.append([*(round(v, 1) for v in box), 1.0, sku])
+    return _Tally(counts, Counter(), {k: SKU_CONF["own"] for k in counts},
+                  {k: CODES_ONLY_COUNT_CONF for k in counts}, boxes)
+
+
+def _condition(qty: int, expiry: date | None, now: datetime) -> str:
+    if qty == 0:
+        return "Out of Stock"
+    if expiry is not None and expiry < now.date():
+        return "Expired"
+    return "Good"
+
+
+def _confidence(sku: str, tally: _Tally, evidence: Evidence, code_counts: Counter[str],
+                location_conf: float) -> float:
+    agreement = 1.0
+    detected = tally.detected.get(sku, 0)
+    if evidence.detections is not None and code_counts.get(sku, 0) > detected:
+        # More codes than detected items: the detector missed some, so others may hide too.
+        agreement = max(detected, 1) / code_counts[sku]
+    conf = location_conf * tally.sku_conf.get(sku, SKU_CONF["unknown"])
+    conf *= tally.count_conf.get(sku, CODES_ONLY_COUNT_CONF) * agreement
+    if not sku:
+        conf *= SKU_CONF["unknown"]
+    return round(max(0.0, min(1.0, conf)), 3)
+
+
 def build_rows(
     evidence: Evidence, facts: Facts, catalog: Catalog, *, now: datetime
 ) -> tuple[list[dict[str, object]], list[list[object]]]:
     """Rows (one per location and SKU) and the boxes a client draws."""
-    item_codes = evidence.item_codes
-    location, loc_conf, home = facts.location, facts.location_conf, facts.home
-    text_skus, expiry = facts.text_skus, facts.expiry
-    code_counts = Counter(ic.sku for ic in item_codes)
-
-    counts: Counter[str] = Counter()
-    detected_counts: Counter[str] = Counter()
-    sku_conf: dict[str, float] = {}
-    boxes: list[list[object]] = []
+    code_counts = Counter(ic.sku for ic in evidence.item_codes)
     # A detector that found nothing is no proof of an empty bin when codes or label text name
     # a product: then count what they name, as without a detector.
     if evidence.detections and evidence.item_skus is not None:
-        sources = evidence.item_sources or ["own"] * len(evidence.detections)
-        per_sku_sources: dict[str, list[float]] = defaultdict(list)
-        for det, sku, src in zip(evidence.detections, evidence.item_skus, sources, strict=True):
-            key = sku or ""
-            counts[key] += 1
-            per_sku_sources[key].append(SKU_CONF.get(src, SKU_CONF["unknown"]))
-            boxes.append([*(round(v, 1) for v in det.box), round(det.score, 3), key])
-        sku_conf = {k: sum(v) / len(v) for k, v in per_sku_sources.items()}
-        count_conf = dict(evidence.count_confidence or {})
-        detected_counts = Counter(counts)
-        # Every decoded product code is an item facing: the detector missing it does not make
-        # it vanish. Such items are counted and drawn; the disagreement lowers the confidence.
-        for ic in item_codes:
-            if not any(_contains(det.box, ic.box) for det in evidence.detections):
-                boxes.append([*(round(v, 1) for v in ic.box), 1.0, ic.sku])
-                counts[ic.sku] += 1
-                sku_conf.setdefault(ic.sku, SKU_CONF["own"])
-        for sku, n in code_counts.items():
-            counts[sku] = max(counts[sku], n)
+        tally = _tally_detections(evidence, code_counts)
     else:
-        # No detector: count the distinct items identified by a code, else by SKU text.
-        for ic in item_codes:
-            boxes.append([*(round(v, 1) for v in ic.box), 1.0, ic.sku])
-        counts.update(code_counts)
-        for box, sku in text_skus:
-            if sku not in code_counts:
-                counts[sku] += 1
-                boxes.append([*(round(v, 1) for v in box), 1.0, sku])
-        sku_conf = {k: SKU_CONF["own"] for k in counts}
-        count_conf = {k: CODES_ONLY_COUNT_CONF for k in counts}
-
+        tally = _tally_codes(evidence, facts, code_counts)
+    counts, home = tally.counts, facts.home
     if home and counts.get(home, 0) == 0:
         counts[home] = 0
-        sku_conf.setdefault(home, SKU_CONF["home"])
+        tally.sku_conf.setdefault(home, SKU_CONF["home"])
     if not counts:
         counts[""] = 0
 
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    rows = []
+    rows: list[dict[str, object]] = []
     for sku in sorted(counts, key=lambda s: (s == "", s)):
         qty = counts[sku]
         entry = catalog.by_sku(sku) if sku else None
         price = entry.unit_price if entry else Decimal("0")
-        exp = expiry.get(sku)
-        if qty == 0:
-            condition = "Out of Stock"
-        elif exp is not None and exp < now.date():
-            condition = "Expired"
-        else:
-            condition = "Good"
-        agreement = 1.0
-        detected = detected_counts.get(sku, 0)
-        if evidence.detections is not None and code_counts.get(sku, 0) > detected:
-            # More codes than detected items: the detector missed some, so others may hide too.
-            agreement = max(detected, 1) / code_counts[sku]
-        conf = loc_conf * sku_conf.get(sku, SKU_CONF["unknown"])
-        conf *= count_conf.get(sku, CODES_ONLY_COUNT_CONF) * agreement
-        if not sku:
-            conf *= SKU_CONF["unknown"]
+        exp = facts.expiry.get(sku)
         description = entry.description if entry else (UNIDENTIFIED if not sku else "")
         rows.append({
-            "Location": location,
+            "Location": facts.location,
             "SKU": sku,
             "Product_Description": description,
             "Quantity_Counted": qty,
             "Unit_Price": money(price),
             "Total_Value": money(price * qty),
-            "Condition": condition,
+            "Condition": _condition(qty, exp, now),
             "Expiration_Date": exp.isoformat() if exp else "",
             "Last_Updated": stamp,
-            "Count_Confidence": round(max(0.0, min(1.0, conf)), 3),
+            "Count_Confidence": _confidence(sku, tally, evidence, code_counts,
+                                            facts.location_conf),
         })
-    return rows, boxes
+    return rows, tally.boxes

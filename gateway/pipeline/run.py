@@ -93,23 +93,7 @@ class Pipeline:
     ) -> CountResult:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        reduce = 1
-        if preview:
-            # Preview frames only need detector-sized pixels: let libjpeg decode at 1/n scale.
-            try:
-                side = max(image_size(data))
-            except PipelineError:
-                side = 0  # decode_image below reports what is wrong with the bytes
-            while reduce < 8 and side / (reduce * 2) >= PREVIEW_MAX_SIDE:
-                reduce *= 2
-        image = self.decode(data, reduce=reduce)
-        if reduce > 1:
-            width, height = image_size(data)
-        else:
-            height, width = image.shape[:2]
-        if preview and max(image.shape[:2]) > PREVIEW_MAX_SIDE:
-            f = PREVIEW_MAX_SIDE / max(image.shape[:2])
-            image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        image, width, height = self._decoded(data, preview)
         scale = image.shape[1] / width
         timings["decode"] = _ms(t0)
 
@@ -194,6 +178,28 @@ class Pipeline:
             location_known=self.knows_location(facts.location),
             box_sources=sources,
         )
+
+    def _decoded(self, data: bytes, preview: bool) -> tuple[np.ndarray, int, int]:
+        """The photo's pixels (a preview frame at no more than PREVIEW_MAX_SIDE) and the
+        photo's own width and height."""
+        reduce = 1
+        if preview:
+            # Preview frames only need detector-sized pixels: let libjpeg decode at 1/n scale.
+            try:
+                side = max(image_size(data))
+            except PipelineError:
+                side = 0  # decode_image below reports what is wrong with the bytes
+            while reduce < 8 and side / (reduce * 2) >= PREVIEW_MAX_SIDE:
+                reduce *= 2
+        image = self.decode(data, reduce=reduce)
+        if reduce > 1:
+            width, height = image_size(data)
+        else:
+            height, width = image.shape[:2]
+        if preview and max(image.shape[:2]) > PREVIEW_MAX_SIDE:
+            f = PREVIEW_MAX_SIDE / max(image.shape[:2])
+            image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        return image, width, height
 
     def knows_location(self, location: str) -> bool | None:
         """Whether the catalog lists ``location`` (None: it lists no locations at all)."""

@@ -16,8 +16,8 @@ from decimal import Decimal, InvalidOperation
 
 from gateway.config import Settings
 
-DEFAULT_LOCATION_PATTERN = Settings.location_pattern
-DEFAULT_SKU_PATTERN = Settings.sku_pattern
+DEFAULT_LOCATION_PATTERN: str = Settings.model_fields["location_pattern"].default
+DEFAULT_SKU_PATTERN: str = Settings.model_fields["sku_pattern"].default
 
 _DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043~"})
 # Glyphs OCR returns for digits, and for letters, inside codes.
