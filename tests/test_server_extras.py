@@ -21,10 +21,12 @@ import requests
 from cryptography import x509
 from simple_websocket import Client
 from simple_websocket.ws import Base
+from sqlalchemy import update
 
 from gateway.catalog import import_catalog
 from gateway.server.cameras import CameraConfigError, CameraScheduler, Cron, load_cameras
 from gateway.server.tls import tls_files
+from gateway.store.tables import counts
 from gateway.store.types import utcnow
 
 from .server_support import (
@@ -248,9 +250,9 @@ def test_retention_removes_old_photo_files_only(tmp_path: Path) -> None:
                                  source="ws", location=None, photo_hash=new_hash, photo_bytes=9)
         for record in (old, new):
             store.finish_count(record.id, {"rows": []})
-        with store._tx() as cur:  # age one count past the retention period
-            cur.execute("UPDATE counts SET created_at = ? WHERE id = ?",
-                        ((utcnow() - timedelta(days=8)).isoformat(), old.id))
+        with store.db.tx() as conn:  # age one count past the retention period
+            conn.execute(update(counts).where(counts.c.id == old.id)
+                         .values(created_at=(utcnow() - timedelta(days=8)).isoformat()))
         assert services.purge_photos() == 1
         assert not services.photos.exists(old_hash) and services.photos.exists(new_hash)
         assert store.get_count(old.id).status == "done"  # the record stays

@@ -35,12 +35,12 @@ def test_training_command_defaults_are_the_shipped_models() -> None:
     from gateway.training.cli import (
         DEFAULT_STEPS,
         MIXED_LR,
-        MODEL_DIR,
         REAL_SHARE,
         SYNTHETIC_STEPS,
         TEST_PHOTOS,
         VAL_PHOTOS,
     )
+    from gateway.training.shipping import MODEL_DIR
 
     meta = json.loads((MODEL_DIR / "1" / "meta.json").read_text())
     assert DEFAULT_STEPS == meta["steps"] == meta["config"]["steps"]

@@ -168,8 +168,8 @@ def test_eval_command_on_a_tiny_labelled_folder(tmp_path, capsys) -> None:
 def test_few_steps_on_real_photos_lower_the_loss_and_triton_serves_the_export(tmp_path) -> None:
     from gateway.inference.client import InferenceClient
     from gateway.inference.embedded import EmbeddedTriton
-    from gateway.training.cli import MODEL_DIR
-    from gateway.training.export import LocalDetector, export_onnx
+    from gateway.training.export import export_onnx
+    from gateway.training.shipping import MODEL_DIR, LocalDetector
     from gateway.training.train import TrainConfig, train
 
     pairs = load_labelled_dir(REAL_TRAIN)[:6]

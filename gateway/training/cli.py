@@ -15,26 +15,20 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Iterable
 from pathlib import Path
-
-import numpy as np
 
 from gateway.config import REPO_ROOT
 from gateway.pipeline.detect import CONFIDENCE_BAND
 from gateway.training.data import (
     CacheDataset,
     DataError,
-    labelled_from_file,
     load_labelled_dir,
     write_cache,
 )
 from gateway.training.evaluate import (
-    EvalImage,
     ap50,
     calibration,
     calibration_report,
-    choose_band,
     choose_threshold,
     collect,
     confidences,
@@ -43,10 +37,16 @@ from gateway.training.evaluate import (
     report,
 )
 from gateway.training.real import REAL_CARTONS, STRETCH
+from gateway.training.shipping import (
+    SHIPPED_ONNX,
+    SHIPPED_WEIGHTS,
+    TEST_PHOTOS,
+    VAL_PHOTOS,
+    LocalDetector,
+    eval_from_pairs,
+    evaluate_for_shipping,
+)
 
-MODEL_DIR = REPO_ROOT / "triton_models" / "item_detector"
-SHIPPED_ONNX = MODEL_DIR / "1" / "model.onnx"
-SHIPPED_WEIGHTS = MODEL_DIR / "weights.pt"
 DEFAULT_CACHE = REPO_ROOT / "data" / "training_cache"
 DEFAULT_RUNS = REPO_ROOT / "data" / "training_runs"
 SYNTHETIC_STEPS = 5000  # stage 1 (rendered scenes only)
@@ -54,8 +54,6 @@ DEFAULT_STEPS = 8000  # stage 2 (real + rendered): the shipped model's
 MIXED_LR = 1.5e-3
 REAL_SHARE = 0.75
 # Held-out synthetic photos: the threshold is chosen on VAL, the model card's figures are TEST.
-VAL_PHOTOS = 600
-TEST_PHOTOS = 1000
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -128,22 +126,6 @@ def _cache_for(args: argparse.Namespace) -> CacheDataset:
     return CacheDataset(args.cache)
 
 
-def _eval_from_pairs(pairs: list[tuple[Path, np.ndarray]],
-                     size: tuple[int, int] | None = None) -> Iterable[EvalImage]:
-    """Labelled photos as eval images; ``size`` (w, h) resizes each photo and its boxes, to
-    see the gateway's tiling on phone-sized photos (a 640 square to 4032x3024, say)."""
-    import cv2
-
-    for path, boxes in pairs:
-        item = labelled_from_file(path, boxes)
-        img, b = item.image, item.boxes
-        if size is not None:
-            h, w = img.shape[:2]
-            img = cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
-            b = b * np.array([size[0] / w, size[1] / h] * 2, np.float32)
-        yield EvalImage(img, b, np.zeros((0, 4), np.float32))
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -152,34 +134,6 @@ def _size(text: str) -> tuple[int, int]:
     if not (16 <= w <= 8192 and 16 <= h <= 8192):
         raise argparse.ArgumentTypeError(f"{text}: each side must be 16..8192 px")
     return w, h
-
-
-def _evaluate(onnx: Path, tune: list[tuple[Iterable[EvalImage], int]],
-              tests: dict[str, tuple[Iterable[EvalImage], int]], quiet: bool,
-              calibrate_on: int | None = None) -> dict[str, object]:
-    """Choose the threshold on the union of the ``tune`` sets, calibrate the confidence band
-    on tune set number ``calibrate_on`` (the real photos), then measure every test set."""
-    from gateway.training.export import LocalDetector
-
-    det = LocalDetector(onnx)
-    parts = [collect(images, det, n, quiet) for images, n in tune]
-    sets = [(c, [len(g.boxes) for g in gt]) for c, gt in parts]
-    thr = choose_threshold(*sets[0], groups=sets[1:])
-    band = CONFIDENCE_BAND
-    if calibrate_on is not None:
-        c_cands, c_gt = parts[calibrate_on]
-        band = choose_band(c_cands, [len(g.boxes) for g in c_gt], thr)
-    out: dict[str, object] = {"threshold": thr, "confidence_band": band,
-                              "tune": [count_metrics(c, t, thr) for c, t in sets]}
-    for name, (images, n) in tests.items():
-        t_cands, t_gt = collect(images, det, n, quiet)
-        t_truth = [len(g.boxes) for g in t_gt]
-        m = count_metrics(t_cands, t_truth, thr, t_gt)
-        m["ap50"] = ap50(t_cands, t_gt)
-        m["calibration"] = calibration(confidences(t_cands, thr, band),
-                                       counts_at(t_cands, thr), t_truth)
-        out[name] = m
-    return out
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -302,28 +256,6 @@ def _data_description(args: argparse.Namespace, real_dir: Path | None, photos: l
                    f"test seeds {TEST_SEED}+{args.test}")
 
 
-def evaluate_for_shipping(onnx: Path, n_val: int, n_test: int, tune_pairs: list,
-                          real_val: Path | None, quiet: bool) -> dict[str, object]:
-    """Threshold on synthetic val + the real tune fold, confidence band on the tune fold,
-    figures on the synthetic test set and (when given) the real val folder; prints them."""
-    from gateway.training.synth import TEST_SEED, VAL_SEED, eval_images
-
-    t0 = time.monotonic()
-    tune = [(eval_images(VAL_SEED, n_val), n_val)]
-    if tune_pairs:
-        tune.append((_eval_from_pairs(tune_pairs), len(tune_pairs)))
-    tests = {"test": (eval_images(TEST_SEED, n_test), n_test)}
-    if real_val is not None:
-        pairs = load_labelled_dir(real_val)
-        tests["real_val"] = (_eval_from_pairs(pairs), len(pairs))
-    ev = _evaluate(onnx, tune, tests, quiet, calibrate_on=1 if tune_pairs else None)
-    for name in tests:
-        print(report(name, ev[name], ev[name]["ap50"]))  # type: ignore[index]
-        print(calibration_report(ev[name]["calibration"]))  # type: ignore[index]
-    ev["eval_wall_s"] = round(time.monotonic() - t0, 1)
-    return ev
-
-
 def _real_val_for(args: argparse.Namespace) -> Path | None:
     """The real validation folder reported on: only beside the default real data."""
     if args.data is not None:
@@ -362,7 +294,6 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(f"error: {args.model}: no such model (train one with `shelfcount train`)",
               file=sys.stderr)
         return 2
-    from gateway.training.export import LocalDetector
     from gateway.training.synth import TEST_SEED, eval_images
 
     meta_path = args.model.parent / "meta.json"
@@ -371,7 +302,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         if args.data is not None:
             pairs = load_labelled_dir(args.data)
-            images, n = _eval_from_pairs(pairs, args.resize), len(pairs)
+            images, n = eval_from_pairs(pairs, args.resize), len(pairs)
             name = str(args.data) + (f" at {args.resize[0]}x{args.resize[1]}"
                                      if args.resize else "")
         else:

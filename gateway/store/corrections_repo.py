@@ -1,0 +1,108 @@
+"""Corrections: people's changes to a count's lines, each kept beside the model's figure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from gateway.schema import Correction as CorrectionMessage
+
+from .corrections import already_recorded, check_open, corrected_lines, split_lines
+from .devices_repo import new_id
+from .engine import Database
+from .tables import corrections, counts
+from .types import Correction, CountRecord, Device, StoreError, from_ts, to_ts, utcnow
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+class CorrectionRepository:
+    """The ``corrections`` table."""
+
+    db: Database
+    _count: Callable[[Connection, str], CountRecord | None]  # CountRepository's
+
+    def correct(self, count_id: str, fix: CorrectionMessage, *, by: Device,
+                catalog: dict[str, Any] | None = None) -> CountRecord:
+        """Set one line's quantity (and Condition, expiry, SKU), keeping the model's figure
+        and who/when. ``fix`` is already valid as a message (gateway.schema.Correction); what
+        is checked here depends on the count.
+
+        ``fix.condition`` is what the person saw, e.g. "Damaged"; None keeps the line's
+        Condition. ``fix.expiry`` (ISO date, "" for none) fixes a misread date. ``new_sku``: the
+        line is another product (or the unidentified line, ``sku`` "", is this one): the line
+        is taken out and its items join ``new_sku``'s line; ``catalog`` then describes
+        ``new_sku``. ``split`` (n, Condition): n of the line's items go to a line of their own
+        with that Condition (e.g. 2 of 12 Damaged). Refused once the bay is confirmed: what
+        the sinks received must stay what the store shows.
+
+        Idempotent, because phones re-send what they are not sure arrived: a
+        ``correction_id`` already recorded for this count returns the count unchanged, and so
+        does, without one, a correction identical to the line's latest one by the same device
+        (same quantity and Condition). Both are checked before the confirmation, so a re-sent
+        correction that arrived before the bay was confirmed is not an error.
+        """
+        sku, new_sku, client_id = fix.sku, fix.new_sku, fix.correction_id
+        now = utcnow()
+        with self.db.tx() as conn:
+            record = self._count(conn, count_id)
+            if record is None:
+                raise StoreError("not_found", "no such count")
+            if already_recorded(record, by=by, sku=new_sku or sku, location=fix.location,
+                                 quantity=fix.quantity, condition=fix.condition,
+                                 client_id=client_id, expiry=fix.expiry):
+                return record
+            check_open(record)
+            lines = corrected_lines(record, sku=sku, quantity=fix.quantity,
+                                    location=fix.location, catalog=catalog,
+                                    condition=fix.condition, now=now, new_sku=new_sku,
+                                    expiry=fix.expiry)
+            if fix.split is not None:
+                lines = split_lines(record, lines, (fix.split.quantity, fix.split.condition),
+                                    now)
+            for i, (line_sku, model_quantity, row) in enumerate(lines):
+                cid = client_id if client_id is None or i == len(lines) - 1 else (
+                    f"{client_id[:90]}:{i}")
+                conn.execute(corrections.insert().values(
+                    id=new_id(), count_id=count_id, location=row.get("Location"),
+                    sku=line_sku, model_quantity=model_quantity,
+                    quantity=int(row["Quantity_Counted"]), row_json=json.dumps(row, default=str),
+                    by_device=by.id, by_name=by.name, corrected_at=to_ts(now),
+                    row_condition=fix.condition if line_sku == (new_sku or sku) else None,
+                    client_id=cid))
+            conn.execute(update(counts).where(counts.c.id == count_id)
+                         .values(updated_at=to_ts(now)))
+            updated = self._count(conn, count_id)
+        assert updated is not None
+        return updated
+
+
+def copy_corrections(conn: Connection, source: CountRecord, count_id: str) -> None:
+    """Give ``count_id`` the same corrections as ``source`` (a reopened bay's copy)."""
+    for c in source.corrections:
+        conn.execute(corrections.insert().values(
+            id=new_id(), count_id=count_id, location=c.location, sku=c.sku,
+            model_quantity=c.model_quantity, quantity=c.quantity,
+            row_json=json.dumps(c.row, default=str), by_device=c.by_device, by_name=c.by_name,
+            corrected_at=to_ts(c.corrected_at), row_condition=c.condition,
+            client_id=c.client_id))
+
+
+def corrections_for(conn: Connection, count_ids: Sequence[str]
+                    ) -> dict[str, tuple[Correction, ...]]:
+    """Each count's corrections, oldest first."""
+    out: dict[str, list[Correction]] = {}
+    for start in range(0, len(count_ids), _CHUNK):
+        chunk = list(count_ids[start:start + _CHUNK])
+        rows = conn.execute(select(corrections).where(corrections.c.count_id.in_(chunk))
+                            .order_by(corrections.c.corrected_at, corrections.c.id)).mappings()
+        for r in rows:
+            out.setdefault(r["count_id"], []).append(Correction(
+                r["id"], r["count_id"], r["location"], r["sku"], r["model_quantity"],
+                r["quantity"], json.loads(r["row_json"]), r["by_device"], r["by_name"],
+                from_ts(r["corrected_at"]), r["row_condition"], r["client_id"],  # type: ignore[arg-type]
+            ))
+    return {k: tuple(v) for k, v in out.items()}

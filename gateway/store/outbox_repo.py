@@ -1,0 +1,99 @@
+"""The outbox: each confirmed bay's rows, and per sink whether they were delivered (so every
+sink gets every confirmation exactly once, after restarts and outages)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from .devices_repo import new_id
+from .engine import Database
+from .tables import counts, outbox, outbox_delivery
+from .types import OutboxEntry, StoreError, from_ts, to_ts, utcnow
+
+o, d = outbox.c, outbox_delivery.c
+
+
+class OutboxRepository:
+    """The ``outbox`` and ``outbox_delivery`` tables."""
+
+    db: Database
+
+    def outbox_due(self, sink: str, now: datetime, limit: int) -> list[OutboxEntry]:
+        """Entries not yet delivered to ``sink`` whose retry time has come, oldest first."""
+        query = (select(outbox).select_from(outbox.outerjoin(
+                     outbox_delivery, and_(d.entry_id == o.id, d.sink == sink)))
+                 .where(d.delivered_at.is_(None),
+                        or_(d.retry_at.is_(None), d.retry_at <= to_ts(now)))
+                 .order_by(o.created_at, o.id).limit(int(limit)))
+        with self.db.tx() as conn:
+            return [_entry(r) for r in conn.execute(query).mappings()]
+
+    def outbox_entries(self, session_id: str) -> list[OutboxEntry]:
+        """All outbox entries of a session (delivered or not), for re-sending on demand."""
+        with self.db.tx() as conn:
+            rows = conn.execute(select(outbox).where(o.session_id == session_id)
+                                .order_by(o.created_at, o.id)).mappings()
+            return [_entry(r) for r in rows]
+
+    def session_rows(self, session_id: str) -> list[dict[str, Any]]:
+        """Confirmed rows of a session, as delivered to the sinks (for ``shelfcount export``)."""
+        return [row for entry in self.outbox_entries(session_id) for row in entry.rows]
+
+    def outbox_mark_delivered(self, entry_id: str, sink: str) -> None:
+        self._delivery(entry_id, sink, delivered=True, error=None, retry_at=None)
+
+    def outbox_mark_failed(self, entry_id: str, sink: str, error: str,
+                           retry_at: datetime) -> None:
+        self._delivery(entry_id, sink, delivered=False, error=error[:1000], retry_at=retry_at)
+
+    def outbox_status(self, entry_id: str) -> dict[str, dict[str, Any]]:
+        """Per sink: attempts, delivered_at, last_error, retry_at (for doctor / tests)."""
+        with self.db.tx() as conn:
+            rows = conn.execute(select(outbox_delivery).where(d.entry_id == entry_id)).mappings()
+            return {r["sink"]: {"attempts": r["attempts"],
+                                "delivered_at": from_ts(r["delivered_at"]),
+                                "last_error": r["last_error"], "retry_at": from_ts(r["retry_at"])}
+                    for r in rows}
+
+    def _delivery(self, entry_id: str, sink: str, *, delivered: bool, error: str | None,
+                  retry_at: datetime | None) -> None:
+        values = {"delivered_at": to_ts(utcnow()) if delivered else None, "last_error": error,
+                  "retry_at": None if retry_at is None else to_ts(retry_at)}
+        with self.db.tx() as conn:
+            if conn.execute(select(o.id).where(o.id == entry_id)).first() is None:
+                raise StoreError("not_found", f"no outbox entry {entry_id}")
+            key = and_(d.entry_id == entry_id, d.sink == sink)
+            if conn.execute(select(d.attempts).where(key)).first() is None:
+                conn.execute(outbox_delivery.insert().values(entry_id=entry_id, sink=sink,
+                                                             attempts=1, **values))
+            else:
+                conn.execute(update(outbox_delivery).where(key)
+                             .values(attempts=d.attempts + 1, **values))
+
+
+def add_entry(conn: Connection, *, count_id: str, session_id: str, walker: str,
+              location: str | None, rows: list[dict[str, Any]], created_at: str,
+              revises: str | None) -> None:
+    """A confirmed bay's rows, written in the confirmation's transaction."""
+    conn.execute(outbox.insert().values(
+        id=new_id(), count_id=count_id, session_id=session_id, walker=walker,
+        location=location, rows_json=json.dumps(rows, default=str), created_at=created_at,
+        revises=revises))
+
+
+def latest_entry_of_bay(conn: Connection, bay_id: str, session_id: str) -> str | None:
+    """The bay's last confirmation (a reopened bay's new one revises it)."""
+    return conn.execute(
+        select(o.id).select_from(outbox.join(counts, counts.c.id == o.count_id))
+        .where(counts.c.bay_id == bay_id, counts.c.session_id == session_id)
+        .order_by(o.created_at.desc()).limit(1)).scalar()
+
+
+def _entry(r: Any) -> OutboxEntry:
+    return OutboxEntry(r["id"], r["count_id"], r["session_id"], r["walker"], r["location"],
+                       json.loads(r["rows_json"]), from_ts(r["created_at"]),  # type: ignore[arg-type]
+                       r["revises"])

@@ -1,0 +1,134 @@
+"""The count database's tables, declared once (SQLAlchemy Core) for SQLite and PostgreSQL.
+
+Ids and timestamps are text (ISO 8601, UTC, ``types.to_ts``) so both back-ends sort and
+compare them alike. The schema changes only through Alembic revisions (``migrations/``); this
+module is what the newest revision leaves behind, and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+
+def _text(name: str, *args: object, **kwargs: object) -> Column:
+    return Column(name, Text, *args, **kwargs)  # type: ignore[arg-type]
+
+
+meta = Table(
+    "meta", metadata,
+    _text("key", primary_key=True),
+    _text("value", nullable=False),
+)
+
+devices = Table(
+    "devices", metadata,
+    _text("id", primary_key=True),
+    _text("name", nullable=False, unique=True),
+    _text("role", nullable=False),
+    _text("token_hash", nullable=False, unique=True),
+    _text("created_at", nullable=False),
+    _text("last_seen"),
+    _text("revoked_at"),
+    _text("token_at"),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    _text("id", primary_key=True),
+    _text("device_id", ForeignKey("devices.id"), nullable=False),
+    _text("walker", nullable=False),
+    _text("label"),
+    _text("created_at", nullable=False),
+    _text("confirmed_at"),
+    Index("sessions_device", "device_id", "created_at"),
+)
+
+counts = Table(
+    "counts", metadata,
+    _text("id", primary_key=True),
+    _text("session_id", ForeignKey("sessions.id"), nullable=False),
+    _text("device_id", ForeignKey("devices.id"), nullable=False),
+    _text("client_id", nullable=False),
+    _text("source", nullable=False),
+    _text("location"),
+    _text("photo_hash", nullable=False),
+    Column("photo_bytes", Integer, nullable=False),
+    _text("status", nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    _text("error_code"),
+    _text("error_message"),
+    _text("result_json"),
+    _text("created_at", nullable=False),
+    _text("updated_at", nullable=False),
+    _text("finished_at"),
+    _text("confirmed_at"),
+    _text("confirmed_by"),
+    _text("photo_purged_at"),
+    _text("bay_id"),
+    _text("replaces"),
+    _text("part_of"),
+    _text("superseded_by"),
+    _text("location_choice"),
+    _text("recount_note"),
+    _text("recount_by"),
+    _text("recount_at"),
+    UniqueConstraint("device_id", "client_id"),
+    Index("counts_session", "session_id", "created_at"),
+    Index("counts_status", "status"),
+    Index("counts_photo", "photo_hash"),
+    Index("counts_bay", "bay_id"),
+)
+
+corrections = Table(
+    "corrections", metadata,
+    _text("id", primary_key=True),
+    _text("count_id", ForeignKey("counts.id"), nullable=False),
+    _text("location"),
+    _text("sku", nullable=False),
+    Column("model_quantity", Integer),
+    Column("quantity", Integer, nullable=False),
+    _text("row_json", nullable=False),
+    _text("by_device", nullable=False),
+    _text("by_name", nullable=False),
+    _text("corrected_at", nullable=False),
+    _text("row_condition"),
+    _text("client_id"),
+    Index("corrections_count", "count_id"),
+    # NULL client ids (corrections sent without one) never collide.
+    Index("corrections_client", "count_id", "client_id", unique=True),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    _text("id", primary_key=True),
+    _text("count_id", ForeignKey("counts.id"), nullable=False, unique=True),
+    _text("session_id", nullable=False),
+    _text("walker", nullable=False),
+    _text("location"),
+    _text("rows_json", nullable=False),
+    _text("created_at", nullable=False),
+    _text("revises"),
+)
+
+outbox_delivery = Table(
+    "outbox_delivery", metadata,
+    _text("entry_id", ForeignKey("outbox.id"), nullable=False),
+    _text("sink", nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    _text("delivered_at"),
+    _text("last_error"),
+    _text("retry_at"),
+    PrimaryKeyConstraint("entry_id", "sink"),
+)
