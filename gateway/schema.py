@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -139,6 +140,35 @@ class Correction(Message):
         return self
 
 
+MAX_BOXES = 2000  # item boxes one photo may carry (the detector keeps at most 200 a tile)
+Coordinate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def _as_tuple(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value  # JSON has arrays, no tuples
+
+
+ItemBox = Annotated[tuple[Coordinate, Coordinate, Coordinate, Coordinate, SkuText],
+                    BeforeValidator(_as_tuple)]
+
+
+class BoxCorrection(Message):
+    """The complete corrected set of item boxes of one photo, ``[x0, y0, x1, y1, sku]`` in
+    pixels of the stored photo (sku "" for an item nobody named); the line quantities become
+    the number of boxes of each SKU."""
+
+    boxes: list[ItemBox] = Field(max_length=MAX_BOXES)
+    correction_id: ClientId | None = Field(None, description="client's id for this "
+                                           "correction (as the Idempotency-Key header)")
+
+    @model_validator(mode="after")
+    def _proper_boxes(self) -> BoxCorrection:
+        for i, (x0, y0, x1, y1, _sku) in enumerate(self.boxes):
+            if x1 <= x0 or y1 <= y0:
+                raise ValueError(f"box {i} must have x1 > x0 and y1 > y0")
+        return self
+
+
 class LocationAnswer(Message):
     """The walker's answer to a location conflict."""
 
@@ -183,6 +213,11 @@ class LocationMessage(LocationAnswer):
     id: ClientId
 
 
+class BoxesMessage(BoxCorrection):
+    type: Literal["boxes"]
+    id: ClientId
+
+
 class ConfirmMessage(Message):
     type: Literal["confirm"]
     id: ClientId
@@ -193,7 +228,8 @@ class PingMessage(Message):
 
 
 ClientMessage = Annotated[Hello | PhotoMessage | CorrectMessage | LocationMessage
-                          | ConfirmMessage | PingMessage, Field(discriminator="type")]
+                          | BoxesMessage | ConfirmMessage | PingMessage,
+                          Field(discriminator="type")]
 CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 UNKNOWN_TYPE = ("union_tag_invalid", "union_tag_not_found")  # a ValidationError's types
 

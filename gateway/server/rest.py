@@ -12,6 +12,7 @@ from gateway.schema import (
     COLUMNS,
     MAX_LOCATION,
     ApiErrorBody,
+    BoxCorrection,
     Correction,
     CountResult,
     InvalidMessage,
@@ -183,6 +184,28 @@ def patch_count(count_id: str) -> Response:
     # Idempotency-Key (like POST /counts) or a correction_id field: a retried PATCH counts once.
     key = request.headers.get("Idempotency-Key") or None
     updated = svc.correct(device(), record, _body(Correction), key)
+    return jsonify(count_json(updated, svc.bay(updated)))
+
+
+@api.put("/counts/<count_id>/boxes")
+@operation(
+    "Replace a photo's item boxes with a person's corrected set; each line's quantity becomes "
+    "its number of boxes",
+    description="Boxes are [x0, y0, x1, y1, sku] in pixels of the stored photo (sku \"\": an "
+                "unnamed item). The model's boxes and figures are kept beside; idempotent by "
+                "correction_id / Idempotency-Key.",
+    body=BoxCorrection,
+    headers={"Idempotency-Key": "the correction's client id (as correction_id)"},
+    responses={200: (StoredCount, "the count with its new boxes and rows"),
+               400: (ApiErrorBody, "bad boxes (outside the photo, not finite, too many) or "
+                                   "unknown_sku"),
+               404: (ApiErrorBody, NOT_FOUND),
+               409: (ApiErrorBody, "not counted yet or already confirmed")})
+def put_boxes(count_id: str) -> Response:
+    svc = services()
+    record = svc.count_for(device(), count_id)
+    key = request.headers.get("Idempotency-Key") or None
+    updated = svc.correct_boxes(device(), record, _body(BoxCorrection), key)
     return jsonify(count_json(updated, svc.bay(updated)))
 
 

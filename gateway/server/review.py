@@ -17,6 +17,8 @@ from gateway.store import CountRecord, Store
 from gateway.store.bays import bay_summary
 from gateway.store.types import to_ts, utcnow
 
+from .views import shown_boxes
+
 LOW_CONFIDENCE = 0.6  # the PWA's "low" band (pwa/js/app.js)
 
 
@@ -78,7 +80,7 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
                 "location": bay["location"], "count_id": latest.id,
                 "photo_id": latest.client_id, "confirmed": bay["confirmed"],
                 "reasons": reasons, "rows": lines,
-                "boxes": (latest.result or {}).get("boxes", []),
+                "boxes": shown_boxes(latest),
                 "width": (latest.result or {}).get("width", 0),
                 "height": (latest.result or {}).get("height", 0),
                 "recount": latest.recount_note,

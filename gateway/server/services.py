@@ -19,7 +19,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from gateway.schema import CLIENT_ID_PATTERN, Correction, LocationAnswer, PhotoHeader
+from gateway.schema import (
+    CLIENT_ID_PATTERN,
+    BoxCorrection,
+    Correction,
+    LocationAnswer,
+    PhotoHeader,
+)
 from gateway.store import (
     CountRecord,
     Device,
@@ -332,6 +338,31 @@ class Services:
             fix = fix.model_copy(update={"new_sku": catalog["SKU"]})  # the catalog's spelling
         try:
             return self.store.correct(record.id, fix, by=device, catalog=catalog)
+        except StoreError as exc:
+            raise store_error(exc) from None
+
+    def correct_boxes(self, device: Device, record: CountRecord, fix: BoxCorrection,
+                      idempotency_key: str | None = None) -> CountRecord:
+        """A person's complete set of item boxes for a photo (``PUT .../boxes`` or a
+        ``boxes`` message); the lines follow them. Box SKUs must be catalog SKUs (or "" for
+        an unnamed item) when there is a catalog."""
+        if idempotency_key is not None:
+            if not _CLIENT_ID.fullmatch(idempotency_key):
+                raise ApiError("bad_request", "Idempotency-Key must be 1-100 letters, digits "
+                               "or ._:-")
+            fix = fix.model_copy(update={"correction_id": idempotency_key})
+        spelled: dict[str, str] = {}  # as sent -> the catalog's spelling
+        catalogs: dict[str, dict[str, Any] | None] = {}
+        for sku in {box[4] for box in fix.boxes}:
+            entry = self._catalog_entry(sku)
+            if sku and entry is None and self._has_catalog():
+                raise ApiError("unknown_sku", f"{sku} is not in the catalog")
+            spelled[sku] = entry["SKU"] if entry else sku
+            catalogs[spelled[sku]] = entry
+        boxes = [(*box[:4], spelled[box[4]]) for box in fix.boxes]
+        try:
+            return self.store.correct_boxes(record.id, fix.model_copy(update={"boxes": boxes}),
+                                            by=device, catalogs=catalogs)
         except StoreError as exc:
             raise store_error(exc) from None
 

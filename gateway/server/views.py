@@ -9,11 +9,34 @@ from gateway.store import CountRecord
 from gateway.store.types import to_ts
 
 
-def _picture(result: dict[str, Any]) -> dict[str, Any]:
-    """What both views say about the photo itself: boxes, codes, size, timings."""
-    return {"boxes": result.get("boxes", []), "codes": result.get("codes", []),
+def shown_boxes(record: CountRecord) -> list[list[Any]]:
+    """The boxes a client draws, ``[x0, y0, x1, y1, score, sku]``: a person's corrected set
+    (score 1.0) once there is one, else the model's."""
+    edit = record.box_edit
+    if edit is None:
+        return list((record.result or {}).get("boxes", []))
+    return [[*box[:4], 1.0, box[4]] for box in edit.boxes]
+
+
+def _picture(record: CountRecord) -> dict[str, Any]:
+    """What both views say about the photo itself: boxes (a person's, once corrected; the
+    model's stay as ``model_boxes``), codes, size, timings."""
+    result = dict(record.result or {})
+    edit = record.box_edit
+    return {"boxes": shown_boxes(record),
+            "model_boxes": result.get("boxes", []),
+            "boxes_corrected": None if edit is None else {
+                "by": edit.by_name, "at": to_ts(edit.corrected_at)},
+            "codes": result.get("codes", []),
             "timings_ms": result.get("timings_ms", {}),
             "width": result.get("width", 0), "height": result.get("height", 0)}
+
+
+def _box_sources(record: CountRecord) -> list[str]:
+    """Per box what named its SKU; ``person`` for every box of a corrected set."""
+    if record.box_edit is not None:
+        return ["person"] * len(record.box_edit.boxes)
+    return list((record.result or {}).get("box_sources", []))
 
 
 def outcome_message(record: CountRecord, bay: dict[str, Any] | None = None
@@ -24,12 +47,11 @@ def outcome_message(record: CountRecord, bay: dict[str, Any] | None = None
     """
     base = {"id": record.client_id, "count_id": record.id, "session": record.session_id}
     if record.status == "done":
-        result = dict(record.result or {})
         return {
             "type": "result", **base,
             "rows": record.rows,
-            **_picture(result),
-            "box_sources": result.get("box_sources", []),
+            **_picture(record),
+            "box_sources": _box_sources(record),
             "confirmed": record.confirmed_at is not None,
             "recount": None if not record.recount_note else {
                 "note": record.recount_note, "by": record.recount_by,
@@ -63,7 +85,7 @@ def count_json(record: CountRecord, bay: dict[str, Any] | None = None) -> dict[s
         "rows": record.rows,
         "model_rows": record.model_rows,
         "corrections": [c.to_json() for c in record.corrections],
-        **_picture(result),
+        **_picture(record),
         "error": None if record.status != "failed"
         else {"code": record.error_code, "message": record.error_message},
         "confirmed_at": record.confirmed_at and to_ts(record.confirmed_at),

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from gateway.schema import (
     CLIENT_MESSAGE,
     UNKNOWN_TYPE,
+    BoxesMessage,
     ClientMessage,
     ConfirmMessage,
     CorrectMessage,
@@ -69,6 +70,7 @@ class Connection:
         self._handlers: dict[str, Callable[[Any], None]] = {
             "photo": self._on_photo, "correct": self._on_correct,
             "location": self._on_location, "confirm": self._on_confirm,
+            "boxes": self._on_boxes,
             "ping": self._on_ping, "hello": self._on_hello,
         }
         self.closed = False
@@ -347,6 +349,21 @@ class Connection:
         self.send({"type": "located", "id": record.client_id, "count_id": record.id,
                    "location": updated.location_choice, "rows": updated.rows,
                    **self.services.bay(updated)})
+
+    def _on_boxes(self, message: BoxesMessage) -> None:
+        record = self._own_count(message.id)
+        if record is None:
+            return
+        assert self.device is not None
+        try:
+            updated = self.services.correct_boxes(self.device, record, message)
+        except ApiError as exc:
+            self._errors += 1
+            self.send(exc.to_json(record.client_id))
+            return
+        self.send({"type": "boxes_saved", "id": record.client_id, "count_id": record.id,
+                   "correction_id": message.correction_id})
+        self.follow(updated, resend=True)
 
     def _on_confirm(self, message: ConfirmMessage) -> None:
         record = self._own_count(message.id)

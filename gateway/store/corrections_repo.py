@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from gateway.schema import BoxCorrection
 from gateway.schema import Correction as CorrectionMessage
 
-from .corrections import already_recorded, check_open, corrected_lines, split_lines
+from .corrections import Line, already_recorded, check_open, corrected_lines, split_lines
 from .devices_repo import new_id
 from .engine import Database
-from .tables import corrections, counts
-from .types import Correction, CountRecord, Device, StoreError, from_ts, to_ts, utcnow
+from .rows import SPLIT
+from .tables import box_corrections, corrections, counts
+from .types import (
+    BoxEdit,
+    Correction,
+    CountRecord,
+    Device,
+    StoreError,
+    from_ts,
+    to_ts,
+    utcnow,
+)
 
 _CHUNK = 500  # ids per IN (...) list
 
@@ -63,16 +76,8 @@ class CorrectionRepository:
             if fix.split is not None:
                 lines = split_lines(record, lines, (fix.split.quantity, fix.split.condition),
                                     now)
-            for i, (line_sku, model_quantity, row) in enumerate(lines):
-                cid = client_id if client_id is None or i == len(lines) - 1 else (
-                    f"{client_id[:90]}:{i}")
-                conn.execute(corrections.insert().values(
-                    id=new_id(), count_id=count_id, location=row.get("Location"),
-                    sku=line_sku, model_quantity=model_quantity,
-                    quantity=int(row["Quantity_Counted"]), row_json=json.dumps(row, default=str),
-                    by_device=by.id, by_name=by.name, corrected_at=to_ts(now),
-                    row_condition=fix.condition if line_sku == (new_sku or sku) else None,
-                    client_id=cid))
+            _write_lines(conn, count_id, lines, by=by, client_id=client_id, now=now,
+                         condition=fix.condition, sku=new_sku or sku)
             conn.execute(update(counts).where(counts.c.id == count_id)
                          .values(updated_at=to_ts(now)))
             updated = self._count(conn, count_id)
@@ -80,8 +85,112 @@ class CorrectionRepository:
         return updated
 
 
+    def correct_boxes(self, count_id: str, fix: BoxCorrection, *, by: Device,
+                      catalogs: dict[str, dict[str, Any] | None]) -> CountRecord:
+        """Take a person's complete set of item boxes for a photo: each SKU's line quantity
+        becomes its number of boxes (lines written as corrections, the model's figures kept),
+        and the boxes are kept with who and when. ``catalogs``: per box SKU, its catalog
+        entry (a line the photo did not have is described from it).
+
+        Idempotent on ``fix.correction_id``; refused once the bay is confirmed, and for boxes
+        outside the photo.
+        """
+        now = utcnow()
+        with self.db.tx() as conn:
+            record = self._count(conn, count_id)
+            if record is None:
+                raise StoreError("not_found", "no such count")
+            if fix.correction_id is not None and conn.execute(
+                    select(box_corrections.c.id).where(
+                        (box_corrections.c.count_id == count_id)
+                        & (box_corrections.c.client_id == fix.correction_id))).first():
+                return record
+            check_open(record)
+            check_inside(record, fix)
+            for sku, quantity in line_targets(record, fix).items():
+                current = self._count(conn, count_id)
+                assert current is not None
+                lines = corrected_lines(current, sku=sku, quantity=quantity, location=None,
+                                        catalog=catalogs.get(sku), condition=None, now=now,
+                                        new_sku=None, expiry=None)
+                _write_lines(conn, count_id, lines, by=by, client_id=None, now=now,
+                             condition=None, sku=sku)
+            conn.execute(box_corrections.insert().values(
+                id=new_id(), count_id=count_id, boxes_json=json.dumps(
+                    [list(b) for b in fix.boxes]), by_device=by.id, by_name=by.name,
+                corrected_at=to_ts(now), client_id=fix.correction_id))
+            conn.execute(update(counts).where(counts.c.id == count_id)
+                         .values(updated_at=to_ts(now)))
+            updated = self._count(conn, count_id)
+        assert updated is not None
+        return updated
+
+
+def check_inside(record: CountRecord, fix: BoxCorrection) -> None:
+    """Boxes are in pixels of the stored photo: none may reach outside it."""
+    width = float((record.result or {}).get("width") or 0)
+    height = float((record.result or {}).get("height") or 0)
+    for i, (_x0, _y0, x1, y1, _sku) in enumerate(fix.boxes):
+        if x1 > width or y1 > height:
+            raise StoreError("bad_request", f"box {i} reaches outside the photo "
+                             f"({width:g} x {height:g} pixels)")
+
+
+def line_targets(record: CountRecord, fix: BoxCorrection) -> dict[str, int]:
+    """Per SKU whose count the boxes change, the quantity its main line must get (a split
+    part, e.g. 2 Damaged, keeps its items: the main line takes the rest)."""
+    wanted = Counter(box[4] for box in fix.boxes)
+    totals: Counter[str] = Counter()
+    split: Counter[str] = Counter()
+    for row in record.rows:
+        sku, quantity = str(row.get("SKU") or ""), int(row.get("Quantity_Counted") or 0)
+        totals[sku] += quantity
+        if row.get(SPLIT):
+            split[sku] += quantity
+    skus = sorted(set(wanted) | set(totals), key=lambda s: (s == "", s))
+    return {sku: max(0, wanted[sku] - split[sku]) for sku in skus
+            if wanted[sku] != totals[sku]}
+
+
+def _write_lines(conn: Connection, count_id: str, lines: list[Line], *, by: Device,
+                 client_id: str | None, now: datetime, condition: str | None,
+                 sku: str) -> None:
+    """Record the full rows a correction writes; ``condition`` goes with ``sku``'s line."""
+    for i, (line_sku, model_quantity, row) in enumerate(lines):
+        cid = client_id if client_id is None or i == len(lines) - 1 else (
+            f"{client_id[:90]}:{i}")
+        conn.execute(corrections.insert().values(
+            id=new_id(), count_id=count_id, location=row.get("Location"), sku=line_sku,
+            model_quantity=model_quantity, quantity=int(row["Quantity_Counted"]),
+            row_json=json.dumps(row, default=str), by_device=by.id, by_name=by.name,
+            corrected_at=to_ts(now), row_condition=condition if line_sku == sku else None,
+            client_id=cid))
+
+
+def box_edits_for(conn: Connection, count_ids: Sequence[str]) -> dict[str, BoxEdit]:
+    """Each count's newest box correction."""
+    out: dict[str, BoxEdit] = {}
+    for start in range(0, len(count_ids), _CHUNK):
+        chunk = list(count_ids[start:start + _CHUNK])
+        rows = conn.execute(select(box_corrections)
+                            .where(box_corrections.c.count_id.in_(chunk))
+                            .order_by(box_corrections.c.corrected_at, box_corrections.c.id))
+        for r in rows.mappings():  # oldest first: the newest stays
+            out[r["count_id"]] = BoxEdit(
+                r["id"], r["count_id"], json.loads(r["boxes_json"]), r["by_device"],
+                r["by_name"], from_ts(r["corrected_at"]), r["client_id"])  # type: ignore[arg-type]
+    return out
+
+
 def copy_corrections(conn: Connection, source: CountRecord, count_id: str) -> None:
-    """Give ``count_id`` the same corrections as ``source`` (a reopened bay's copy)."""
+    """Give ``count_id`` the same corrections and boxes as ``source`` (a reopened bay's
+    copy)."""
+    edit = source.box_edit
+    if edit is not None:
+        conn.execute(box_corrections.insert().values(
+            id=new_id(), count_id=count_id, boxes_json=json.dumps(edit.boxes),
+            by_device=edit.by_device, by_name=edit.by_name,
+            corrected_at=to_ts(edit.corrected_at), client_id=edit.client_id))
     for c in source.corrections:
         conn.execute(corrections.insert().values(
             id=new_id(), count_id=count_id, location=c.location, sku=c.sku,

@@ -13,13 +13,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from .bays import bay_location, location_conflict, settle, sum_rows
 from .corrections import check_open
-from .corrections_repo import copy_corrections, corrections_for
+from .corrections_repo import box_edits_for, copy_corrections, corrections_for
 from .devices_repo import new_id
 from .engine import Database
 from .outbox_repo import add_entry, latest_entry_of_bay
 from .tables import counts, sessions
 from .types import (
     UNFINISHED,
+    BoxEdit,
     Correction,
     CountRecord,
     Device,
@@ -366,8 +367,10 @@ class CountRepository:
                  with_corrections: bool = True) -> list[CountRecord]:
         """Counts matching ``where`` (with their corrections), oldest first."""
         rows = conn.execute(select(counts).where(where).order_by(c.created_at)).mappings().all()
-        fixes = corrections_for(conn, [r["id"] for r in rows]) if with_corrections else {}
-        return [_count_record(r, fixes.get(r["id"], ())) for r in rows]
+        ids = [r["id"] for r in rows]
+        fixes = corrections_for(conn, ids) if with_corrections else {}
+        boxes = box_edits_for(conn, ids) if with_corrections else {}
+        return [_count_record(r, fixes.get(r["id"], ()), boxes.get(r["id"])) for r in rows]
 
 
 def _session(r: Any) -> Session:
@@ -375,7 +378,8 @@ def _session(r: Any) -> Session:
                    from_ts(r["created_at"]), from_ts(r["confirmed_at"]))  # type: ignore[arg-type]
 
 
-def _count_record(r: Any, fixes: Sequence[Correction]) -> CountRecord:
+def _count_record(r: Any, fixes: Sequence[Correction], box_edit: BoxEdit | None
+                  ) -> CountRecord:
     return CountRecord(
         id=r["id"], session_id=r["session_id"], device_id=r["device_id"],
         client_id=r["client_id"], source=r["source"], location=r["location"],
@@ -387,5 +391,5 @@ def _count_record(r: Any, fixes: Sequence[Correction]) -> CountRecord:
         confirmed_by=r["confirmed_by"], corrections=tuple(fixes), bay_id=r["bay_id"],
         replaces=r["replaces"], part_of=r["part_of"], superseded_by=r["superseded_by"],
         location_choice=r["location_choice"], recount_note=r["recount_note"],
-        recount_by=r["recount_by"], recount_at=from_ts(r["recount_at"]),
+        recount_by=r["recount_by"], recount_at=from_ts(r["recount_at"]), box_edit=box_edit,
     )

@@ -132,3 +132,18 @@ outbox_delivery = Table(
     _text("retry_at"),
     PrimaryKeyConstraint("entry_id", "sink"),
 )
+
+# A photo's item boxes as a person corrected them (the complete set each time; the newest
+# counts); the model's own boxes stay in the count's result.
+box_corrections = Table(
+    "box_corrections", metadata,
+    _text("id", primary_key=True),
+    _text("count_id", ForeignKey("counts.id"), nullable=False),
+    _text("boxes_json", nullable=False),
+    _text("by_device", nullable=False),
+    _text("by_name", nullable=False),
+    _text("corrected_at", nullable=False),
+    _text("client_id"),
+    Index("box_corrections_count", "count_id", "corrected_at"),
+    Index("box_corrections_client", "count_id", "client_id", unique=True),
+)

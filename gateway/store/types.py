@@ -107,6 +107,23 @@ class Correction:
 
 
 @dataclass(frozen=True)
+class BoxEdit:
+    """A photo's item boxes as a person corrected them (the complete set)."""
+
+    id: str
+    count_id: str
+    boxes: list[list[Any]]  # [x0, y0, x1, y1, sku] in pixels of the stored photo
+    by_device: str
+    by_name: str
+    corrected_at: datetime
+    client_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"boxes": self.boxes, "by": self.by_name, "at": to_ts(self.corrected_at),
+                "correction_id": self.client_id}
+
+
+@dataclass(frozen=True)
 class CountRecord:
     """One stored photo and what became of it."""
 
@@ -138,6 +155,7 @@ class CountRecord:
     recount_note: str | None = None  # a manager sent the bay back for a recount, saying why
     recount_by: str | None = None
     recount_at: datetime | None = None
+    box_edit: BoxEdit | None = None  # the newest box correction, if a person made one
 
     @property
     def model_rows(self) -> list[dict[str, Any]]:
