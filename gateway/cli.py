@@ -89,6 +89,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--to", required=True, choices=("sheets", "tryton", "folder"),
                    help="sink to send to (it must be configured, see 'shelfcount doctor')")
 
+    lab = sub.add_parser("labels", help="walkers' corrected boxes as a training set")
+    lab_sub = lab.add_subparsers(dest="labels_command", required=True, metavar="ACTION")
+    lex = lab_sub.add_parser("export", help="write the photos whose boxes a person corrected, "
+                             "with those boxes (read by 'shelfcount train --data DIR')")
+    lex.add_argument("dir", type=Path, help="folder to write (images/ + labels/ or "
+                     "annotations.json)")
+    lex.add_argument("--format", choices=("yolo", "coco"), default="yolo",
+                     help="YOLO (one class: item) or COCO (boxes keep their SKU); default yolo")
+    lex.add_argument("--since", help="only corrections from this date on (YYYY-MM-DD)")
+    lex.add_argument("--data-dir", type=Path, help="the gateway's data folder")
+
     sub.add_parser("doctor", help="check each configured sink, one line each")
     sub.add_parser("sinks", help="every sink's settings, as a Markdown table")
     return p
@@ -149,6 +160,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 from gateway.sinks.commands import export_main
 
                 return export_main(settings, args.session, args.to)
+            case "labels":
+                return cmd_labels(args, settings)
             case "doctor":
                 from gateway.sinks.commands import doctor_main
 
@@ -247,6 +260,33 @@ def _each_photo(paths: list[str], work: Callable[[str, bytes], None], *, progres
             continue
         failed += 1
     return failed
+
+
+def cmd_labels(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from gateway.store import open_photos, open_store
+    from gateway.store.labels import export_labels
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            return _fail(f"--since {args.since!r}: expected a date YYYY-MM-DD", EXIT_USAGE)
+    store = open_store(settings)
+    try:
+        report = export_labels(store, open_photos(settings), args.dir, fmt=args.format,
+                               since=since)
+    except OSError as exc:
+        return _fail(f"{args.dir}: cannot write: {exc.strerror or exc}", EXIT_USAGE)
+    finally:
+        store.close()
+    skipped = f", {len(report.skipped)} skipped (photo removed by retention)" \
+        if report.skipped else ""
+    print(f"wrote {report.photos} photos, {report.boxes} boxes to {args.dir} "
+          f"({args.format}){skipped}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_device(args: argparse.Namespace, settings: Settings) -> int:

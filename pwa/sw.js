@@ -1,7 +1,7 @@
 // Service worker: keeps the app shell so the walker's app opens with no network at all.
 // Shell files are served from the cache at once and refreshed in the background
 // (stale-while-revalidate); the API and the WebSocket are never cached.
-const CACHE = "shelfcount-shell-v3";
+const CACHE = "shelfcount-shell-v4";
 const SHELL = [
   "./",
   "index.html",
@@ -9,6 +9,7 @@ const SHELL = [
   "manifest.webmanifest",
   "js/app.js",
   "js/barcodes.js",
+  "js/boxedit.js",
   "js/camera.js",
   "js/draw.js",
   "js/link.js",

@@ -182,6 +182,7 @@ class FakeGateway:
         self.messages: list[dict[str, Any]] = []
         self.counts: dict[str, dict[str, Any]] = {}
         self.corrections: list[dict[str, Any]] = []
+        self.box_fixes: list[dict[str, Any]] = []  # distinct (by correction id) boxes messages
         self.confirmed: list[str] = []
         self.sessions = 0
         # While set, stored photos get no ack/result: a test can lose the tab "in flight".
@@ -280,6 +281,10 @@ class FakeGateway:
                 with self.lock:
                     self.corrections.append(msg)
                 conn.send(json.dumps({"type": "corrected", "id": msg["id"]}))
+            elif kind == "boxes":
+                conn.send(json.dumps({"type": "boxes_saved", "id": msg["id"],
+                                      "correction_id": msg.get("correction_id")}))
+                conn.send(json.dumps(self._boxes_result(msg)))
             elif kind == "confirm":
                 with self.lock:
                     if msg["id"] not in self.confirmed:
@@ -287,6 +292,21 @@ class FakeGateway:
                 conn.send(json.dumps({"type": "confirmed", "id": msg["id"]}))
             elif kind == "ping":
                 conn.send(json.dumps({"type": "pong"}))
+
+    def _boxes_result(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Like the gateway: the photo's lines follow the person's boxes (idempotent on the
+        correction id)."""
+        with self.lock:
+            if all(b.get("correction_id") != msg.get("correction_id") for b in self.box_fixes):
+                self.box_fixes.append(msg)
+            stored = self.counts[msg["id"]]["result"]
+        n = {sku: sum(1 for b in msg["boxes"] if b[4] == sku) for sku in ("SKU-10001",
+                                                                            "SKU-10002")}
+        rows = _fake_rows(stored["rows"][0]["Location"], 2)
+        for row in rows:
+            row["Quantity_Counted"] = n[str(row["SKU"])]
+        return {**stored, "rows": rows, "box_sources": ["person"] * len(msg["boxes"]),
+                "boxes": [[*b[:4], 1.0, b[4]] for b in msg["boxes"]]}
 
     @staticmethod
     def _result(msg: dict[str, Any], frame: np.ndarray) -> dict[str, Any]:

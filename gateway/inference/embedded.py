@@ -328,8 +328,8 @@ class EmbeddedTriton:
             if not dead and not self._stub_died():
                 self._spawn_wanted.clear()
                 backoff = 0.0
-                if not self._stub_pids and self._models_ready():
-                    self._remember_children()
+                if self._models_ready():  # stubs noted too early (a loaded host) join late
+                    self._remember_children(keep=True)
                 continue
             if process is not None:
                 log.warning(
@@ -468,10 +468,12 @@ class EmbeddedTriton:
                 first_line = reason.strip().split("\n", 1)[0]
                 log.warning("Triton model %s is %s: %s", name, state or "not loaded", first_line)
 
-    def _remember_children(self) -> bool:
+    def _remember_children(self, keep: bool = False) -> bool:
         """Note the stubs (and their shared memory) of a server that just became ready; False
         while a model is still loading (it may run a short-lived stub to complete its config,
-        whose normal exit must not count as a death) or the server does not answer."""
+        whose normal exit must not count as a death) or the server does not answer.
+        ``keep``: add to the stubs already noted (a noted stub that is gone stays noted, so
+        its death is still seen)."""
         process = self._process
         if process is None:
             return False
@@ -485,6 +487,8 @@ class EmbeddedTriton:
         stubs = {pid for pid, name in _group_processes(process.pid) if name == STUB_NAME[:15]}
         if self._process is not process:  # restarted meanwhile: these belong to the old one
             return False
+        if keep:
+            regions, stubs = self._shm_regions | regions, self._stub_pids | stubs
         self._shm_regions, self._stub_pids = regions, stubs
         return True
 

@@ -37,6 +37,16 @@ class CorrectionRepository:
 
     db: Database
     _count: Callable[[Connection, str], CountRecord | None]  # CountRepository's
+    _records: Callable[..., list[CountRecord]]  # CountRepository's
+
+    def box_corrected_counts(self, since: datetime | None = None) -> list[CountRecord]:
+        """Counts whose boxes a person corrected (at or after ``since``), oldest first."""
+        query = select(box_corrections.c.count_id).distinct()
+        if since is not None:
+            query = query.where(box_corrections.c.corrected_at >= to_ts(since))
+        with self.db.tx() as conn:
+            ids = list(conn.execute(query).scalars())
+            return self._records(conn, counts.c.id.in_(ids)) if ids else []
 
     def correct(self, count_id: str, fix: CorrectionMessage, *, by: Device,
                 catalog: dict[str, Any] | None = None) -> CountRecord:

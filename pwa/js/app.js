@@ -1,7 +1,8 @@
 // ShelfCount walker app: pair, set the location, count with the camera, review, confirm.
 import { barcodeReader, LABEL_FORMATS } from "./barcodes.js";
+import { boxCounts, editableBoxes, tapBoxes, tapToPicture } from "./boxedit.js";
 import { Camera } from "./camera.js";
-import { drawBoxes, skuColour } from "./draw.js";
+import { drawBoxes, fitTransform, skuColour } from "./draw.js";
 import { Link, uuid } from "./link.js";
 import * as store from "./store.js";
 
@@ -81,6 +82,7 @@ function el(tag, attrs = {}, ...kids) {
 // ---------- screens ----------
 async function show(name) {
   ui.screen = name;
+  if (name !== "result") ui.boxEdit = null; // unsaved box fixes are dropped on leaving
   for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== `screen-${name}`;
   document.querySelector(".topbar").hidden = name === "pair";
   if (name === "count") {
@@ -498,7 +500,15 @@ function expiryClass(text) {
 }
 
 // Items split off a line by Condition (e.g. 2 of 12 Damaged) are a line of their own.
+// The boxes being fixed on this photo (unsaved), else a saved set the gateway has not taken yet.
+function pendingBoxes(photo) {
+  if (ui.boxEdit && ui.boxEdit.id === photo.id) return ui.boxEdit.boxes;
+  return photo.boxEdit || null;
+}
+
 function lineQuantity(photo, row) {
+  const boxes = pendingBoxes(photo);
+  if (boxes && !row._split) return boxCounts(boxes).get(row.SKU || "") || 0;
   const e = !row._split && photo.edits && photo.edits[row.SKU];
   if (!e) return Number(row.Quantity_Counted) || 0;
   return e.quantity - ((e.split && e.split.quantity) || 0);
@@ -554,6 +564,7 @@ async function renderResult(photo) {
     img.dataset.id = "";
   }
   const r = photo.result;
+  if (r) ui.resultSize = { w: r.width, h: r.height };
   // What is recorded: the rows' location (the bin label read, or the walker's answer).
   const where = locationFromResult(r) || photo.location || "no location";
   let status = STATUS_TEXT[photo.status] ?? "";
@@ -574,6 +585,7 @@ async function renderResult(photo) {
       + `${photo.recount.note}. ${status}`;
   }
   if (photo.reduced) status += " · sent at reduced size (slow link)";
+  if (photo.boxRefused) status += ` · boxes refused: ${photo.boxRefused}`;
   if (photo.status === "queued" && link.state === "online" && !photo.note) {
     status = "Queued: it is sent next.";
   }
@@ -633,14 +645,88 @@ async function renderResult(photo) {
     $("confirm-why").hidden = true;
   }
   if (photo.status !== "confirming") $("undo-confirm").hidden = true;
+  const fixing = pendingBoxes(photo);
+  $("fix-boxes").disabled = !r || !counted || ["confirmed", "confirming"].includes(photo.status);
+  renderBoxTools(photo);
   requestAnimationFrame(() => {
     if (r) {
-      drawBoxes($("photo-overlay"), r.boxes, r.width, r.height, img.naturalWidth,
+      const shown = fixing ? fixing.map((b) => [b[0], b[1], b[2], b[3], 1, b[4]]) : r.boxes;
+      drawBoxes($("photo-overlay"), shown, r.width, r.height, img.naturalWidth,
         img.naturalHeight, "contain", { numbers: false });
     } else {
       drawBoxes($("photo-overlay"), [], 0, 0, 0, 0, "contain");
     }
   });
+}
+
+// ---------- fixing boxes (js/boxedit.js) ----------
+function renderBoxTools(photo) {
+  const editing = ui.boxEdit && ui.boxEdit.id === photo.id;
+  $("box-tools").hidden = !editing;
+  $("fix-boxes").hidden = !!editing;
+  if (!editing) return;
+  const counts = [...boxCounts(ui.boxEdit.boxes)].sort()
+    .map(([sku, n]) => `${sku || "unnamed"} ${n}`);
+  $("box-summary").textContent = `${ui.boxEdit.boxes.length} items`
+    + (counts.length ? `: ${counts.join(" · ")}` : "") + ". Tap a box to take it out, "
+    + "an item without one to add it.";
+  $("boxes-undo").disabled = !ui.boxEdit.history.length;
+}
+
+async function startBoxFix() {
+  const photo = await store.getPhoto(ui.photoId);
+  if (!photo || !photo.result) return;
+  ui.boxEdit = { id: photo.id, boxes: photo.boxEdit || editableBoxes(photo.result), history: [] };
+  await renderResult(photo);
+}
+
+async function tapPhoto(event) {
+  if (!ui.boxEdit || ui.boxEdit.id !== ui.photoId) return;
+  const photo = await store.getPhoto(ui.photoId);
+  const r = photo && photo.result;
+  if (!r) return;
+  const img = $("photo");
+  const at = tapToPicture($("photo-overlay"), event, r.width, r.height, img.naturalWidth,
+    img.naturalHeight, "contain");
+  if (!at) return;
+  const [boxes, what] = tapBoxes(ui.boxEdit.boxes, at.x, at.y, r.width, r.height);
+  ui.boxEdit.history.push(ui.boxEdit.boxes);
+  ui.boxEdit.boxes = boxes;
+  buzz(what === "added" ? 20 : 40);
+  await renderResult(photo);
+}
+
+async function endBoxFix(save) {
+  const edit = ui.boxEdit;
+  ui.boxEdit = null;
+  if (save && edit) {
+    await store.addBoxes(edit.id, edit.boxes);
+    updatePending();
+    link.flush();
+    toast(`Boxes saved: ${edit.boxes.length} items`);
+  }
+  const photo = await store.getPhoto(ui.photoId);
+  if (photo) await renderResult(photo);
+}
+
+async function undoBox() {
+  if (!ui.boxEdit || !ui.boxEdit.history.length) return;
+  ui.boxEdit.boxes = ui.boxEdit.history.pop();
+  const photo = await store.getPhoto(ui.photoId);
+  if (photo) await renderResult(photo);
+}
+
+// Client coordinates of a point of the shown result picture (tests and the benchmark tap
+// boxes with it).
+function pictureToClient(x, y) {
+  const img = $("photo");
+  const rect = $("photo-overlay").getBoundingClientRect();
+  const { w, h } = ui.resultSize || { w: img.naturalWidth, h: img.naturalHeight };
+  const t = fitTransform(img.naturalWidth || w, img.naturalHeight || h, rect.width, rect.height,
+    "contain");
+  const kx = (img.naturalWidth || w) / w;
+  const ky = (img.naturalHeight || h) / h;
+  return { x: rect.left + t.ox + x * kx * t.s, y: rect.top + t.oy + y * ky * t.s };
 }
 
 // A location conflict the walker has not answered yet (answers wait in the outbox: shown as
@@ -1206,6 +1292,11 @@ function wire() {
     const p = await store.getPhoto(ui.photoId);
     if (p) await openEdit(p, null);
   });
+  $("fix-boxes").addEventListener("click", startBoxFix);
+  $("photo-wrap").addEventListener("click", tapPhoto);
+  $("boxes-undo").addEventListener("click", undoBox);
+  $("boxes-save").addEventListener("click", () => endBoxFix(true));
+  $("boxes-cancel").addEventListener("click", () => endBoxFix(false));
   $("add-part").addEventListener("click", async () => {
     ui.partOf = ui.photoId;
     await show("count");
@@ -1355,7 +1446,7 @@ async function main() {
   renderRole();
   renderLocation();
   await link.start();
-  window.__sc = { stats, link, store, ui };
+  window.__sc = { stats, link, store, ui, pictureToClient };
   if (hashToken) {
     await show("pair");
     await pairWith(hashToken, "");

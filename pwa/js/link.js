@@ -268,6 +268,12 @@ export class Link extends EventTarget {
         });
       }
       if (p) this.emit("result", { id, photo: p });
+    } else if (msg.type === "boxes_saved") {
+      // The gateway took the boxes; the fresh result (rows from the boxes) follows.
+      await store.updatePhoto(id, (p) => {
+        delete p.boxEdit;
+      });
+      this.settle(`boxes:${id}`, msg);
     } else if (msg.type === "confirmed") {
       await store.updatePhoto(id, (p) => {
         p.status = "confirmed";
@@ -302,7 +308,8 @@ export class Link extends EventTarget {
       this.emit("changed", { id });
     } else if (msg.type === "error") {
       if (id && (this.settle(`photo:${id}`, msg) || this.settle(`correct:${id}`, msg) ||
-                 this.settle(`location:${id}`, msg) || this.settle(`confirm:${id}`, msg))) {
+                 this.settle(`location:${id}`, msg) || this.settle(`confirm:${id}`, msg) ||
+                 this.settle(`boxes:${id}`, msg))) {
         return;
       }
       if (id) {
@@ -465,6 +472,12 @@ export class Link extends EventTarget {
       if (!this.send(msg)) return false;
       return this.afterReply(item, await reply, conn);
     }
+    if (item.kind === "boxes") {
+      const msg = { type: "boxes", id: item.id, boxes: item.boxes, correction_id: item.cid };
+      const reply = this.wait(`boxes:${item.id}`, ACK_TIMEOUT_MS);
+      if (!this.send(msg)) return false;
+      return this.afterReply(item, await reply, conn);
+    }
     if (item.kind === "location") {
       const msg = { type: "location", id: item.id, location: item.location, new: !!item.isNew };
       const reply = this.wait(`location:${item.id}`, ACK_TIMEOUT_MS);
@@ -504,13 +517,17 @@ export class Link extends EventTarget {
           // Refused: the phone shows the gateway's figure again, and says why.
           if (p.edits) delete p.edits[item.sku];
           p.refused = { ...(p.refused || {}), [item.sku]: why };
+        } else if (item.kind === "boxes") {
+          delete p.boxEdit; // the gateway's boxes again, and why
+          p.boxRefused = why;
         } else {
           p.error = `${item.kind} ${why}`;
         }
       });
       this.emit("gateway-error", { ...reply, kind: item.kind });
     }
-    await store.removeOutbox(item.seq, item.kind === "correct" && item.cid ? item.cid : undefined);
+    const replaceable = (item.kind === "correct" || item.kind === "boxes") && item.cid;
+    await store.removeOutbox(item.seq, replaceable ? item.cid : undefined);
     return true;
   }
 

@@ -157,6 +157,38 @@ export async function addCorrection(id, sku, quantity, condition, extra = {}) {
   });
 }
 
+// A person's complete set of item boxes for a photo (js/boxedit.js): shown at once, queued
+// like a photo, sent once; a newer set replaces one not sent yet.
+export async function addBoxes(id, boxes) {
+  await tx(["photos", "outbox"], "readwrite", (t) => {
+    const photos = t.objectStore("photos");
+    const g = photos.get(id);
+    g.onsuccess = () => {
+      if (g.result) {
+        g.result.boxEdit = boxes;
+        delete g.result.boxRefused;
+        photos.put(g.result);
+      }
+    };
+    const outbox = t.objectStore("outbox");
+    const c = outbox.openCursor();
+    let replaced = false;
+    c.onsuccess = () => {
+      const cur = c.result;
+      if (cur) {
+        const v = cur.value;
+        if (!replaced && v.kind === "boxes" && v.id === id) {
+          cur.update({ ...v, boxes, cid: correctionId() });
+          replaced = true;
+        }
+        cur.continue();
+      } else if (!replaced) {
+        outbox.add({ kind: "boxes", id, boxes, cid: correctionId(), created: Date.now() });
+      }
+    };
+  });
+}
+
 // A confirmation waits `holdMs` on the phone before it is sent, so it can be undone.
 export const CONFIRM_HOLD_MS = 10000;
 
