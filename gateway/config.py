@@ -66,6 +66,9 @@ class Settings(BaseModel):
     ws_idle_timeout_s: float = 120.0  # a WebSocket silent this long is closed (the PWA pings)
     cameras_config: str = ""  # YAML of zones -> camera snapshot URLs + cron (default none)
     pwa_dir: Path = REPO_ROOT / "pwa"
+    # A counted photo whose least sure line is below this Count_Confidence is marked "please
+    # check" (the phone asks to look at the boxes; managers see it in the review queue).
+    review_below: float = Field(0.6, ge=0.0, le=1.0)
     currency: str = "EUR"  # ISO 4217 code of Unit_Price / Total_Value, shown with values
     # Unknown SHELFCOUNT_* variables, lower-cased without the prefix: the plug-ins' settings.
     extra: dict[str, str] = Field(default_factory=dict)

@@ -146,3 +146,35 @@ def test_boxes_over_websocket_answer_boxes_saved_then_a_fresh_result(
         assert refused["code"] == "bad_request" and refused["id"] == photo_id
     finally:
         phone.close()
+
+
+def test_please_check_until_a_person_fixes_the_boxes(triton, tmp_path) -> None:
+    """SHELFCOUNT_REVIEW_BELOW: a result whose least sure line is below it says please_check
+    (the welcome tells the phone the threshold) until a person corrects the photo."""
+    with running_gateway(tmp_path, triton.url, review_below=0.999) as server:
+        token = new_token(server.settings.data_dir, "walker-check")
+        phone = WsClient(server)
+        try:
+            assert phone.hello(token)["review_below"] == 0.999
+            photo_id = str(uuid.uuid4())
+            phone.photo(photo_id, shelf_jpeg(15))
+            first = phone.wait_for(outcome(photo_id))
+            assert first["type"] == "result" and first["please_check"] is True
+            assert min(float(r["Count_Confidence"]) for r in first["rows"]) < 0.999
+            manager = new_token(server.settings.data_dir, "manager-check", "manager")
+            queue = requests.get(f"{server.base_url}/api/v1/review", headers=auth(manager),
+                                 timeout=10).json()["queue"]
+            (item,) = queue
+            assert item["please_check"] is True
+            assert item["photo_url"] == f"/api/v1/counts/{first['count_id']}/photo"
+            assert any(r.startswith("low confidence") for r in item["reasons"])
+            photo = requests.get(server.base_url + item["photo_url"], headers=auth(manager),
+                                 timeout=10)
+            assert photo.status_code == 200 and photo.content[:2] == b"\xff\xd8"
+            keep = [[*b[:4], b[5]] for b in first["boxes"]]
+            phone.send({"type": "boxes", "id": photo_id, "boxes": keep})
+            fresh = phone.wait_for(lambda m: m["type"] == "result" and m.get("box_sources")
+                                   and m["box_sources"][0] == "person")
+            assert fresh["please_check"] is False
+        finally:
+            phone.close()

@@ -252,6 +252,8 @@ def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
         result = next(iter(gw.counts.values()))["result"]
         w, h = result["width"], result["height"]
         boxes = result["boxes"]  # four SKU-10001 then one SKU-10002
+        # SKU-10002 at 0.41, below SHELFCOUNT_REVIEW_BELOW's default 0.6: asked to check.
+        page.wait_for_selector("#check-note:has-text('not sure of SKU-10002')")
         page.click("#fix-boxes")
         wait_text(page, ".line[data-sku='SKU-10001'] .q", "4")
         first = boxes[0]
@@ -266,6 +268,7 @@ def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
         wait_text(page, "#net", "offline")
         page.click("#boxes-save")
         wait_text(page, "#pending", "1 pending")
+        page.wait_for_selector("#check-note", state="hidden")  # checked: no longer asked
         page.reload()
         wait_text(page, "#pending", "1 pending")
         assert gw.box_fixes == []

@@ -334,7 +334,8 @@ def review() -> Response:
     """The manager's day: sessions by walker with progress, the review queue, the sheet."""
     _manager()
     svc = services()
-    body = day_overview(svc.store, svc.reorder_point, Thresholds.from_settings(svc.settings))
+    body = day_overview(svc.store, svc.reorder_point, Thresholds.from_settings(svc.settings),
+                        review_below=float(svc.settings.review_below))
     key = svc.settings.extra.get("sheets_spreadsheet")
     body["sheet_url"] = f"https://docs.google.com/spreadsheets/d/{key}" if key else None
     return jsonify(body)

@@ -17,9 +17,7 @@ from gateway.store import CountRecord, Store
 from gateway.store.bays import bay_summary
 from gateway.store.types import to_ts, utcnow
 
-from .views import shown_boxes
-
-LOW_CONFIDENCE = 0.6  # the PWA's "low" band (pwa/js/app.js)
+from .views import needs_check, shown_boxes
 
 
 def start_of_day(now: datetime | None = None) -> datetime:
@@ -27,14 +25,14 @@ def start_of_day(now: datetime | None = None) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def bay_reasons(bay: dict[str, Any], records: list[CountRecord],
-                reorder_point: Any, thresholds: Thresholds) -> tuple[list[str], list[dict]]:
+def bay_reasons(bay: dict[str, Any], records: list[CountRecord], reorder_point: Any,
+                thresholds: Thresholds, review_below: float) -> tuple[list[str], list[dict]]:
     """Why a bay needs a manager (empty: it does not), and each line's stock flags."""
     reasons: list[str] = []
     if bay["location_conflict"]:
         reasons.append(f"location: {bay['location_conflict']['message']}")
     low = [r["SKU"] or "unidentified" for r in bay["rows"]
-           if float(r.get("Count_Confidence") or 0) < LOW_CONFIDENCE]
+           if float(r.get("Count_Confidence") or 0) < review_below]
     if low:
         reasons.append(f"low confidence: {', '.join(low)}")
     if any(not r.get("SKU") and int(r.get("Quantity_Counted") or 0) for r in bay["rows"]):
@@ -52,7 +50,8 @@ def bay_reasons(bay: dict[str, Any], records: list[CountRecord],
 
 
 def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
-                 since: datetime | None = None) -> dict[str, Any]:
+                 since: datetime | None = None, *, review_below: float = 0.6
+                 ) -> dict[str, Any]:
     """Sessions since ``since`` (default: today, UTC) and the review queue: open bays with
     reasons first, then open ones without, then confirmed ones, oldest first within each."""
     since = since or start_of_day()
@@ -71,7 +70,8 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
             current = [by_id[p] for p in bay["photos"] if p in by_id]
             if not current:
                 continue
-            reasons, lines = bay_reasons(bay, current, reorder_point, thresholds)
+            reasons, lines = bay_reasons(bay, current, reorder_point, thresholds,
+                                         review_below)
             if not bay["confirmed"] and any(r.replaces in confirmed_ids for r in current):
                 reasons.insert(0, "reopened: confirm again to send the new version")
             latest = current[-1]
@@ -81,6 +81,8 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
                 "photo_id": latest.client_id, "confirmed": bay["confirmed"],
                 "reasons": reasons, "rows": lines,
                 "boxes": shown_boxes(latest),
+                "photo_url": f"/api/v1/counts/{latest.id}/photo",
+                "please_check": any(needs_check(r, review_below) for r in current),
                 "width": (latest.result or {}).get("width", 0),
                 "height": (latest.result or {}).get("height", 0),
                 "recount": latest.recount_note,

@@ -292,7 +292,8 @@ class Services:
         return bay_fields(record, self.store.bay_members(record.id))
 
     def outcome(self, record: CountRecord) -> dict[str, Any] | None:
-        return outcome_message(record, self.bay(record) if record.status == "done" else None)
+        return outcome_message(record, self.bay(record) if record.status == "done" else None,
+                               float(self.settings.review_below))
 
     def publish(self, record: CountRecord | None) -> None:
         if record is None:

@@ -39,8 +39,15 @@ def _box_sources(record: CountRecord) -> list[str]:
     return list((record.result or {}).get("box_sources", []))
 
 
-def outcome_message(record: CountRecord, bay: dict[str, Any] | None = None
-                    ) -> dict[str, Any] | None:
+def needs_check(record: CountRecord, review_below: float) -> bool:
+    """A counted photo nobody corrected yet whose least sure line is below ``review_below``."""
+    if record.status != "done" or record.box_edit is not None or record.corrections:
+        return False
+    return any(float(row.get("Count_Confidence") or 0) < review_below for row in record.rows)
+
+
+def outcome_message(record: CountRecord, bay: dict[str, Any] | None = None,
+                    review_below: float = 0.0) -> dict[str, Any] | None:
     """What a client is told about a count now; None while it is still being counted.
 
     ``bay``: the photo's bay fields (``Services.bay``), merged into a result.
@@ -52,6 +59,7 @@ def outcome_message(record: CountRecord, bay: dict[str, Any] | None = None
             "rows": record.rows,
             **_picture(record),
             "box_sources": _box_sources(record),
+            "please_check": needs_check(record, review_below),
             "confirmed": record.confirmed_at is not None,
             "recount": None if not record.recount_note else {
                 "note": record.recount_note, "by": record.recount_by,

@@ -287,6 +287,7 @@ class Connection:
             "pending": [record.client_id for record in pending],
             "max_message_bytes": self.services.settings.max_message_bytes,
             "currency": self.services.settings.currency,
+            "review_below": self.services.settings.review_below,
         })
         for record in pending:
             self.follow(record)

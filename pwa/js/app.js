@@ -585,6 +585,7 @@ async function renderResult(photo) {
       + `${photo.recount.note}. ${status}`;
   }
   if (photo.reduced) status += " · sent at reduced size (slow link)";
+  renderCheckNote(photo);
   if (photo.boxRefused) status += ` · boxes refused: ${photo.boxRefused}`;
   if (photo.status === "queued" && link.state === "online" && !photo.note) {
     status = "Queued: it is sent next.";
@@ -657,6 +658,27 @@ async function renderResult(photo) {
       drawBoxes($("photo-overlay"), [], 0, 0, 0, 0, "contain");
     }
   });
+}
+
+// "Please check": a photo nobody corrected whose least sure line is below the gateway's
+// SHELFCOUNT_REVIEW_BELOW (the gateway's own please_check where it says so).
+function pleaseCheck(photo) {
+  const r = photo.result;
+  if (!r || photo.boxEdit || ["confirmed", "confirming"].includes(photo.status)) return [];
+  if (r.please_check === false || Object.keys(photo.edits || {}).length) return [];
+  const below = typeof link.reviewBelow === "number" ? link.reviewBelow : 0.6;
+  return (r.rows || []).filter((row) => {
+    const v = confidenceOf(row).value;
+    return v !== null && v < below;
+  }).map((row) => row.SKU || "unidentified");
+}
+
+function renderCheckNote(photo) {
+  const skus = pleaseCheck(photo);
+  const note = $("check-note");
+  note.hidden = !skus.length;
+  note.textContent = skus.length
+    ? `Please check the boxes: not sure of ${skus.join(", ")}. Tap "Fix boxes" or a line.` : "";
 }
 
 // ---------- fixing boxes (js/boxedit.js) ----------
@@ -1442,6 +1464,7 @@ async function main() {
   if (hashToken) history.replaceState(null, "", location.pathname + location.search);
   ui.location = await store.getKv("location");
   link.currency = await store.getKv("currency", "");
+  link.reviewBelow = await store.getKv("reviewBelow", 0.6);
   link.role = await store.getKv("role", "walker");
   renderRole();
   renderLocation();

@@ -150,6 +150,10 @@ export class Link extends EventTarget {
         this.pendingOnGateway = new Set(msg.pending || []);
         this.session = msg.session;
         this.currency = msg.currency || this.currency || "";
+        if (typeof msg.review_below === "number") {
+          this.reviewBelow = msg.review_below; // SHELFCOUNT_REVIEW_BELOW
+          await store.setKv("reviewBelow", this.reviewBelow);
+        }
         this.role = msg.role || "walker";
         await store.setKv("role", this.role);
         await store.setKv("session", msg.session);
