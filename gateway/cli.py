@@ -205,11 +205,13 @@ def cmd_count(args: argparse.Namespace, settings: Settings) -> int:
         writer.writerow(COLUMNS)
 
     def emit(path: str, data: bytes) -> None:
-        for row in pipeline.count(data, location=args.location).rows:
+        result = pipeline.count(data, location=args.location)
+        for row in result.rows:
             if args.format == "csv":
                 writer.writerow([safe_cell(row[c]) for c in COLUMNS])
             else:
-                out.write(json.dumps({**row, "Image": path}) + "\n")
+                out.write(json.dumps({**row, "Image": path,
+                                      "model_version": result.model_version}) + "\n")
         out.flush()
 
     try:

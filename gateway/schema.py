@@ -336,6 +336,8 @@ class CountResult(BayFields):
     width: int
     height: int
     confirmed: bool
+    model_version: str | None = Field(None, description="the item detector version that "
+                                      "produced the boxes (null: no detector)")
 
 
 class StoredCount(BayFields):
@@ -353,6 +355,7 @@ class StoredCount(BayFields):
     confirmed_by: str | None = None
     location_choice: str | None = Field(None, description="the walker's answer to a "
                                         "location conflict")
+    model_version: str | None = None
 
 
 class SessionView(Answer):

@@ -58,6 +58,7 @@ def quantities(rows: list[dict[str, Any]]) -> Counter[str]:
 
 def test_corrected_boxes_set_the_line_quantities(gw: GatewayServer, walker: str) -> None:
     result = counted(gw, walker, 11)
+    assert result["model_version"] == "1"  # the item detector version Triton answered with
     model = result["boxes"]
     named = [b for b in model if b[5]]
     assert len(named) >= 3, model

@@ -38,6 +38,7 @@ def test_count_and_stream(triton, tmp_path: Path) -> None:
                                 metadata=meta, timeout=120)
             assert result.id == photo_id and result.count_id and not result.error.code
             assert result.rows and result.rows[0].sku and result.timings_ms["total"] > 0
+            assert result.model_version == "1"  # triton_models/item_detector/1 answered
             again = stub.Count(pb.Photo(id=photo_id, image=shelf_jpeg(30)), metadata=meta,
                                timeout=120)
             assert again.count_id == result.count_id

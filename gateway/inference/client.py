@@ -118,6 +118,11 @@ class InferenceClient:
         Every candidate the model returns above score 0 comes back; the caller applies its
         own threshold and NMS across tiles.
         """
+        return self.detect_versioned(tiles)[0]
+
+    def detect_versioned(self, tiles: np.ndarray) -> tuple[list[list[Detection]], str | None]:
+        """``detect`` and the detector version Triton answered with (None for no tiles): the
+        version that produced these boxes, even while a new one is being promoted."""
         if not isinstance(tiles, np.ndarray):
             raise ValueError(f"tiles must be a numpy array, got {type(tiles).__name__}")
         if tiles.dtype != np.uint8:
@@ -126,7 +131,7 @@ class InferenceClient:
         if tiles.ndim != 4 or tiles.shape[1:] != shape:
             raise ValueError(f"tiles must have shape [N, 640, 640, 3], got {list(tiles.shape)}")
         if len(tiles) == 0:
-            return []
+            return [], None
         chunks = [
             np.ascontiguousarray(tiles[i : i + DETECTOR_MAX_BATCH])
             for i in range(0, len(tiles), DETECTOR_MAX_BATCH)
@@ -141,7 +146,9 @@ class InferenceClient:
             lambda: self._infer_all(DETECTOR_MODEL, [build(c) for c in chunks], ["detections"])
         )
         out: list[list[Detection]] = []
+        version = None
         for result in results:
+            version = result.get_response().model_version or version
             for rows in result.as_numpy("detections"):
                 out.append(
                     [
@@ -153,7 +160,7 @@ class InferenceClient:
                         if r[4] > 0
                     ]
                 )
-        return out
+        return out, version
 
     # -- plumbing ---------------------------------------------------------------------------
 

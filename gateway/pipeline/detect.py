@@ -65,6 +65,23 @@ class TileDetector(Protocol):
     def detect(self, tiles: np.ndarray) -> list[list[Detection]]: ...
 
 
+class VersionRecorder:
+    """A TileDetector that notes which detector version answered (one per count: it is not
+    shared between threads)."""
+
+    def __init__(self, client: TileDetector) -> None:
+        self.client = client
+        self.version: str | None = None
+
+    def detect(self, tiles: np.ndarray) -> list[list[Detection]]:
+        versioned = getattr(self.client, "detect_versioned", None)
+        if versioned is None:  # a local runner: no versions
+            return self.client.detect(tiles)
+        found, version = versioned(tiles)
+        self.version = version or self.version
+        return found
+
+
 @functools.cache
 def model_meta(path: Path = META_PATH) -> dict[str, object]:
     """The detector's metadata (threshold, training facts); empty when not present."""

@@ -97,7 +97,8 @@ class Pipeline:
         scale = image.shape[1] / width
         timings["decode"] = _ms(t0)
 
-        detect_future: Future[tuple[list[Detection], np.ndarray, float]] | None = None
+        detect_future: Future[tuple[list[Detection], np.ndarray, float, str | None]] | None = None
+        model_version: str | None = None
         if self.detector_ready():
             detect_future = self._executor.submit(self._detect, image, preview)
 
@@ -118,7 +119,7 @@ class Pipeline:
             if not item_codes and detect_future is not None:
                 # No product code read: the items' own labels carry the SKU text and expiry,
                 # so read a few, spread over the shelves, in this same request.
-                detections, looks, timings["detect"] = detect_future.result()
+                detections, looks, timings["detect"], model_version = detect_future.result()
                 items = _orphan_items(detections, name_items(detections, [], looks))
                 orphans_read = True
             t = time.perf_counter()
@@ -140,7 +141,7 @@ class Pipeline:
         evidence = Evidence(item_codes=item_codes)
         if detect_future is not None:
             if detections is None:
-                detections, looks, timings["detect"] = detect_future.result()
+                detections, looks, timings["detect"], model_version = detect_future.result()
             labelled = _labelled(item_codes, facts)
             naming = name_items(detections, labelled, looks, facts.home)
             if not preview and not orphans_read:
@@ -177,6 +178,7 @@ class Pipeline:
             location_source=facts.location_source,
             location_known=self.knows_location(facts.location),
             box_sources=sources,
+            model_version=model_version,
         )
 
     def _decoded(self, data: bytes, preview: bool) -> tuple[np.ndarray, int, int]:
@@ -232,14 +234,16 @@ class Pipeline:
 
     def _detect(
         self, image: np.ndarray, preview: bool
-    ) -> tuple[list[Detection], np.ndarray, float]:
-        """Items and their looks (``appearance``), in the worker thread beside the codes."""
-        from gateway.pipeline.detect import detect_items
+    ) -> tuple[list[Detection], np.ndarray, float, str | None]:
+        """Items, their looks (``appearance``), the time taken and the detector version that
+        answered, in the worker thread beside the codes."""
+        from gateway.pipeline.detect import VersionRecorder, detect_items
 
         t = time.perf_counter()
-        detections = detect_items(image, self.client, preview=preview)
+        recorder = VersionRecorder(self.client)
+        detections = detect_items(image, recorder, preview=preview)
         looks = describe(image, [d.box for d in detections])
-        return detections, looks, _ms(t)
+        return detections, looks, _ms(t), recorder.version
 
 
 def _labelled(item_codes: list[ItemCode], facts: Facts) -> list[tuple[Box, str]]:

@@ -92,6 +92,7 @@ class CountResult:
     location_source: str = "none"
     location_known: bool | None = None
     box_sources: list[str] | None = None  # per box: own / neighbour / home / unknown
+    model_version: str | None = None  # the item detector version that answered (Triton's)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -104,4 +105,5 @@ class CountResult:
             "location_source": self.location_source,
             "location_known": self.location_known,
             "box_sources": self.box_sources or [],
+            "model_version": self.model_version,
         }

@@ -90,6 +90,7 @@ def to_proto(message: dict[str, Any]) -> pb.CountResult:
         current=bool(message.get("current")),
         superseded_by=_text(message.get("superseded_by")),
         replaced=[_text(p) for p in message.get("replaced") or []],
+        model_version=_text(message.get("model_version")),
     )
     out.rows.extend(_row(row) for row in message.get("rows") or [])
     out.bay_rows.extend(_row(row) for row in message.get("bay_rows") or [])

@@ -29,7 +29,8 @@ def _picture(record: CountRecord) -> dict[str, Any]:
                 "by": edit.by_name, "at": to_ts(edit.corrected_at)},
             "codes": result.get("codes", []),
             "timings_ms": result.get("timings_ms", {}),
-            "width": result.get("width", 0), "height": result.get("height", 0)}
+            "width": result.get("width", 0), "height": result.get("height", 0),
+            "model_version": result.get("model_version")}
 
 
 def _box_sources(record: CountRecord) -> list[str]:

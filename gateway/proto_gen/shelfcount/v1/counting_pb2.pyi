@@ -83,7 +83,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CountResult(_message.Message):
-    __slots__ = ("id", "count_id", "session", "rows", "boxes", "codes", "timings_ms", "width", "height", "error", "queued", "preview", "bay", "current", "superseded_by", "replaced", "bay_rows", "location_conflict")
+    __slots__ = ("id", "count_id", "session", "rows", "boxes", "codes", "timings_ms", "width", "height", "error", "queued", "preview", "bay", "current", "superseded_by", "replaced", "bay_rows", "location_conflict", "model_version")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class CountResult(_message.Message):
     REPLACED_FIELD_NUMBER: _ClassVar[int]
     BAY_ROWS_FIELD_NUMBER: _ClassVar[int]
     LOCATION_CONFLICT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     count_id: str
     session: str
@@ -127,7 +128,8 @@ class CountResult(_message.Message):
     replaced: _containers.RepeatedScalarFieldContainer[str]
     bay_rows: _containers.RepeatedCompositeFieldContainer[Row]
     location_conflict: LocationConflict
-    def __init__(self, id: _Optional[str] = ..., count_id: _Optional[str] = ..., session: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., codes: _Optional[_Iterable[_Union[Code, _Mapping]]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., queued: _Optional[bool] = ..., preview: _Optional[bool] = ..., bay: _Optional[str] = ..., current: _Optional[bool] = ..., superseded_by: _Optional[str] = ..., replaced: _Optional[_Iterable[str]] = ..., bay_rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., location_conflict: _Optional[_Union[LocationConflict, _Mapping]] = ...) -> None: ...
+    model_version: str
+    def __init__(self, id: _Optional[str] = ..., count_id: _Optional[str] = ..., session: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., codes: _Optional[_Iterable[_Union[Code, _Mapping]]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., queued: _Optional[bool] = ..., preview: _Optional[bool] = ..., bay: _Optional[str] = ..., current: _Optional[bool] = ..., superseded_by: _Optional[str] = ..., replaced: _Optional[_Iterable[str]] = ..., bay_rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., location_conflict: _Optional[_Union[LocationConflict, _Mapping]] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class LocationConflict(_message.Message):
     __slots__ = ("reason", "chosen", "read", "message")
