@@ -351,10 +351,67 @@ def _remove_slots(grid: list[list[bool]], surplus: int, rng: np.random.Generator
     return empty_cols
 
 
-# One long function on purpose, for now: the order of its random draws is the dataset (the
-# shipped detector's training scenes and every test's rendered bay); splitting it must keep
-# that order, checked scene by scene (issue 14, not done yet).
-def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str = "mixed",  # noqa: C901
+@dataclass
+class _Build:
+    """One scene while it is rendered: the arguments, the random stream and what each stage
+    leaves for the next (stages run in a fixed order: that order of random draws is the
+    dataset, so a scene renders the same for the same arguments)."""
+
+    seed: int
+    rng: np.random.Generator
+    style: str
+    difficulty: float
+    with_codes: bool
+    W: int
+    H: int
+    mx: int
+    my: int
+    by_sku: dict[str, dict[str, str]]
+    chosen: list[str]
+    loc: str
+    n: int
+    world: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
+    expiry: dict[str, date] = field(default_factory=dict)
+    specs: dict[str, LabelSpec] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    aspects: dict[str, float] = field(default_factory=dict)
+    left_up: bool = False
+    right_up: bool = False
+    x_lo: float = 0.0
+    x_hi: float = 0.0
+    bin_sprite: Sprite | None = None
+    beam_h: int = 0
+    n_rows: int = 1
+    top: float = 0.0
+    row_total: float = 0.0
+    main_row: int = 0
+    row_skus: list[str] = field(default_factory=list)
+    split_sku: str | None = None
+    per_row: list[int] = field(default_factory=list)
+    placed: list[_Placed] = field(default_factory=list)
+    negatives: list[tuple[str, tuple[int, int, int, int]]] = field(default_factory=list)
+    beams: list[tuple[int, int]] = field(default_factory=list)
+    poster_slots: list[tuple[int, int, int, int]] = field(default_factory=list)
+    damaged_idx: set[int] = field(default_factory=set)
+    bin_box_world: tuple[int, int, int, int] | None = None
+    label_sprite_at: tuple[Sprite, int, int] | None = None
+    extras: list[tuple[Sprite, int, int]] = field(default_factory=list)  # tags, then posters
+    sprites: dict[tuple[str, int, int, bool], Sprite] = field(default_factory=dict)
+
+    @property
+    def Ww(self) -> int:  # the world canvas: the frame plus margins for the camera's warp
+        return self.W + 2 * self.mx
+
+    @property
+    def Hw(self) -> int:
+        return self.H + 2 * self.my
+
+    @property
+    def unit(self) -> int:
+        return min(self.W, self.H)
+
+
+def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str = "mixed",
                  n_items: int | None = None, catalog: list[dict[str, str]] | None = None,
                  with_codes: bool = True, with_bin_label: bool = True,
                  location: str | None = None, difficulty: float = 0.5,
@@ -381,37 +438,49 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
     if style == "mixed":
         style = STYLES[int(rng.random() < 0.4)]
     n = _pick_n_items(rng) if n_items is None else max(0, int(n_items))
+    chosen = _choose_skus(rng, rows, by_sku, skus, location, n, n_skus)
+    loc = location or by_sku[chosen[0]].get("Location") or _random_location(rng)
+    W, H = int(width), int(height)
+    b = _Build(seed, rng, style, difficulty, with_codes, W, H, max(4, round(0.05 * W)),
+               max(4, round(0.05 * H)), by_sku, chosen, loc, n)
+    _label_specs(b)
+    _background(b)
+    _racking(b)
+    _shelves(b, with_bin_label)
+    for r in range(b.n_rows):
+        _place_row(b, r)
+    _draw_items(b)
+    _draw_beams_and_labels(b)
+    _draw_tags_and_posters(b)
+    return _photograph(b)
 
-    # --- which SKUs, where
+
+def _choose_skus(rng: np.random.Generator, rows: list[dict[str, str]],
+                 by_sku: dict[str, dict[str, str]], skus: list[str] | None,
+                 location: str | None, n: int, n_skus: int | None) -> list[str]:
+    """Which SKUs the bay shows, the bin's own first."""
     if skus:
         missing = [s for s in skus if s not in by_sku]
         if missing:
             raise ValueError(f"SKUs not in catalog: {missing}")
-        chosen = list(dict.fromkeys(skus))
-    else:
-        home = [r for r in rows if location and r.get("Location") == location]
-        main = home[0] if home else rows[int(rng.integers(len(rows)))]
-        k = n_skus or int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15]))
-        if n_skus is None:  # a handful of items rarely belongs to several products
-            k = min(k, max(1, n // 4))
-        others = [r["SKU"] for r in rows if r["SKU"] != main["SKU"]]
-        extra = list(rng.permutation(others))[:max(0, min(k, len(rows)) - 1)] if others else []
-        chosen = [main["SKU"], *[str(s) for s in extra]]
-    main_sku = chosen[0]
-    loc = location or by_sku[main_sku].get("Location") or _random_location(rng)
-    W, H = int(width), int(height)
-    mx, my = max(4, round(0.05 * W)), max(4, round(0.05 * H))
-    Ww, Hw = W + 2 * mx, H + 2 * my
-    unit = min(W, H)
+        return list(dict.fromkeys(skus))
+    home = [r for r in rows if location and r.get("Location") == location]
+    main = home[0] if home else rows[int(rng.integers(len(rows)))]
+    k = n_skus or int(rng.choice([1, 2, 3], p=[0.55, 0.3, 0.15]))
+    if n_skus is None:  # a handful of items rarely belongs to several products
+        k = min(k, max(1, n // 4))
+    others = [r["SKU"] for r in rows if r["SKU"] != main["SKU"]]
+    extra = list(rng.permutation(others))[:max(0, min(k, len(rows)) - 1)] if others else []
+    return [main["SKU"], *[str(s) for s in extra]]
 
-    expiry: dict[str, date] = {}
-    specs: dict[str, LabelSpec] = {}
-    kinds: dict[str, str] = {}
-    aspects: dict[str, float] = {}
-    for s in chosen:
+
+def _label_specs(b: _Build) -> None:
+    """Each SKU's label (barcode, expiry, code kind), packaging kind and aspect ratio."""
+    rng = b.rng
+    for s in b.chosen:
         d, text = _expiry(rng)
-        expiry[s] = d
-        barcode = "".join(ch for ch in by_sku[s].get("Barcode", "") if ch.isdigit())
+        b.expiry[s] = d
+        barcode = "".join(ch for ch in b.by_sku[s].get("Barcode", "") if ch.isdigit())
         if len(barcode) not in (12, 13):
             barcode = "4" + f"{int(rng.integers(10**10, 10**11)):011d}"
             barcode += _ean_check(barcode)
@@ -419,141 +488,163 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         batch = f"L{int(rng.integers(1000, 99999))}"
         gs1 = f"(01){gtin14}(17){d:%y%m%d}(10){batch}"
         kind_code = str(rng.choice(["ean", "datamatrix", "gs1-128"], p=[0.65, 0.2, 0.15]))
-        specs[s] = LabelSpec(s, barcode, text, kind_code, gs1)
-        kinds[s] = _kind_for(by_sku[s], style, rng)
-        lo, hi = ASPECTS[kinds[s]]
-        aspects[s] = float(rng.uniform(lo, hi))
+        b.specs[s] = LabelSpec(s, barcode, text, kind_code, gs1)
+        b.kinds[s] = _kind_for(b.by_sku[s], b.style, rng)
+        lo, hi = ASPECTS[b.kinds[s]]
+        b.aspects[s] = float(rng.uniform(lo, hi))
 
-    # --- background
-    if style == "warehouse":
-        world = solid(Hw, Ww, rng.integers(35, 80, 3))
-    else:  # light, nearly neutral shop fittings
-        world = solid(Hw, Ww, int(rng.integers(165, 235)) + rng.integers(-12, 13, 3))
-        step = max(6, unit // 40)
-        dot = tuple(int(v) for v in (world[0, 0].astype(int) - 40).clip(0, 255))
-        for yy in range(step // 2, Hw, step):
-            world[yy:yy + max(1, step // 8), ::step] = dot
 
-    # --- racking frame
+def _background(b: _Build) -> None:
+    rng, Hw, Ww = b.rng, b.Hw, b.Ww
+    if b.style == "warehouse":
+        b.world = solid(Hw, Ww, rng.integers(35, 80, 3))
+        return
+    # light, nearly neutral shop fittings
+    b.world = solid(Hw, Ww, int(rng.integers(165, 235)) + rng.integers(-12, 13, 3))
+    step = max(6, b.unit // 40)
+    dot = tuple(int(v) for v in (b.world[0, 0].astype(int) - 40).clip(0, 255))
+    for yy in range(step // 2, Hw, step):
+        b.world[yy:yy + max(1, step // 8), ::step] = dot
+
+
+def _racking(b: _Build) -> None:
+    """Uprights of the racking frame (warehouse): where facings may stand."""
+    rng, W, mx = b.rng, b.W, b.mx
     up_w = max(4, round(0.035 * W))
-    left_up = style == "warehouse" and rng.random() < 0.55
-    right_up = style == "warehouse" and rng.random() < 0.55
-    x_lo, x_hi = float(mx), float(mx + W)  # where facings may stand
-    if left_up:
+    b.left_up = b.style == "warehouse" and rng.random() < 0.55
+    b.right_up = b.style == "warehouse" and rng.random() < 0.55
+    b.x_lo, b.x_hi = float(mx), float(mx + W)
+    if b.left_up:
         x_up = round(mx + rng.uniform(-0.3, 0.5) * up_w)
-        x_lo = x_up + up_w + rng.uniform(0.005, 0.03) * W
-        _upright(world, x_up, up_w, rng)
-    if right_up:
+        b.x_lo = x_up + up_w + rng.uniform(0.005, 0.03) * W
+        _upright(b.world, x_up, up_w, rng)
+    if b.right_up:
         x_up = round(mx + W - up_w - rng.uniform(-0.3, 0.5) * up_w)
-        x_hi = x_up - rng.uniform(0.005, 0.03) * W
-        _upright(world, x_up, up_w, rng)
+        b.x_hi = x_up - rng.uniform(0.005, 0.03) * W
+        _upright(b.world, x_up, up_w, rng)
 
+
+def _shelves(b: _Build, with_bin_label: bool) -> None:
+    """The bin label, the shelf rows, which SKU stands in which row, items per row."""
+    rng, H, my, n = b.rng, b.H, b.my, b.n
     # 4 px modules at 1080p: bin labels are read from across the aisle, they must decode
-    label_module = max(1, round(unit / 360), min(4, round(unit / 270)))
-    bin_sprite = _bin_label(loc, label_module, rng) if with_bin_label else None
-    if bin_sprite is not None and bin_sprite.img.shape[0] > 0.2 * H:
-        bin_sprite = None  # a thumbnail-sized photo has no room for a bin label
-    beam_h = max(round(0.035 * H), 4)
-    if bin_sprite is not None:
-        beam_h = max(beam_h, bin_sprite.img.shape[0] + 2 * max(1, label_module))
+    label_module = max(1, round(b.unit / 360), min(4, round(b.unit / 270)))
+    b.bin_sprite = _bin_label(b.loc, label_module, rng) if with_bin_label else None
+    if b.bin_sprite is not None and b.bin_sprite.img.shape[0] > 0.2 * H:
+        b.bin_sprite = None  # a thumbnail-sized photo has no room for a bin label
+    b.beam_h = max(round(0.035 * H), 4)
+    if b.bin_sprite is not None:
+        b.beam_h = max(b.beam_h, b.bin_sprite.img.shape[0] + 2 * max(1, label_module))
+    main_sku = b.chosen[0]
     n_rows = 1 if n <= 3 else int(rng.choice([1, 2, 3], p=[0.3, 0.4, 0.3]))
-    if n > 16 and MAX_LEVELS[kinds[main_sku]] <= 3:  # one-layer goods need more shelves
+    if n > 16 and MAX_LEVELS[b.kinds[main_sku]] <= 3:  # one-layer goods need more shelves
         n_rows = 3
-    top = my + rng.uniform(-0.08 * difficulty, 0.06) * H  # < my: top stacks cut by the frame
+    b.top = my + rng.uniform(-0.08 * b.difficulty, 0.06) * H  # < my: top stacks cut by frame
     bottom = my + H - rng.uniform(0.0, 0.04) * H  # the lowest beam (and its label) in frame
-    row_total = (bottom - top) / n_rows
-    if row_total - beam_h < 0.25 * row_total:
+    row_total = (bottom - b.top) / n_rows
+    if row_total - b.beam_h < 0.25 * row_total:
         n_rows = 1
-        row_total = bottom - top
-    main_row = int(rng.integers(n_rows))
-    row_skus = [main_sku] * n_rows
-    other_rows = [r for r in range(n_rows) if r != main_row]
+        row_total = bottom - b.top
+    b.n_rows, b.row_total = n_rows, row_total
+    b.main_row = int(rng.integers(n_rows))
+    b.row_skus = [main_sku] * n_rows
+    other_rows = [r for r in range(n_rows) if r != b.main_row]
     for i, r in enumerate(other_rows):
-        if len(chosen) > 1:
-            row_skus[r] = chosen[1 + i % (len(chosen) - 1)]
-    split_sku = None  # SKUs that found no row share the main row
-    unplaced = [s for s in chosen if s not in row_skus]
-    if unplaced:
-        split_sku = unplaced[0]
-        chosen = [s for s in chosen if s in row_skus or s == split_sku]
+        if len(b.chosen) > 1:
+            b.row_skus[r] = b.chosen[1 + i % (len(b.chosen) - 1)]
+    unplaced = [s for s in b.chosen if s not in b.row_skus]
+    if unplaced:  # SKUs that found no row share the main row
+        b.split_sku = unplaced[0]
+        b.chosen = [s for s in b.chosen if s in b.row_skus or s == b.split_sku]
     weights = rng.uniform(0.6, 1.4, n_rows)
-    per_row = _split(n, weights, rng)
+    b.per_row = _split(n, weights, rng)
 
-    placed: list[_Placed] = []
-    negatives: list[tuple[str, tuple[int, int, int, int]]] = []
-    sprite_cache: dict[tuple[str, int, int, bool], Sprite] = {}
-    beams: list[tuple[int, int]] = []
-    poster_slots: list[tuple[int, int, int, int]] = []
-    for r in range(n_rows):
-        row_top = top + r * row_total
-        row_floor = row_top + row_total - beam_h
-        beams.append((round(row_floor), round(row_floor) + beam_h))
-        sku = row_skus[r]
-        if per_row[r] == 0 or row_floor - row_top < 4:
-            continue
-        gap = float(rng.uniform(0.01, 0.06) if kinds[sku] in ("carton", "box") else
-                    rng.uniform(0.04, 0.15))
-        fill = float(rng.uniform(0.7, 1.0))
-        overhang_l = 0.0 if left_up or rng.random() > 0.1 + 0.6 * difficulty else \
-            rng.uniform(0.05, 0.65)
-        overhang_r = 0.0 if right_up or rng.random() > 0.1 + 0.6 * difficulty else \
-            rng.uniform(0.05, 0.65)
-        w, h, cols, levels = _row_layout(per_row[r], x_lo, x_hi, row_floor - row_top,
-                                         aspects[sku], gap, fill, MAX_LEVELS[kinds[sku]])
-        start = x_lo - overhang_l * w
-        end = x_hi + overhang_r * w
-        cols = max(cols, int((end - start) // (w * (1 + gap))))
-        iw, ih = max(3, round(w)), max(3, round(h))
-        grid = [[True] * levels for _ in range(cols)]
-        empty = _remove_slots(grid, cols * levels - per_row[r], rng, levels)
-        pitch = w * (1 + gap)
-        x0 = start + (end - start - cols * pitch) * rng.uniform(0, 1) + gap * w / 2
-        split_at = -1  # the bin's own SKU keeps at least half of its row
-        if split_sku and r == main_row and cols > 1:
-            split_at = int(rng.integers((cols + 1) // 2, cols))
-        for c in range(cols):
-            cx = round(x0 + c * pitch)
-            if c in empty:
-                poster_slots.append((cx, round(row_top), cx + iw, round(row_floor)))
-            s = split_sku if 0 <= split_at <= c else sku
-            for lv in range(levels):
-                if not grid[c][lv]:
-                    continue
-                jx = round(rng.uniform(-0.02, 0.02) * w) if lv else 0
-                y1 = round(row_floor - lv * ih)
-                labelled = with_codes and rng.random() < (0.9 if kinds[s] == "carton" else 0.8)
-                key = (s, iw, ih, labelled)
-                if key not in sprite_cache:
-                    # one product, one look (with or without label, in any row)
-                    sprite_seed = [seed % 2**32, chosen.index(s)]
-                    sprite_cache[key] = _item_sprite(specs[s], kinds[s], iw, ih, labelled,
-                                                     sprite_seed)
-                sprite = sprite_cache[key]
-                if lv == levels - 1 or not grid[c][lv + 1]:  # nothing on top: may stand askew
-                    if rng.random() < 0.4 * difficulty:
-                        angle = float(np.clip(rng.normal(0, 1.5), -3, 3))
-                        sprite = rotated(sprite, angle)
-                rw, rh = sprite.img.shape[1], sprite.img.shape[0]
-                x_left = cx + jx + (iw - rw) // 2
-                placed.append(_Placed((x_left, y1 - rh, x_left + rw, y1), s, kinds[s], sprite,
-                                      labelled))
 
-    # --- draw items, damage, beams, labels
-    shade = 0.55 if style == "warehouse" else 0.8
-    for r in range(n_rows):  # back of the shelf is darker than the aisle wall
-        y0 = round(top + r * row_total)
-        y1 = beams[r][0]
+def _place_row(b: _Build, r: int) -> None:
+    """Lay out shelf row ``r``: its beam, its grid of facings (gaps and stacks), each facing's
+    sprite (askew on top of a stack now and then)."""
+    rng = b.rng
+    row_top = b.top + r * b.row_total
+    row_floor = row_top + b.row_total - b.beam_h
+    b.beams.append((round(row_floor), round(row_floor) + b.beam_h))
+    sku = b.row_skus[r]
+    if b.per_row[r] == 0 or row_floor - row_top < 4:
+        return
+    kind = b.kinds[sku]
+    gap = float(rng.uniform(0.01, 0.06) if kind in ("carton", "box") else
+                rng.uniform(0.04, 0.15))
+    fill = float(rng.uniform(0.7, 1.0))
+    overhang_l = 0.0 if b.left_up or rng.random() > 0.1 + 0.6 * b.difficulty else \
+        rng.uniform(0.05, 0.65)
+    overhang_r = 0.0 if b.right_up or rng.random() > 0.1 + 0.6 * b.difficulty else \
+        rng.uniform(0.05, 0.65)
+    w, h, cols, levels = _row_layout(b.per_row[r], b.x_lo, b.x_hi, row_floor - row_top,
+                                     b.aspects[sku], gap, fill, MAX_LEVELS[kind])
+    start = b.x_lo - overhang_l * w
+    end = b.x_hi + overhang_r * w
+    cols = max(cols, int((end - start) // (w * (1 + gap))))
+    iw, ih = max(3, round(w)), max(3, round(h))
+    grid = [[True] * levels for _ in range(cols)]
+    empty = _remove_slots(grid, cols * levels - b.per_row[r], rng, levels)
+    pitch = w * (1 + gap)
+    x0 = start + (end - start - cols * pitch) * rng.uniform(0, 1) + gap * w / 2
+    split_at = -1  # the bin's own SKU keeps at least half of its row
+    if b.split_sku and r == b.main_row and cols > 1:
+        split_at = int(rng.integers((cols + 1) // 2, cols))
+    for c in range(cols):
+        cx = round(x0 + c * pitch)
+        if c in empty:
+            b.poster_slots.append((cx, round(row_top), cx + iw, round(row_floor)))
+        s = (b.split_sku or sku) if 0 <= split_at <= c else sku
+        for lv in range(levels):
+            if grid[c][lv]:
+                on_top = lv == levels - 1 or not grid[c][lv + 1]
+                _place_facing(b, s, cx, round(row_floor - lv * ih), iw, ih, lv, w, on_top)
+
+
+def _place_facing(b: _Build, s: str, cx: int, y1: int, iw: int, ih: int, lv: int,
+                  w: float, on_top: bool) -> None:
+    rng = b.rng
+    jx = round(rng.uniform(-0.02, 0.02) * w) if lv else 0
+    labelled = b.with_codes and rng.random() < (0.9 if b.kinds[s] == "carton" else 0.8)
+    sprite = _facing_sprite(b, s, iw, ih, labelled)
+    if on_top and rng.random() < 0.4 * b.difficulty:  # nothing on top: may stand askew
+        angle = float(np.clip(rng.normal(0, 1.5), -3, 3))
+        sprite = rotated(sprite, angle)
+    rw, rh = sprite.img.shape[1], sprite.img.shape[0]
+    x_left = cx + jx + (iw - rw) // 2
+    b.placed.append(_Placed((x_left, y1 - rh, x_left + rw, y1), s, b.kinds[s], sprite,
+                            labelled))
+
+
+def _facing_sprite(b: _Build, s: str, iw: int, ih: int, labelled: bool) -> Sprite:
+    """One product, one look (with or without label, in any row) within a scene."""
+    cache = b.sprites
+    key = (s, iw, ih, labelled)
+    if key not in cache:
+        sprite_seed = [b.seed % 2**32, b.chosen.index(s)]
+        cache[key] = _item_sprite(b.specs[s], b.kinds[s], iw, ih, labelled, sprite_seed)
+    return cache[key]
+
+
+def _draw_items(b: _Build) -> None:
+    """Shelf backs, shadows, the facings, uneven light on cases, damage."""
+    rng, world, Ww, Hw = b.rng, b.world, b.Ww, b.Hw
+    shade = 0.55 if b.style == "warehouse" else 0.8
+    for r in range(b.n_rows):  # back of the shelf is darker than the aisle wall
+        y0 = round(b.top + r * b.row_total)
+        y1 = b.beams[r][0]
         ys, ye = max(0, y0), max(0, min(Hw, y1))
         if ye > ys:
             world[ys:ye] = cv2.convertScaleAbs(world[ys:ye], alpha=shade)
-    for p in placed:  # cast shadows first so neighbours do not darken each other's faces
+    for p in b.placed:  # cast shadows first so neighbours do not darken each other's faces
         x0, y0, x1, y1 = p.box
         dx, dy = max(1, round((x1 - x0) * 0.04)), max(1, round((y1 - y0) * 0.03))
         xs, xe = max(0, x0 + dx), min(Ww, x1 + dx)
         ys, ye = max(0, y0 + dy), min(Hw, y1)
         if xe > xs and ye > ys:
             world[ys:ye, xs:xe] = cv2.convertScaleAbs(world[ys:ye, xs:xe], alpha=0.55)
-    for p in placed:
+    for p in b.placed:
         _paste_sprite(world, p.sprite, p.box[0], p.box[1])
         if p.sprite.alpha is None and rng.random() < 0.5:  # no two cases lit the same
             x0, y0, x1, y1 = (max(0, p.box[0]), max(0, p.box[1]), min(Ww, p.box[2]),
@@ -561,90 +652,113 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
             if x1 > x0 and y1 > y0:
                 world[y0:y1, x0:x1] = cv2.convertScaleAbs(world[y0:y1, x0:x1],
                                                           alpha=rng.uniform(0.85, 1.1))
-    damaged_idx: set[int] = set()
-    p_damage = 0.02 + 0.08 * difficulty
-    for i, p in enumerate(placed):
+    p_damage = 0.02 + 0.08 * b.difficulty
+    for i, p in enumerate(b.placed):
         if p.kind in ("carton", "box", "bag") and rng.random() < p_damage:
             _damage(world, p.box, rng)
             p.damaged = True
-            damaged_idx.add(i)
+            b.damaged_idx.add(i)
+
+
+def _draw_beams_and_labels(b: _Build) -> None:
+    rng, world, W = b.rng, b.world, b.W
     beam_col = (0, int(rng.integers(90, 130)), int(rng.integers(210, 250))) \
-        if style == "warehouse" else tuple(int(v) for v in rng.integers(200, 245, 3))
-    for b0, b1 in beams:
-        bx0 = 0 if not left_up else round(x_lo - 0.03 * W)
-        bx1 = Ww if not right_up else round(x_hi + 0.03 * W)
+        if b.style == "warehouse" else tuple(int(v) for v in rng.integers(200, 245, 3))
+    for b0, b1 in b.beams:
+        bx0 = 0 if not b.left_up else round(b.x_lo - 0.03 * W)
+        bx1 = b.Ww if not b.right_up else round(b.x_hi + 0.03 * W)
         cv2.rectangle(world, (bx0, b0), (bx1, b1), beam_col, -1)
         cv2.line(world, (bx0, b0), (bx1, b0), tuple(int(c * 0.7) for c in beam_col),
-                 max(1, beam_h // 12))
-    bin_box_world = None
-    label_sprite_at: tuple[Sprite, int, int] | None = None
-    if bin_sprite is not None:
-        b0, b1 = beams[main_row]
-        lw, lh = bin_sprite.img.shape[1], bin_sprite.img.shape[0]
-        lo_x, hi_x = mx + 0.08 * W, mx + W * 0.92 - lw
-        bx = round(rng.uniform(lo_x, hi_x)) if hi_x > lo_x else mx + (W - lw) // 2
+                 max(1, b.beam_h // 12))
+    if b.bin_sprite is not None:
+        b0, b1 = b.beams[b.main_row]
+        lw, lh = b.bin_sprite.img.shape[1], b.bin_sprite.img.shape[0]
+        lo_x, hi_x = b.mx + 0.08 * W, b.mx + W * 0.92 - lw
+        bx = round(rng.uniform(lo_x, hi_x)) if hi_x > lo_x else b.mx + (W - lw) // 2
         by = b0 + (b1 - b0 - lh) // 2
-        _paste_sprite(world, bin_sprite, bx, by)
-        bin_box_world = (bx, by, bx + lw, by + lh)
-        label_sprite_at = (bin_sprite, bx, by)
-    tags: list[tuple[Sprite, int, int]] = []
-    if style == "warehouse":
-        for b0, b1 in beams:
-            if rng.random() > 0.35:
-                continue
-            sh = max(6, round((b1 - b0) * 0.7))
-            sw = round(sh * 2.2)
-            sx = round(rng.uniform(mx, mx + W - sw))
-            sb = (sx, b0 + (b1 - b0 - sh) // 2, sx + sw, b0 + (b1 - b0 - sh) // 2 + sh)
-            if bin_box_world and _overlap(sb, bin_box_world):
-                continue
-            sign = load_sign(sw, sh, rng)
-            _paste_sprite(world, sign, sb[0], sb[1])
-            tags.append((sign, sb[0], sb[1]))
-            negatives.append(("sign", sb))
-    if style == "retail":
-        for b0, b1 in beams:
-            tw = max(8, round(0.09 * W))
-            th = max(6, min(b1 - b0 - 2, round(tw * 0.55)))
-            for tx in range(round(mx + rng.uniform(0.02, 0.2) * W), mx + W, max(tw * 2, 1)):
-                if rng.random() < 0.4:
-                    continue
-                tb = (tx, b0 + 1, tx + tw, b0 + 1 + th)
-                if bin_box_world and _overlap(tb, bin_box_world):
-                    continue
-                row = by_sku[chosen[int(rng.integers(len(chosen)))]]
-                tag = price_tag(_price_text(row.get("Unit_Price", "0"), rng),
-                                row.get("Product_Description", "")[:18], tw, th, rng)
-                _paste_sprite(world, tag, tx, b0 + 1)
-                tags.append((tag, tx, b0 + 1))
-                negatives.append(("price_tag", tb))
-    posters: list[tuple[Sprite, int, int]] = []
-    if poster_slots and rng.random() < 0.35 + 0.4 * difficulty:
-        x0, y0, x1, y1 = poster_slots[int(rng.integers(len(poster_slots)))]
+        _paste_sprite(world, b.bin_sprite, bx, by)
+        b.bin_box_world = (bx, by, bx + lw, by + lh)
+        b.label_sprite_at = (b.bin_sprite, bx, by)
+
+
+def _draw_tags_and_posters(b: _Build) -> None:
+    """Clutter that is not an item: signs on warehouse beams, price tags on retail shelves, a
+    poster in an empty slot (all kept as negatives)."""
+    if b.style == "warehouse":
+        _signs(b)
+    if b.style == "retail":
+        _price_tags(b)
+    rng = b.rng
+    if b.poster_slots and rng.random() < 0.35 + 0.4 * b.difficulty:
+        x0, y0, x1, y1 = b.poster_slots[int(rng.integers(len(b.poster_slots)))]
         pw, ph = round((x1 - x0) * rng.uniform(0.5, 0.8)), round((y1 - y0) * rng.uniform(0.3, 0.6))
         if pw > 8 and ph > 8:
             ps = poster(pw, ph, rng)
             px, py = x0 + (x1 - x0 - pw) // 2, y0 + round((y1 - y0 - ph) * rng.uniform(0.2, 0.8))
-            _paste_sprite(world, ps, px, py)
-            posters.append((ps, px, py))
-            negatives.append(("poster", (px, py, px + pw, py + ph)))
+            _paste_sprite(b.world, ps, px, py)
+            b.extras.append((ps, px, py))
+            b.negatives.append(("poster", (px, py, px + pw, py + ph)))
 
-    # --- camera: perspective, then photometric defects
+
+def _signs(b: _Build) -> None:
+    rng, mx, W = b.rng, b.mx, b.W
+    for b0, b1 in b.beams:
+        if rng.random() > 0.35:
+            continue
+        sh = max(6, round((b1 - b0) * 0.7))
+        sw = round(sh * 2.2)
+        sx = round(rng.uniform(mx, mx + W - sw))
+        sb = (sx, b0 + (b1 - b0 - sh) // 2, sx + sw, b0 + (b1 - b0 - sh) // 2 + sh)
+        if b.bin_box_world and _overlap(sb, b.bin_box_world):
+            continue
+        sign = load_sign(sw, sh, rng)
+        _paste_sprite(b.world, sign, sb[0], sb[1])
+        b.extras.append((sign, sb[0], sb[1]))
+        b.negatives.append(("sign", sb))
+
+
+def _price_tags(b: _Build) -> None:
+    rng, mx, W = b.rng, b.mx, b.W
+    for b0, b1 in b.beams:
+        tw = max(8, round(0.09 * W))
+        th = max(6, min(b1 - b0 - 2, round(tw * 0.55)))
+        for tx in range(round(mx + rng.uniform(0.02, 0.2) * W), mx + W, max(tw * 2, 1)):
+            if rng.random() < 0.4:
+                continue
+            tb = (tx, b0 + 1, tx + tw, b0 + 1 + th)
+            if b.bin_box_world and _overlap(tb, b.bin_box_world):
+                continue
+            row = b.by_sku[b.chosen[int(rng.integers(len(b.chosen)))]]
+            tag = price_tag(_price_text(row.get("Unit_Price", "0"), rng),
+                            row.get("Product_Description", "")[:18], tw, th, rng)
+            _paste_sprite(b.world, tag, tx, b0 + 1)
+            b.extras.append((tag, tx, b0 + 1))
+            b.negatives.append(("price_tag", tb))
+
+
+def _photograph(b: _Build) -> Scene:
+    """The camera (perspective, then photometric defects) and the ground truth in photo
+    pixels."""
+    rng, W, H, mx, my = b.rng, b.W, b.H, b.mx, b.my
     quad = np.float32([[mx, my], [mx + W, my], [mx + W, my + H], [mx, my + H]])
     target = np.float32([[0, 0], [W, 0], [W, H], [0, H]])
-    if rng.random() < 0.15 + 0.6 * difficulty:  # warping costs; straight shots are common
-        jitter = difficulty * rng.uniform(0.2, 1.0) * 0.9
+    if rng.random() < 0.15 + 0.6 * b.difficulty:  # warping costs; straight shots are common
+        jitter = b.difficulty * rng.uniform(0.2, 1.0) * 0.9
         quad += rng.uniform(-1, 1, (4, 2)).astype(np.float32) * np.float32([mx, my]) * jitter
         hom = cv2.getPerspectiveTransform(quad, target)
-        image = cv2.warpPerspective(world, hom, (W, H), flags=cv2.INTER_LINEAR,
+        image = cv2.warpPerspective(b.world, hom, (W, H), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)
     else:
         hom = cv2.getPerspectiveTransform(quad, target)
-        image = world[my:my + H, mx:mx + W].copy()
-    image = _photometric(image, rng, difficulty)
+        image = b.world[my:my + H, mx:mx + W].copy()
+    image = _photometric(image, rng, b.difficulty)
     scale = float(W / np.linalg.norm(quad[1] - quad[0]))
+    return _truth(b, image, hom, scale)
 
-    # --- ground truth in photo pixels
+
+def _truth(b: _Build, image: np.ndarray, hom: np.ndarray, scale: float) -> Scene:
+    W, H = b.W, b.H
+
     def tb(box: tuple[float, float, float, float]) -> Box:
         pts = np.float32([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]],
                           [box[0], box[3]]]).reshape(-1, 1, 2)
@@ -652,14 +766,14 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         return (float(out[:, 0].min()), float(out[:, 1].min()), float(out[:, 0].max()),
                 float(out[:, 1].max()))
 
-    def inside(b: Box) -> bool:
-        return b[0] >= 0 and b[1] >= 0 and b[2] <= W and b[3] <= H
+    def inside(bx: Box) -> bool:
+        return bx[0] >= 0 and bx[1] >= 0 and bx[2] <= W and bx[3] <= H
 
     items: list[Item] = []
     codes: list[RenderedCode] = []
     texts: list[RenderedText] = []
     damaged: set[int] = set()
-    for i, p in enumerate(placed):
+    for i, p in enumerate(b.placed):
         full = tb(p.box)
         clip = (max(0.0, full[0]), max(0.0, full[1]), min(float(W), full[2]),
                 min(float(H), full[3]))
@@ -671,28 +785,29 @@ def render_scene(seed: int, *, width: int = 1920, height: int = 1080, style: str
         idx = len(items)
         items.append(Item(clip, p.sku, p.kind, vis < 0.999, min(1.0, vis),
                           vis >= COUNT_MIN_VISIBLE, full, p.damaged, p.labelled))
-        if i in damaged_idx:
+        if i in b.damaged_idx:
             damaged.add(idx)
         _collect(p.sprite, p.box[0], p.box[1], tb, inside, scale, idx, codes, texts)
-    if label_sprite_at is not None:
-        _collect(label_sprite_at[0], label_sprite_at[1], label_sprite_at[2], tb, inside, scale,
-                 None, codes, texts)
-    for sp, x, y in tags + posters:
+    if b.label_sprite_at is not None:
+        sprite, x, y = b.label_sprite_at
+        _collect(sprite, x, y, tb, inside, scale, None, codes, texts)
+    for sp, x, y in b.extras:
         _collect(sp, x, y, tb, inside, scale, None, codes, texts)
-    bin_box = tb(bin_box_world) if bin_box_world else None
+    bin_box = tb(b.bin_box_world) if b.bin_box_world else None
+    main_sku = b.chosen[0]
     counts: dict[str, int] = {main_sku: 0}
     for it in items:
         if it.counted:
             counts[it.sku] = counts.get(it.sku, 0) + 1
     shown = set(counts) | {it.sku for it in items}
     return Scene(
-        image=image, items=items, location=loc if bin_sprite is not None else None,
+        image=image, items=items, location=b.loc if b.bin_sprite is not None else None,
         bin_label_box=bin_box if bin_box and inside(bin_box) else bin_box,
         codes=codes, texts=texts,
-        expiry={s: d for s, d in expiry.items() if s in shown},
+        expiry={s: d for s, d in b.expiry.items() if s in shown},
         counts=counts, damaged=damaged,
-        negatives=[(k, tb(b)) for k, b in negatives], seed=seed, style=style,
-        difficulty=difficulty, main_sku=main_sku,
+        negatives=[(k, tb(bx)) for k, bx in b.negatives], seed=b.seed, style=b.style,
+        difficulty=b.difficulty, main_sku=main_sku,
     )
 
 
