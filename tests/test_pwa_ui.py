@@ -239,8 +239,9 @@ def tap_picture(page: Any, x: float, y: float) -> None:
 
 def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
         playwright: Any, camera: Path, gateway: Any) -> None:
-    """Issue 15: take a box out, add one, undo, save while offline, reload, back online: the
-    complete set reaches the gateway once and the lines show the new quantities."""
+    """Issue 15: take a box out, add one, undo, name a box's product by a long press, save
+    while offline, reload, back online: the complete set reaches the gateway once and the
+    lines show the new quantities."""
     gw, url = gateway
     with browser_context(playwright, camera) as ctx:
         page = ctx.new_page()
@@ -264,6 +265,18 @@ def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
         tap_picture(page, w * 0.5, h * 0.8)  # a mistake ...
         page.click("#boxes-undo")  # ... taken back
         page.wait_for_selector("#box-summary:has-text('5 items')")
+        # A long press names a box's product: the second SKU-10001 box is SKU-10002 too.
+        second = boxes[1]
+        at = page.evaluate("([x, y]) => window.__sc.pictureToClient(x, y)",
+                           [(second[0] + second[2]) / 2, (second[1] + second[3]) / 2])
+        page.mouse.move(at["x"], at["y"])
+        page.mouse.down()
+        page.wait_for_selector("#box-sku[open]", timeout=5000)
+        page.mouse.up()
+        page.fill("#box-sku-input", "SKU-10002")
+        page.click("#box-sku-save")
+        wait_text(page, ".line[data-sku='SKU-10002'] .q", "3")
+        wait_text(page, ".line[data-sku='SKU-10001'] .q", "2")
         ctx.set_offline(True)
         wait_text(page, "#net", "offline")
         page.click("#boxes-save")
@@ -276,14 +289,48 @@ def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
         page.wait_for_function("document.getElementById('pending').hidden", timeout=15000)
         page.wait_for_function("""async () => {
             const [p] = await window.__sc.store.allPhotos();
-            return p && !p.boxEdit && p.result.rows.map(r => r.Quantity_Counted).join() === "3,2";
+            return p && !p.boxEdit && p.result.rows.map(r => r.Quantity_Counted).join() === "2,3";
         }""", timeout=10000)
     (sent,) = gw.box_fixes
-    assert [b[4] for b in sent["boxes"]].count("SKU-10001") == 3
-    assert [b[4] for b in sent["boxes"]].count("SKU-10002") == 2
+    assert [b[4] for b in sent["boxes"]].count("SKU-10001") == 2
+    assert [b[4] for b in sent["boxes"]].count("SKU-10002") == 3
     assert all(0 <= b[0] < b[2] <= w and 0 <= b[1] < b[3] <= h for b in sent["boxes"])
     # Chromium's offline emulation cuts the open socket mid-frame and logs it; nothing else.
     assert [e for e in errors if "Invalid frame header" not in e] == []
+
+
+def product_code(ean: str) -> np.ndarray:
+    """An EAN-13 on a carton side, as the camera sees it."""
+    symbol = np.asarray(zxingcpp.create_barcode(ean, zxingcpp.BarcodeFormat.EAN13)
+                        .to_image(scale=4, add_quiet_zones=True)).astype(np.uint8)
+    img = np.full((720, 1280), 150, np.uint8)
+    h, w = symbol.shape
+    img[200:200 + h, 400:400 + w] = symbol
+    return cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_GRAY2BGR)
+
+
+def test_change_a_line_s_product_by_scanning_its_code(playwright: Any, gateway: Any,
+                                                      tmp_path: Path) -> None:
+    """Issue 12: the correction sheet's "Scan code" reads the product's barcode on the phone
+    and picks that catalog product (SKU-10002, EAN 4012345600025 in the test catalog)."""
+    gw, url = gateway
+    cam = write_y4m(tmp_path / "ean.y4m", product_code("4012345600025"))
+    with browser_context(playwright, cam) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair_at(page, url, "A-01-1")
+        page.click("#shutter")
+        page.wait_for_selector(".line")
+        page.click(".line[data-sku='SKU-10001']")
+        page.click("#edit-scan")
+        page.wait_for_function(
+            "document.getElementById('edit-new-sku').value === 'SKU-10002'", timeout=15000)
+        assert "Stretch film roll" in page.text_content("#edit-error")
+        page.click("#edit-save")
+        page.wait_for_function("() => window.__sc.link.state === 'online'")
+        page.wait_for_function("document.querySelector('#pending').hidden", timeout=10000)
+    assert [(c["sku"], c.get("new_sku")) for c in gw.corrections] == [("SKU-10001", "SKU-10002")]
+    assert errors == []
 
 
 def test_refused_token_stays_on_pairing(playwright: Any, camera: Path, gateway: Any) -> None:

@@ -691,7 +691,7 @@ function renderBoxTools(photo) {
     .map(([sku, n]) => `${sku || "unnamed"} ${n}`);
   $("box-summary").textContent = `${ui.boxEdit.boxes.length} items`
     + (counts.length ? `: ${counts.join(" · ")}` : "") + ". Tap a box to take it out, "
-    + "an item without one to add it.";
+    + "an item without one to add it; hold a box to name its product.";
   $("boxes-undo").disabled = !ui.boxEdit.history.length;
 }
 
@@ -704,6 +704,10 @@ async function startBoxFix() {
 
 async function tapPhoto(event) {
   if (!ui.boxEdit || ui.boxEdit.id !== ui.photoId) return;
+  if (ui.longPressed) { // the press that named a box is no tap
+    ui.longPressed = false;
+    return;
+  }
   const photo = await store.getPhoto(ui.photoId);
   const r = photo && photo.result;
   if (!r) return;
@@ -716,6 +720,57 @@ async function tapPhoto(event) {
   ui.boxEdit.boxes = boxes;
   buzz(what === "added" ? 20 : 40);
   await renderResult(photo);
+}
+
+// A long press on a box (600 ms) asks which product it is.
+const LONG_PRESS_MS = 600;
+
+function pressPhoto(event) {
+  clearTimeout(ui.pressTimer);
+  if (!ui.boxEdit || ui.boxEdit.id !== ui.photoId) return;
+  const start = { x: event.clientX, y: event.clientY };
+  ui.longPressed = false;
+  ui.pressTimer = setTimeout(() => longPress(start), LONG_PRESS_MS);
+}
+
+function releasePhoto() {
+  clearTimeout(ui.pressTimer);
+}
+
+async function longPress(start) {
+  const photo = await store.getPhoto(ui.photoId);
+  const r = photo && photo.result;
+  if (!r || !ui.boxEdit) return;
+  const img = $("photo");
+  const at = tapToPicture($("photo-overlay"), { clientX: start.x, clientY: start.y }, r.width,
+    r.height, img.naturalWidth, img.naturalHeight, "contain");
+  const index = at ? ui.boxEdit.boxes.findIndex((b) => at.x >= b[0] && at.x <= b[2]
+    && at.y >= b[1] && at.y <= b[3]) : -1;
+  if (index < 0) return;
+  ui.longPressed = true;
+  ui.boxNaming = index;
+  buzz(30);
+  await fillProducts();
+  $("box-sku-input").value = ui.boxEdit.boxes[index][4] || "";
+  $("box-sku-error").textContent = "";
+  $("box-sku").showModal();
+}
+
+async function nameBox(event) {
+  const typed = $("box-sku-input").value.trim();
+  const product = typed ? findProduct(typed) : null;
+  if (typed && !product) {
+    event.preventDefault();
+    $("box-sku-error").textContent = `${typed} is not in the catalog: pick a product.`;
+    return;
+  }
+  const i = ui.boxNaming;
+  if (!ui.boxEdit || i === undefined || !ui.boxEdit.boxes[i]) return;
+  ui.boxEdit.history.push(ui.boxEdit.boxes);
+  ui.boxEdit.boxes = ui.boxEdit.boxes.map((b, j) => (j === i ? [...b.slice(0, 4),
+    product ? product.sku : ""] : b));
+  const photo = await store.getPhoto(ui.photoId);
+  if (photo) await renderResult(photo);
 }
 
 async function endBoxFix(save) {
@@ -873,6 +928,53 @@ async function fillProducts() {
     value: p.sku, label: `${p.description}${p.barcode ? ` · ${p.barcode}` : ""}`,
   })));
   ui.products = list;
+}
+
+// The product codes a carton or a pack carries (retail and logistics symbologies).
+const PRODUCT_FORMATS = ["ean_13", "ean_8", "upc_a", "upc_e", "code_128", "itf", "data_matrix",
+  "qr_code"];
+
+// The catalog product a scanned code names: its barcode as printed, as a GTIN-13 (UPC-A with
+// a leading 0) or inside a GS1 string's (01) GTIN-14.
+function productForCode(raw) {
+  const text = String(raw || "").trim();
+  const digits = text.replace(/^\(01\)|^01(?=\d{14})/, "").replace(/\D.*$/, "");
+  const tries = [text, digits, digits.replace(/^0+/, ""), digits.padStart(13, "0"),
+    digits.length === 14 ? digits.slice(1) : ""];
+  const list = ui.products || [];
+  for (const t of tries.filter(Boolean)) {
+    const hit = list.find((p) => p.barcode && (p.barcode === t
+      || p.barcode.replace(/^0+/, "") === t.replace(/^0+/, "")));
+    if (hit) return hit;
+  }
+  return findProduct(text);
+}
+
+// "Scan code" in the correction sheet: the rear camera reads the product's barcode on the
+// phone (js/barcodes.js) and picks that catalog product.
+async function scanProductCode() {
+  const msg = $("edit-error");
+  msg.textContent = "Point the camera at the product's barcode...";
+  try {
+    if (!(await cam.ready())) throw new Error("the camera shows no picture");
+    const reader = await barcodeReader(PRODUCT_FORMATS);
+    stats.barcodeEngine = reader.engine;
+    for (let i = 0; i < 40 && $("edit").open; i++) {
+      const frame = cam.frameToCanvas(1920);
+      const found = frame ? await reader.detect(frame) : [];
+      const product = found.map((c) => productForCode(c.rawValue)).find(Boolean);
+      if (product) {
+        $("edit-new-sku").value = product.sku;
+        msg.textContent = `${product.sku}: ${product.description}`;
+        buzz(40);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    msg.textContent = "No catalog product's code seen: type the SKU or the name.";
+  } catch (e) {
+    msg.textContent = `Cannot scan: ${e.message}`;
+  }
 }
 
 function findProduct(text) {
@@ -1315,7 +1417,12 @@ function wire() {
     if (p) await openEdit(p, null);
   });
   $("fix-boxes").addEventListener("click", startBoxFix);
+  $("edit-scan").addEventListener("click", scanProductCode);
   $("photo-wrap").addEventListener("click", tapPhoto);
+  $("photo-wrap").addEventListener("pointerdown", pressPhoto);
+  $("photo-wrap").addEventListener("pointerup", releasePhoto);
+  $("photo-wrap").addEventListener("pointercancel", releasePhoto);
+  $("box-sku-save").addEventListener("click", nameBox);
   $("boxes-undo").addEventListener("click", undoBox);
   $("boxes-save").addEventListener("click", () => endBoxFix(true));
   $("boxes-cancel").addEventListener("click", () => endBoxFix(false));
