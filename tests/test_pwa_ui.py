@@ -256,6 +256,7 @@ def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
         # SKU-10002 at 0.41, below SHELFCOUNT_REVIEW_BELOW's default 0.6: asked to check.
         page.wait_for_selector("#check-note:has-text('not sure of SKU-10002')")
         page.click("#fix-boxes")
+        page.wait_for_selector("#box-tools:not([hidden])")  # edit mode on before any tap
         wait_text(page, ".line[data-sku='SKU-10001'] .q", "4")
         first = boxes[0]
         tap_picture(page, (first[0] + first[2]) / 2, (first[1] + first[3]) / 2)  # out
@@ -271,8 +272,9 @@ def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
                            [(second[0] + second[2]) / 2, (second[1] + second[3]) / 2])
         page.mouse.move(at["x"], at["y"])
         page.mouse.down()
-        page.wait_for_selector("#box-sku[open]", timeout=5000)
+        page.wait_for_timeout(900)
         page.mouse.up()
+        page.wait_for_selector("#box-sku[open]", timeout=5000)
         page.fill("#box-sku-input", "SKU-10002")
         page.click("#box-sku-save")
         wait_text(page, ".line[data-sku='SKU-10002'] .q", "3")

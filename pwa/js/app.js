@@ -722,19 +722,29 @@ async function tapPhoto(event) {
   await renderResult(photo);
 }
 
-// A long press on a box (600 ms) asks which product it is.
+// A long press on a box (held 600 ms, then let go) asks which product it is. Decided on
+// release from the events' own times, so a busy phone never takes a tap for a long press.
 const LONG_PRESS_MS = 600;
 
 function pressPhoto(event) {
   clearTimeout(ui.pressTimer);
-  if (!ui.boxEdit || ui.boxEdit.id !== ui.photoId) return;
-  const start = { x: event.clientX, y: event.clientY };
   ui.longPressed = false;
-  ui.pressTimer = setTimeout(() => longPress(start), LONG_PRESS_MS);
+  ui.press = null;
+  if (!ui.boxEdit || ui.boxEdit.id !== ui.photoId) return;
+  ui.press = { x: event.clientX, y: event.clientY, t: event.timeStamp };
+  ui.pressTimer = setTimeout(() => buzz(30), LONG_PRESS_MS); // "you can let go now"
 }
 
-function releasePhoto() {
+function releasePhoto(event) {
   clearTimeout(ui.pressTimer);
+  const start = ui.press;
+  ui.press = null;
+  if (!start || event.type !== "pointerup") return;
+  const still = Math.hypot(event.clientX - start.x, event.clientY - start.y) < 12;
+  if (still && event.timeStamp - start.t >= LONG_PRESS_MS) {
+    ui.longPressed = true; // the click that follows is no tap
+    longPress(start);
+  }
 }
 
 async function longPress(start) {
@@ -747,9 +757,7 @@ async function longPress(start) {
   const index = at ? ui.boxEdit.boxes.findIndex((b) => at.x >= b[0] && at.x <= b[2]
     && at.y >= b[1] && at.y <= b[3]) : -1;
   if (index < 0) return;
-  ui.longPressed = true;
   ui.boxNaming = index;
-  buzz(30);
   await fillProducts();
   $("box-sku-input").value = ui.boxEdit.boxes[index][4] || "";
   $("box-sku-error").textContent = "";
