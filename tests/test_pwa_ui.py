@@ -329,8 +329,9 @@ def test_change_a_line_s_product_by_scanning_its_code(playwright: Any, gateway: 
             "document.getElementById('edit-new-sku').value === 'SKU-10002'", timeout=15000)
         assert "Stretch film roll" in page.text_content("#edit-error")
         page.click("#edit-save")
-        page.wait_for_function("() => window.__sc.link.state === 'online'")
-        page.wait_for_function("document.querySelector('#pending').hidden", timeout=10000)
+        deadline = time.monotonic() + 15  # queued, then sent: wait for the gateway to have it
+        while not gw.corrections and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
     assert [(c["sku"], c.get("new_sku")) for c in gw.corrections] == [("SKU-10001", "SKU-10002")]
     assert errors == []
 
