@@ -42,13 +42,15 @@ SMALL_TARGETS = f"""() => [...document.querySelectorAll('button, input, select, 
 
 
 # A toast fading in or out is, for a fifth of a second, text at partial opacity: axe would
-# judge its contrast mid-fade. Audit the page once the toast is fully on or fully off.
+# judge its contrast mid-fade. Audit the page with the fade off, once it is fully on or off.
 TOAST_SETTLED = """() => ['0', '1'].includes(
   getComputedStyle(document.getElementById('toast')).opacity)"""
 
 
 def audit(page: Any, screen: str) -> list[str]:
     """axe-core's serious/critical findings and undersized targets on the page as shown."""
+    # No fade while axe runs (a toast may time out mid-audit): on or off, never in between.
+    page.add_style_tag(content="#toast { transition: none !important; }")
     page.wait_for_function(TOAST_SETTLED, timeout=5000)
     shot(page, f"a11y-{screen}")
     page.add_script_tag(path=str(AXE))
