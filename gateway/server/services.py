@@ -24,6 +24,7 @@ from gateway.schema import (
     BoxCorrection,
     Correction,
     LocationAnswer,
+    M,
     PhotoHeader,
 )
 from gateway.store import (
@@ -327,11 +328,7 @@ class Services:
                 idempotency_key: str | None = None) -> CountRecord:
         """Apply a ``correct`` message / PATCH body. ``idempotency_key`` (the header), else
         the body's ``correction_id``, makes a re-sent correction count once."""
-        if idempotency_key is not None:
-            if not _CLIENT_ID.fullmatch(idempotency_key):
-                raise ApiError("bad_request", "Idempotency-Key must be 1-100 letters, digits "
-                               "or ._:-")
-            fix = fix.model_copy(update={"correction_id": idempotency_key})
+        fix = _keyed(fix, idempotency_key)
         catalog = self._catalog_entry(fix.new_sku or fix.sku)
         if fix.new_sku is not None and catalog is None and self._has_catalog():
             raise ApiError("unknown_sku", f"{fix.new_sku} is not in the catalog")
@@ -347,11 +344,7 @@ class Services:
         """A person's complete set of item boxes for a photo (``PUT .../boxes`` or a
         ``boxes`` message); the lines follow them. Box SKUs must be catalog SKUs (or "" for
         an unnamed item) when there is a catalog."""
-        if idempotency_key is not None:
-            if not _CLIENT_ID.fullmatch(idempotency_key):
-                raise ApiError("bad_request", "Idempotency-Key must be 1-100 letters, digits "
-                               "or ._:-")
-            fix = fix.model_copy(update={"correction_id": idempotency_key})
+        fix = _keyed(fix, idempotency_key)
         spelled: dict[str, str] = {}  # as sent -> the catalog's spelling
         catalogs: dict[str, dict[str, Any] | None] = {}
         for sku in {box[4] for box in fix.boxes}:
@@ -477,6 +470,15 @@ class Services:
                 log.exception("photo retention failed")
             if self._stop.wait(3600):
                 return
+
+
+def _keyed(fix: M, idempotency_key: str | None) -> M:
+    """``fix`` with the Idempotency-Key header as its correction id (the header wins)."""
+    if idempotency_key is None:
+        return fix
+    if not _CLIENT_ID.fullmatch(idempotency_key):
+        raise ApiError("bad_request", "Idempotency-Key must be 1-100 letters, digits or ._:-")
+    return fix.model_copy(update={"correction_id": idempotency_key})
 
 
 def store_error(exc: StoreError) -> ApiError:

@@ -319,17 +319,25 @@ class Connection:
             self.error("not_found", "no photo with this id from this device", photo_id)
         return record
 
-    def _on_correct(self, message: CorrectMessage) -> None:
-        record = self._own_count(message.id)
+    def _apply(self, photo_id: str, change: Callable[[Device, CountRecord], Any]
+               ) -> tuple[CountRecord, Any] | None:
+        """Run ``change`` on this device's photo; None once the client is told why not."""
+        record = self._own_count(photo_id)
         if record is None:
-            return
+            return None
         assert self.device is not None
         try:
-            updated = self.services.correct(self.device, record, message)
+            return record, change(self.device, record)
         except ApiError as exc:
             self._errors += 1
             self.send(exc.to_json(record.client_id))
+            return None
+
+    def _on_correct(self, message: CorrectMessage) -> None:
+        done = self._apply(message.id, lambda d, r: self.services.correct(d, r, message))
+        if done is None:
             return
+        record, updated = done
         bay = self.services.bay(updated)
         self.send({"type": "corrected", "id": record.client_id, "count_id": record.id,
                    "correction_id": message.correction_id,
@@ -337,47 +345,28 @@ class Connection:
                    "corrections": [c.to_json() for c in updated.corrections]})
 
     def _on_location(self, message: LocationMessage) -> None:
-        record = self._own_count(message.id)
-        if record is None:
+        done = self._apply(message.id, lambda d, r: self.services.set_location(d, r, message))
+        if done is None:
             return
-        assert self.device is not None
-        try:
-            updated = self.services.set_location(self.device, record, message)
-        except ApiError as exc:
-            self._errors += 1
-            self.send(exc.to_json(record.client_id))
-            return
+        record, updated = done
         self.send({"type": "located", "id": record.client_id, "count_id": record.id,
                    "location": updated.location_choice, "rows": updated.rows,
                    **self.services.bay(updated)})
 
     def _on_boxes(self, message: BoxesMessage) -> None:
-        record = self._own_count(message.id)
-        if record is None:
+        done = self._apply(message.id, lambda d, r: self.services.correct_boxes(d, r, message))
+        if done is None:
             return
-        assert self.device is not None
-        try:
-            updated = self.services.correct_boxes(self.device, record, message)
-        except ApiError as exc:
-            self._errors += 1
-            self.send(exc.to_json(record.client_id))
-            return
+        record, updated = done
         self.send({"type": "boxes_saved", "id": record.client_id, "count_id": record.id,
                    "correction_id": message.correction_id})
         self.follow(updated, resend=True)
 
     def _on_confirm(self, message: ConfirmMessage) -> None:
-        record = self._own_count(message.id)
-        if record is None:
-            return
-        assert self.device is not None
-        try:
-            self.services.confirm(self.device, record)
-        except ApiError as exc:
-            self._errors += 1
-            self.send(exc.to_json(record.client_id))
-            return
-        self.send({"type": "confirmed", "id": record.client_id, "count_id": record.id})
+        done = self._apply(message.id, self.services.confirm)
+        if done is not None:
+            record = done[0]
+            self.send({"type": "confirmed", "id": record.client_id, "count_id": record.id})
 
 
 def handle(ws: Any, services: Services) -> None:
