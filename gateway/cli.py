@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gateway import model_commands
 from gateway.config import Settings, load_settings
 from gateway.logs import setup_logging
 from gateway.schema import COLUMNS
@@ -100,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     lex.add_argument("--since", help="only corrections from this date on (YYYY-MM-DD)")
     lex.add_argument("--data-dir", type=Path, help="the gateway's data folder")
 
+    model_commands.add_parser(sub)
+
     sub.add_parser("doctor", help="check each configured sink, one line each")
     sub.add_parser("sinks", help="every sink's settings, as a Markdown table")
     return p
@@ -162,6 +165,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 return export_main(settings, args.session, args.to)
             case "labels":
                 return cmd_labels(args, settings)
+            case "model":
+                return model_commands.model_main(args, settings)
             case "doctor":
                 from gateway.sinks.commands import doctor_main
 

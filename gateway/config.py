@@ -34,6 +34,9 @@ class Settings(BaseModel):
     model_repository: Path = REPO_ROOT / "triton_models"
     triton_start_timeout_s: float = 120.0
     triton_request_timeout_s: float = 30.0
+    # How often the gateway checks which detector version is live (`shelfcount model
+    # promote`) and has Triton load it; 0: never (the version Triton started with stays).
+    model_poll_s: float = Field(5.0, ge=0.0, le=55.0)
     # Regular expression for bin location codes such as A-12-3.
     location_pattern: str = r"[A-Z]{1,2}-\d{1,3}-\d{1,2}"
     # Regular expression for SKU codes printed on labels, such as SKU-10234.

@@ -194,6 +194,8 @@ class EmbeddedTriton:
         self._watchdog: threading.Thread | None = None
         self._shm_regions: set[str] = set()
         self._stub_pids: set[int] = set()
+        self._reloading = threading.Event()
+        self._reload_lock = threading.Lock()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -262,6 +264,38 @@ class EmbeddedTriton:
             m["name"]: (m.get("state", ""), m.get("reason", "")) for m in index.get("models", [])
         }
 
+    def load_model(self, name: str, timeout_s: float = 120.0) -> None:
+        """(Re)load one model, e.g. to serve the detector version just promoted: Triton loads
+        the new version, moves requests to it, then unloads the old one when its requests are
+        done. The old version's stub exits then; that is expected here, not taken for a crash.
+        """
+        import tritonclient.grpc as grpcclient
+
+        with self._reload_lock:
+            self._reloading.set()
+            try:
+                before = set(self._stub_pids)
+                with grpcclient.InferenceServerClient(self.url) as client:
+                    client.load_model(name, client_timeout=timeout_s)
+                self._settle_stubs(before, time.monotonic() + 20.0)
+            finally:
+                self._reloading.clear()
+
+    def _settle_stubs(self, before: set[int], deadline: float) -> None:
+        """Note the stubs after a reload, once the replaced one has exited (or at the deadline,
+        when a slow one is left noted: its later exit then restarts the server)."""
+        while True:
+            process = self._process
+            if process is None:
+                return
+            live = {pid for pid, n in _group_processes(process.pid) if n == STUB_NAME[:15]}
+            gone = before - live
+            if (gone or time.monotonic() >= deadline) and self._remember_children():
+                if not gone:
+                    log.warning("after reloading, no old Python backend stub exited")
+                return
+            time.sleep(0.2)
+
     def stop(self) -> None:
         """Stop the server and its watchdog; safe to call twice."""
         self._stopping.set()
@@ -325,7 +359,7 @@ class EmbeddedTriton:
                 break
             process = self._process
             dead = process is None or process.poll() is not None
-            if not dead and not self._stub_died():
+            if not dead and (self._reloading.is_set() or not self._stub_died()):
                 self._spawn_wanted.clear()
                 backoff = 0.0
                 if self._models_ready():  # stubs noted too early (a loaded host) join late
@@ -385,7 +419,10 @@ class EmbeddedTriton:
             "--http-address=127.0.0.1",
             "--metrics-address=127.0.0.1",
             "--allow-gpu-metrics=false",
-            "--model-control-mode=none",
+            # Explicit control, everything loaded at start: the gateway asks for a reload when
+            # `shelfcount model promote` changes the detector's live version.
+            "--model-control-mode=explicit",
+            "--load-model=*",
             # A broken optional model (item_detector) must not take OCR down with it.
             "--exit-on-error=false",
             "--strict-readiness=false",
@@ -447,7 +484,7 @@ class EmbeddedTriton:
             for name, (state, reason) in status.items()
             if name in self.required_models and state == "UNAVAILABLE" and reason
         }
-        if status:  # the index is complete once the server answers (model-control-mode none)
+        if status:  # the index is complete once the server answers (--load-model=*)
             for name in self.required_models:
                 if name not in status:
                     failed[name] = f"no such model in {self.model_repository}"

@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from gateway.inference.model_watch import LiveModelWatcher, Loader, triton_loader
+from gateway.inference.versions import DetectorVersions
 from gateway.logs import setup_logging
 from gateway.store import open_store
 
@@ -36,8 +38,16 @@ class GatewayServer:
     bays reach the Sheet / ERP / drop folder while the gateway runs.
     """
 
-    def __init__(self, settings: Any, *, triton_url: str, pipelines: Any = None) -> None:
+    def __init__(self, settings: Any, *, triton_url: str, pipelines: Any = None,
+                 model_loader: Loader | None = None) -> None:
+        """``model_loader`` reloads a Triton model by name (the embedded server's own, which
+        knows its stubs will be replaced); default: Triton's load API at ``triton_url``."""
         self.settings = settings
+        self.model_watcher = LiveModelWatcher(
+            DetectorVersions(settings.model_repository),
+            model_loader or triton_loader(triton_url, settings.triton_start_timeout_s),
+            settings.model_poll_s,
+        )
         self.services = Services(settings, triton_url=triton_url, pipelines=pipelines)
         self.app = create_app(settings, self.services)
         self.tls: tuple[Path, Path] | None = tls_files(settings) if settings.tls else None
@@ -75,6 +85,8 @@ class GatewayServer:
             )
             if self.cameras is not None:
                 self.cameras.start()
+            if self.settings.model_poll_s > 0:
+                self.model_watcher.start()
         except BaseException:
             self.stop()
             raise
@@ -82,6 +94,7 @@ class GatewayServer:
 
     def stop(self) -> None:
         """Stop taking work, then stop the workers (unfinished work resumes on restart)."""
+        self.model_watcher.stop()
         if self.cameras is not None:
             self.cameras.stop()
         if self._grpc is not None:
@@ -122,7 +135,8 @@ def serve_main(settings: Any) -> int:
     gateway: GatewayServer | None = None
     try:
         try:
-            gateway = GatewayServer(settings, triton_url=triton_url).start()
+            loader = triton.load_model if triton is not None else None
+            gateway = GatewayServer(settings, triton_url=triton_url, model_loader=loader).start()
         except (OSError, ValueError) as exc:
             print(f"shelfcount serve: {exc}", file=sys.stderr)
             return EXIT_CONFIG

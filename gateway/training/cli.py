@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gateway.config import REPO_ROOT
 from gateway.pipeline.detect import CONFIDENCE_BAND
+from gateway.training import from_store
 from gateway.training.data import (
     CacheDataset,
     DataError,
@@ -103,6 +104,7 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="cpu", help="torch device for training: cpu (default, "
                     "reproducible bit for bit) or cuda on a GPU machine")
     ap.add_argument("--no-eval", action="store_true", help="skip threshold search and test")
+    from_store.add_arguments(ap)
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     return ap
 
@@ -139,6 +141,8 @@ def _size(text: str) -> tuple[int, int]:
 def train_main(argv: list[str] | None = None) -> int:
     """Entry point of ``shelfcount train``; returns the exit status."""
     args = _train_parser().parse_args(argv)
+    if args.from_store:
+        return from_store.main(args)
     try:
         return _train(args)
     except DataError as exc:
