@@ -38,13 +38,14 @@ def gateway_settings(data_dir: Path, triton_url: str, env: dict[str, str] | None
 
 @contextmanager
 def running_gateway(data_dir: Path, triton_url: str, env: dict[str, str] | None = None,
+                    model_loader: Callable[[str], None] | None = None,
                     **overrides: Any) -> Iterator[GatewayServer]:
     """A real gateway (HTTP + WS + gRPC) on free loopback ports; always stopped afterwards."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if not (data_dir / "catalog.csv").exists():
         import_catalog(DEMO_CATALOG, data_dir)
     server = GatewayServer(gateway_settings(data_dir, triton_url, env, **overrides),
-                           triton_url=triton_url)
+                           triton_url=triton_url, model_loader=model_loader)
     server.start()
     try:
         yield server
