@@ -46,6 +46,9 @@ def test_triton_service(compose: dict) -> None:
     [device] = triton["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     assert "ocr_pipeline/ready" in " ".join(triton["healthcheck"]["test"])
+    # Promotions are served by reloading the detector through Triton's model control API.
+    assert "--model-control-mode=explicit" in triton["command"]
+    assert "--load-model=*" in triton["command"]
 
 
 def test_gateway_service(compose: dict) -> None:
@@ -59,6 +62,8 @@ def test_gateway_service(compose: dict) -> None:
     volume, _, target = gateway["volumes"][0].partition(":")
     assert target == env["SHELFCOUNT_DATA_DIR"] and volume in compose["volumes"]
     assert gateway["depends_on"]["triton"]["condition"] == "service_healthy"
+    # The gateway sees the repository Triton serves (the live detector version is there).
+    assert f"./triton_models:{env['SHELFCOUNT_MODEL_REPOSITORY']}" in gateway["volumes"]
     text = dockerfile(gateway).read_text()
     assert "EXPOSE 8080 8081" in text and 'CMD ["shelfcount", "serve"]' in text
     ignore_file = dockerfile(gateway).parent / "Dockerfile.dockerignore"

@@ -162,3 +162,18 @@ def test_train_from_an_empty_store_says_why(tmp_path: Path, repo: Path,
     assert cli_main(["train", "--from-store", "--steps", "0"]) == 2
     assert "--steps must be positive" in capsys.readouterr().err
     assert DetectorVersions(repo).numbers() == [1]  # nothing written
+
+
+def test_each_version_counts_with_its_own_threshold(repo: Path, tmp_path: Path) -> None:
+    from gateway.pipeline.detect import calibration_for, default_band, default_threshold
+
+    versions = DetectorVersions(repo)
+    number = candidate(versions, tmp_path, 0.7)
+    meta = versions.meta(number)
+    meta.update(threshold=0.5, confidence_band=0.1)
+    (repo / "item_detector" / str(number) / "meta.json").write_text(json.dumps(meta))
+    assert calibration_for(repo, str(number)) == (0.5, 0.1)
+    shipped = json.loads((SHIPPED / "1" / "meta.json").read_text())
+    assert calibration_for(repo, "1") == (shipped["threshold"], shipped["confidence_band"])
+    for unknown in (None, "7", "../1"):  # no such version, or not a version name
+        assert calibration_for(repo, unknown) == (default_threshold(), default_band())

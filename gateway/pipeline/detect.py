@@ -18,8 +18,8 @@ Items cut at the *photo* edge are left to the detector, which was trained with t
 generator's rule (counted when at least half visible, ambiguous band ignored), so tiles and
 previews treat them alike.
 
-The score threshold comes from ``triton_models/item_detector/1/meta.json``, written by the
-training command after choosing it on a validation set to maximise count accuracy.
+The score threshold comes from the answering version's ``item_detector/<N>/meta.json``, written
+by the training command after choosing it on a validation set to maximise count accuracy.
 """
 
 from __future__ import annotations
@@ -89,6 +89,17 @@ def model_meta(path: Path = META_PATH) -> dict[str, object]:
         return dict(json.loads(path.read_text()))
     except (OSError, ValueError):
         return {}
+
+
+def calibration_for(repository: Path, version: str | None) -> tuple[float, float]:
+    """(threshold, confidence band) of the detector version Triton answered with: each
+    version folder carries its own meta.json; the shipped model's when it has none."""
+    meta = model_meta(repository / "item_detector" / version / "meta.json") if (
+        version and version.isdigit()) else {}
+    if "threshold" not in meta:
+        return default_threshold(), default_band()
+    band = meta.get("confidence_band", CONFIDENCE_BAND)
+    return float(meta["threshold"]), float(band)  # type: ignore[arg-type]
 
 
 def default_threshold() -> float:

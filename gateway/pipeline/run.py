@@ -23,6 +23,12 @@ from gateway.pipeline.appearance import describe
 from gateway.pipeline.assign import Naming, name_items, orphan_reads
 from gateway.pipeline.codes import code_to_json, read_codes
 from gateway.pipeline.decode import decode_image, image_size
+from gateway.pipeline.detect import (
+    VersionRecorder,
+    calibration_for,
+    count_confidence,
+    detect_candidates,
+)
 from gateway.pipeline.fuse import (
     Evidence,
     Facts,
@@ -159,7 +165,8 @@ class Pipeline:
                     if (facts.text_skus, facts.home) != (before.text_skus, before.home):
                         labelled = _labelled(item_codes, facts)
                         naming = name_items(detections, labelled, looks, facts.home)
-            _assign(evidence, detections, labelled, naming)
+            _assign(evidence, detections, labelled, naming,
+                    calibration_for(self.settings.model_repository, model_version))
 
         t = time.perf_counter()
         rows, boxes = build_rows(evidence, facts, self.catalog, now=self.clock())
@@ -237,11 +244,11 @@ class Pipeline:
     ) -> tuple[list[Detection], np.ndarray, float, str | None]:
         """Items, their looks (``appearance``), the time taken and the detector version that
         answered, in the worker thread beside the codes."""
-        from gateway.pipeline.detect import VersionRecorder, detect_items
-
         t = time.perf_counter()
         recorder = VersionRecorder(self.client)
-        detections = detect_items(image, recorder, preview=preview)
+        candidates = detect_candidates(image, recorder, preview=preview)
+        threshold, _ = calibration_for(self.settings.model_repository, recorder.version)
+        detections = [d for d in candidates if d.score >= threshold]
         looks = describe(image, [d.box for d in detections])
         return detections, looks, _ms(t), recorder.version
 
@@ -256,11 +263,11 @@ def _assign(
     detections: list[Detection],
     labelled: list[tuple[Box, str]],
     naming: Naming,
+    calibration: tuple[float, float],
 ) -> None:
     """Record each detected item's SKU (``naming``: own code/label, pile, look, row's
-    neighbours, the bin's), where it came from, and the count confidence per SKU."""
-    from gateway.pipeline.detect import count_confidence
-
+    neighbours, the bin's), where it came from, and the count confidence per SKU (with the
+    answering version's ``calibration``: threshold and band)."""
     home = naming.default_sku
     skus = naming.skus
     sources = []
@@ -274,7 +281,7 @@ def _assign(
     evidence.detections = detections
     evidence.item_skus = skus
     evidence.item_sources = sources
-    evidence.count_confidence = {k: count_confidence(v) for k, v in by_sku.items()}
+    evidence.count_confidence = {k: count_confidence(v, *calibration) for k, v in by_sku.items()}
 
 
 def _orphan_items(detections: list[Detection], naming: Naming) -> list[Box]:
