@@ -237,9 +237,20 @@ def tap_picture(page: Any, x: float, y: float) -> None:
     page.mouse.click(at["x"], at["y"])
 
 
+def drag_picture(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Press at one point of the counted picture, move in steps, let go at another."""
+    a = page.evaluate("([x, y]) => window.__sc.pictureToClient(x, y)", list(start))
+    b = page.evaluate("([x, y]) => window.__sc.pictureToClient(x, y)", list(end))
+    page.mouse.move(a["x"], a["y"])
+    page.mouse.down()
+    page.mouse.move(b["x"], b["y"], steps=6)
+    page.mouse.up()
+
+
 def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
         playwright: Any, camera: Path, gateway: Any) -> None:
-    """Issue 15: take a box out, add one, undo, name a box's product by a long press, save
+    """Issue 15: take a box out, add one, undo, drag a corner (undo, drag again), name a box's
+    product by a long press, save
     while offline, reload, back online: the complete set reaches the gateway once and the
     lines show the new quantities."""
     gw, url = gateway
@@ -265,6 +276,19 @@ def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
         wait_text(page, ".line[data-sku='SKU-10002'] .q", "2")
         tap_picture(page, w * 0.5, h * 0.8)  # a mistake ...
         page.click("#boxes-undo")  # ... taken back
+        page.wait_for_selector("#box-summary:has-text('5 items')")
+        # The third box's bottom-right corner dragged 12 px right and 9 px down: resized, no
+        # box added or taken out by the press; Undo puts it back, the second drag stays.
+        third = boxes[2]
+        moved, original = [third[2] + 12, third[3] + 9], [third[2], third[3]]
+        has_corner = ("([x, y]) => window.__sc.ui.boxEdit.boxes.some("
+                      "b => Math.abs(b[2] - x) < 1.5 && Math.abs(b[3] - y) < 1.5)")
+        drag_picture(page, (third[2], third[3]), tuple(moved))
+        page.wait_for_function(has_corner, arg=moved, timeout=5000)
+        page.click("#boxes-undo")
+        page.wait_for_function(has_corner, arg=original, timeout=5000)
+        drag_picture(page, (third[2], third[3]), tuple(moved))
+        page.wait_for_function(has_corner, arg=moved, timeout=5000)
         page.wait_for_selector("#box-summary:has-text('5 items')")
         # A long press names a box's product: the second SKU-10001 box is SKU-10002 too.
         second = boxes[1]
@@ -297,6 +321,9 @@ def test_fix_boxes_offline_survives_reload_and_reaches_the_gateway_once(
     assert [b[4] for b in sent["boxes"]].count("SKU-10001") == 2
     assert [b[4] for b in sent["boxes"]].count("SKU-10002") == 3
     assert all(0 <= b[0] < b[2] <= w and 0 <= b[1] < b[3] <= h for b in sent["boxes"])
+    assert any(abs(b[0] - third[0]) < 0.2 and abs(b[1] - third[1]) < 0.2
+               and abs(b[2] - third[2] - 12) < 1.5 and abs(b[3] - third[3] - 9) < 1.5
+               for b in sent["boxes"]), sent["boxes"]
     # Chromium's offline emulation cuts the open socket mid-frame and logs it; nothing else.
     assert [e for e in errors if "Invalid frame header" not in e] == []
 

@@ -1,6 +1,9 @@
 // ShelfCount walker app: pair, set the location, count with the camera, review, confirm.
 import { barcodeReader, LABEL_FORMATS } from "./barcodes.js";
-import { boxCounts, editableBoxes, tapBoxes, tapToPicture } from "./boxedit.js";
+import {
+  CORNER_GRAB_PX, boxCounts, cornerAt, editableBoxes, moveCorner, pointToPicture, tapBoxes,
+  tapToPicture,
+} from "./boxedit.js";
 import { Camera } from "./camera.js";
 import { drawBoxes, fitTransform, skuColour } from "./draw.js";
 import { Link, uuid } from "./link.js";
@@ -653,7 +656,8 @@ async function renderResult(photo) {
     if (r) {
       const shown = fixing ? fixing.map((b) => [b[0], b[1], b[2], b[3], 1, b[4]]) : r.boxes;
       drawBoxes($("photo-overlay"), shown, r.width, r.height, img.naturalWidth,
-        img.naturalHeight, "contain", { numbers: false });
+        img.naturalHeight, "contain",
+        { numbers: false, handles: !!ui.boxEdit && ui.boxEdit.id === photo.id });
     } else {
       drawBoxes($("photo-overlay"), [], 0, 0, 0, 0, "contain");
     }
@@ -685,27 +689,30 @@ function renderCheckNote(photo) {
 function renderBoxTools(photo) {
   const editing = ui.boxEdit && ui.boxEdit.id === photo.id;
   $("box-tools").hidden = !editing;
+  $("photo-wrap").classList.toggle("fixing", !!editing); // drags resize boxes, not scroll
   $("fix-boxes").hidden = !!editing;
   if (!editing) return;
   const counts = [...boxCounts(ui.boxEdit.boxes)].sort()
     .map(([sku, n]) => `${sku || "unnamed"} ${n}`);
   $("box-summary").textContent = `${ui.boxEdit.boxes.length} items`
     + (counts.length ? `: ${counts.join(" · ")}` : "") + ". Tap a box to take it out, "
-    + "an item without one to add it; hold a box to name its product.";
+    + "an item without one to add it; drag a corner to fit it; hold a box to name its product.";
   $("boxes-undo").disabled = !ui.boxEdit.history.length;
 }
 
 async function startBoxFix() {
   const photo = await store.getPhoto(ui.photoId);
   if (!photo || !photo.result) return;
-  ui.boxEdit = { id: photo.id, boxes: photo.boxEdit || editableBoxes(photo.result), history: [] };
+  ui.boxEdit = { id: photo.id, boxes: photo.boxEdit || editableBoxes(photo.result), history: [],
+    w: photo.result.width, h: photo.result.height };
   await renderResult(photo);
 }
 
 async function tapPhoto(event) {
   if (!ui.boxEdit || ui.boxEdit.id !== ui.photoId) return;
-  if (ui.longPressed) { // the press that named a box is no tap
+  if (ui.longPressed || ui.dragged) { // the press that named or resized a box is no tap
     ui.longPressed = false;
+    ui.dragged = false;
     return;
   }
   const photo = await store.getPhoto(ui.photoId);
@@ -726,17 +733,63 @@ async function tapPhoto(event) {
 // release from the events' own times, so a busy phone never takes a tap for a long press.
 const LONG_PRESS_MS = 600;
 
+// The picture point under a pointer while fixing boxes (unclamped: a drag may leave the photo).
+function pointerOnPicture(event) {
+  const img = $("photo");
+  return pointToPicture($("photo-overlay"), event, ui.boxEdit.w, ui.boxEdit.h,
+    img.naturalWidth, img.naturalHeight, "contain");
+}
+
 function pressPhoto(event) {
   clearTimeout(ui.pressTimer);
   ui.longPressed = false;
+  ui.dragged = false;
   ui.press = null;
+  ui.drag = null;
   if (!ui.boxEdit || ui.boxEdit.id !== ui.photoId) return;
+  const at = pointerOnPicture(event);
+  const grab = cornerAt(ui.boxEdit.boxes, at.x, at.y, CORNER_GRAB_PX / at.scale);
+  if (grab) { // a corner: this press resizes that box (no tap, no long press)
+    ui.drag = { ...grab, before: ui.boxEdit.boxes, moved: false };
+    $("photo-wrap").setPointerCapture(event.pointerId);
+    return;
+  }
   ui.press = { x: event.clientX, y: event.clientY, t: event.timeStamp };
   ui.pressTimer = setTimeout(() => buzz(30), LONG_PRESS_MS); // "you can let go now"
 }
 
+function dragPhoto(event) {
+  const drag = ui.drag;
+  if (!drag || !ui.boxEdit) return;
+  const at = pointerOnPicture(event);
+  const boxes = [...ui.boxEdit.boxes];
+  boxes[drag.index] = moveCorner(boxes[drag.index], drag.corner, at.x, at.y, ui.boxEdit.w,
+    ui.boxEdit.h);
+  ui.boxEdit.boxes = boxes;
+  drag.moved = true;
+  const img = $("photo");
+  drawBoxes($("photo-overlay"), boxes.map((b) => [b[0], b[1], b[2], b[3], 1, b[4]]),
+    ui.boxEdit.w, ui.boxEdit.h, img.naturalWidth, img.naturalHeight, "contain",
+    { numbers: false, handles: true });
+}
+
+async function endDrag() {
+  const drag = ui.drag;
+  ui.drag = null;
+  if (!drag.moved) return; // a press on a corner that did not move is an ordinary tap
+  ui.dragged = true; // the click that follows is no tap
+  ui.boxEdit.history.push(drag.before);
+  buzz(20);
+  const photo = await store.getPhoto(ui.photoId);
+  if (photo) await renderResult(photo);
+}
+
 function releasePhoto(event) {
   clearTimeout(ui.pressTimer);
+  if (ui.drag) {
+    endDrag();
+    return;
+  }
   const start = ui.press;
   ui.press = null;
   if (!start || event.type !== "pointerup") return;
@@ -1429,6 +1482,7 @@ function wire() {
   $("photo-wrap").addEventListener("click", tapPhoto);
   $("photo-wrap").addEventListener("pointerdown", pressPhoto);
   $("photo-wrap").addEventListener("pointerup", releasePhoto);
+  $("photo-wrap").addEventListener("pointermove", dragPhoto);
   $("photo-wrap").addEventListener("pointercancel", releasePhoto);
   $("box-sku-save").addEventListener("click", nameBox);
   $("boxes-undo").addEventListener("click", undoBox);

@@ -1,18 +1,56 @@
 // Fixing the item boxes with a thumb (issue 15): in "Fix boxes" mode a tap on a box takes it
 // out, a tap on empty picture adds a box there sized like its neighbours (and named like the
-// nearest one); Undo takes back the last change; Save queues the complete set like a photo
+// nearest one), a box's corner dragged resizes it; Undo takes back the last change; Save queues the complete set like a photo
 // (IndexedDB outbox, sent once, survives a reload). Line quantities follow the boxes at once.
 import { fitTransform } from "./draw.js";
 
-// Picture pixels of a tap on the canvas that shows the picture with `fit` (inverse of drawBoxes).
-export function tapToPicture(canvas, event, srcW, srcH, picW, picH, fit) {
+// Picture pixels of a point on the canvas that shows the picture with `fit` (inverse of
+// drawBoxes), and how many CSS pixels one picture pixel takes there (`scale`).
+export function pointToPicture(canvas, event, srcW, srcH, picW, picH, fit) {
   const r = canvas.getBoundingClientRect();
   const t = fitTransform(picW || srcW, picH || srcH, r.width, r.height, fit);
   const kx = (picW || srcW) / srcW;
   const ky = (picH || srcH) / srcH;
-  const x = (event.clientX - r.left - t.ox) / (t.s * kx);
-  const y = (event.clientY - r.top - t.oy) / (t.s * ky);
-  return x >= 0 && y >= 0 && x <= srcW && y <= srcH ? { x, y } : null;
+  return { x: (event.clientX - r.left - t.ox) / (t.s * kx),
+    y: (event.clientY - r.top - t.oy) / (t.s * ky), scale: t.s * kx };
+}
+
+// A tap in picture pixels, or null when it fell outside the picture (on the letterbox).
+export function tapToPicture(canvas, event, srcW, srcH, picW, picH, fit) {
+  const p = pointToPicture(canvas, event, srcW, srcH, picW, picH, fit);
+  return p.x >= 0 && p.y >= 0 && p.x <= srcW && p.y <= srcH ? p : null;
+}
+
+// How close (CSS pixels) a thumb must land to a box corner to drag it: about a fingertip.
+export const CORNER_GRAB_PX = 22;
+
+// The box corner nearest (x, y) within `radius` picture pixels, as {index, corner}, or null.
+// Corners: 0 top-left, 1 top-right, 2 bottom-right, 3 bottom-left.
+export function cornerAt(boxes, x, y, radius) {
+  let best = null;
+  let bestD = radius;
+  boxes.forEach((b, index) => {
+    [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]].forEach(([cx, cy], corner) => {
+      const d = Math.hypot(cx - x, cy - y);
+      if (d <= bestD) [bestD, best] = [d, { index, corner }];
+    });
+  });
+  return best;
+}
+
+const tenth = (v) => Math.round(v * 10) / 10;
+
+// The box with one corner moved to (x, y): inside the picture, never flipped, at least `min`
+// picture pixels wide and high (the gateway refuses empty boxes).
+export function moveCorner(box, corner, x, y, srcW, srcH, min = 4) {
+  let [x0, y0, x1, y1] = box;
+  const cx = Math.max(0, Math.min(srcW, x));
+  const cy = Math.max(0, Math.min(srcH, y));
+  if (corner === 0 || corner === 3) x0 = Math.min(cx, x1 - min);
+  else x1 = Math.max(cx, x0 + min);
+  if (corner === 0 || corner === 1) y0 = Math.min(cy, y1 - min);
+  else y1 = Math.max(cy, y0 + min);
+  return [tenth(x0), tenth(y0), tenth(x1), tenth(y1), box[4]];
 }
 
 function median(values) {
@@ -35,8 +73,7 @@ export function tapBoxes(boxes, x, y, srcW, srcH) {
   const x0 = Math.max(0, Math.min(srcW - w, x - w / 2));
   const y0 = Math.max(0, Math.min(srcH - h, y - h / 2));
   const box = [x0, y0, Math.min(srcW, x0 + w), Math.min(srcH, y0 + h), sku];
-  return [[...boxes, box.map((v) => (typeof v === "number" ? Math.round(v * 10) / 10 : v))],
-    "added"];
+  return [[...boxes, box.map((v) => (typeof v === "number" ? tenth(v) : v))], "added"];
 }
 
 // Items per SKU in a box set ("" = unnamed).

@@ -54,6 +54,12 @@ export function drawBoxes(canvas, boxes, srcW, srcH, picW, picH, fit, opts = {})
     const c = skuColour(sku);
     ctx.strokeStyle = c;
     ctx.strokeRect(X, Y, W, H);
+    if (opts.handles) { // corners a thumb can drag while fixing boxes
+      ctx.fillStyle = c;
+      for (const [hx, hy] of [[X, Y], [X + W, Y], [X + W, Y + H], [X, Y + H]]) {
+        ctx.fillRect(hx - 4, hy - 4, 8, 8);
+      }
+    }
     if (opts.numbers) {
       n += 1;
       const label = String(n);
