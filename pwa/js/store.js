@@ -120,6 +120,27 @@ function correctionId() {
 // The replacement gets a new id: if the old one did reach the gateway, the new value must still
 // be recorded rather than taken for a re-send.
 // `extra`: {newSku, expiry} (the line is another product; a fixed expiry date).
+// In an outbox transaction: the first entry that `matches` takes `fields`, else `fields` are
+// queued as a new entry. A replaced entry gets a new client id: when the old content is already
+// on its way, its acknowledgement leaves the new one queued (removeOutbox checks the id).
+function replaceUnsentOrAdd(outbox, matches, fields) {
+  const c = outbox.openCursor();
+  let replaced = false;
+  c.onsuccess = () => {
+    const cur = c.result;
+    if (cur) {
+      const v = cur.value;
+      if (!replaced && matches(v)) {
+        cur.update({ ...v, ...fields, cid: correctionId() });
+        replaced = true;
+      }
+      cur.continue();
+    } else if (!replaced) {
+      outbox.add({ ...fields, cid: correctionId(), created: Date.now() });
+    }
+  };
+}
+
 export async function addCorrection(id, sku, quantity, condition, extra = {}) {
   const more = {};
   if (extra.newSku) more.newSku = extra.newSku;
@@ -137,23 +158,9 @@ export async function addCorrection(id, sku, quantity, condition, extra = {}) {
         photos.put(p);
       }
     };
-    const outbox = t.objectStore("outbox");
-    const c = outbox.openCursor();
-    let replaced = false;
-    c.onsuccess = () => {
-      const cur = c.result;
-      if (cur) {
-        const v = cur.value;
-        if (!replaced && v.kind === "correct" && v.id === id && v.sku === sku && !v.sentOn) {
-          cur.update({ ...v, quantity, condition, ...more, cid: correctionId() });
-          replaced = true;
-        }
-        cur.continue();
-      } else if (!replaced) {
-        outbox.add({ kind: "correct", id, sku, quantity, condition, ...more,
-          cid: correctionId(), created: Date.now() });
-      }
-    };
+    replaceUnsentOrAdd(t.objectStore("outbox"),
+      (v) => v.kind === "correct" && v.id === id && v.sku === sku,
+      { kind: "correct", id, sku, quantity, condition, ...more });
   });
 }
 
@@ -170,22 +177,8 @@ export async function addBoxes(id, boxes) {
         photos.put(g.result);
       }
     };
-    const outbox = t.objectStore("outbox");
-    const c = outbox.openCursor();
-    let replaced = false;
-    c.onsuccess = () => {
-      const cur = c.result;
-      if (cur) {
-        const v = cur.value;
-        if (!replaced && v.kind === "boxes" && v.id === id) {
-          cur.update({ ...v, boxes, cid: correctionId() });
-          replaced = true;
-        }
-        cur.continue();
-      } else if (!replaced) {
-        outbox.add({ kind: "boxes", id, boxes, cid: correctionId(), created: Date.now() });
-      }
-    };
+    replaceUnsentOrAdd(t.objectStore("outbox"), (v) => v.kind === "boxes" && v.id === id,
+      { kind: "boxes", id, boxes });
   });
 }
 

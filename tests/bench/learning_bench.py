@@ -10,7 +10,8 @@ go in as corrections through the REST contract (POST /api/v1/counts, then PUT
 --from-store`` runs with its default steps (as a separate process, its CPU time measured), and
 the candidate it writes counts the rest and a slice of the synthetic test set.
 
-Results go to data/bench/learning.json and, as a table, to standard output.
+Results go to data/bench/learning.json and, as a table, to standard output. An interrupted run
+resumes (data/bench/learning-run/ keeps the store, the candidates and the figures so far).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,30 @@ def _table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _resume(work: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The state of an interrupted run with the same parameters, else a fresh work folder
+    (a copy of the model repository: candidate versions are written there, not here)."""
+    try:
+        state = json.loads((work / "state.json").read_text())
+        if state.get("params") == params:
+            print(f"resuming: {state['done']} photos already corrected", file=sys.stderr)
+            return state
+    except (OSError, ValueError):
+        pass
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    shutil.copytree(REPO_ROOT / "triton_models", work / "triton_models",
+                    ignore=shutil.ignore_patterns("[2-9]", "[1-9][0-9]*", "promotions.jsonl",
+                                                  ".lock", ".candidate-*"))
+    return {"params": params, "done": 0, "results": None}
+
+
+def _save(work: Path, params: dict[str, Any], done: int, results: dict[str, Any]) -> None:
+    tmp = work / "state.json.tmp"
+    tmp.write_text(json.dumps({"params": params, "done": done, "results": results}))
+    tmp.replace(work / "state.json")
+
+
 def run(steps: int | None, points: tuple[int, ...], n_rest: int = MAX_REST,
         n_synthetic: int = SYNTHETIC_TEST) -> dict[str, Any]:
     from gateway.inference.embedded import EmbeddedTriton
@@ -178,38 +202,43 @@ def run(steps: int | None, points: tuple[int, ...], n_rest: int = MAX_REST,
           file=sys.stderr, flush=True)
     rest, synth = _real_images(rest_pairs), _synthetic_images(n_synthetic)
     whole = _real_images(uncorrected)
-    work = Path(tempfile.mkdtemp(prefix="bench-learning-"))
+    work = OUT.parent / "learning-run"
+    params = {"steps": steps, "points": list(points), "rest": len(rest), "whole": len(whole),
+              "synthetic": len(synth)}
+    state = _resume(work, params)
     repo = work / "triton_models"
-    shutil.copytree(REPO_ROOT / "triton_models", repo, ignore=shutil.ignore_patterns(
-        "[2-9]", "[1-9][0-9]*", "promotions.jsonl", ".lock"))
-    meta = json.loads((repo / "item_detector" / "1" / "meta.json").read_text())
-    thr = float(meta["threshold"])
-    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                               "machine": f"{os.cpu_count()} CPUs", "threshold": thr,
-                               "pool": len(pool), "rest_photos": len(rest),
-                               "uncorrected_photos": len(whole),
-                               "synthetic_photos": len(synth), "points": []}
+    thr = float(json.loads((repo / "item_detector" / "1" / "meta.json").read_text())["threshold"])
+    results = state["results"] or {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} CPUs", "threshold": thr, "pool": len(pool),
+        "rest_photos": len(rest), "uncorrected_photos": len(whole),
+        "synthetic_photos": len(synth), "points": []}
     sets = (rest, whole, synth)
-    base = _point("shipped", repo / "item_detector" / "1" / "model.onnx", sets, thr)
-    results["points"].append({"corrected": 0, **base})
+    if not results["points"]:
+        base = _point("shipped", repo / "item_detector" / "1" / "model.onnx", sets, thr)
+        results["points"].append({"corrected": 0, **base})
+        _save(work, params, state["done"], results)
+    finished = {p["corrected"] for p in results["points"]}
     settings = load_settings(env={}, model_repository=repo)
     with EmbeddedTriton(settings.model_repository) as triton:
         data = work / "data"
-        with running_gateway(data, triton.url, model_repository=repo) as gw:
-            token = new_token(data, "bench-walker")
-            done = 0
-            for k in points:
-                _correct(gw.base_url, token, pool[done:k])
-                done = k
+        # No rate limit: the bench feeds a hundred corrections as fast as they are counted.
+        with running_gateway(data, triton.url, model_repository=repo,
+                             photo_rate_per_min=1e6) as gw:
+            token = new_token(data, f"bench-walker-{os.getpid()}")
+            for k in (k for k in points if k not in finished):
+                if state["done"] < k:
+                    _correct(gw.base_url, token, pool[state["done"]:k])
+                    state["done"] = k
+                    _save(work, params, k, results)
                 version, cpu, wall, report = _fine_tune(data, repo, steps)
                 onnx = repo / "item_detector" / str(version) / "model.onnx"
                 point = _point(f"{k} corrected (v{version})", onnx, sets, thr)
                 point.update(corrected=k, version=version, heldout_report=report,
                              fine_tune={"cpu_s": round(cpu, 1), "wall_s": round(wall, 1)})
                 results["points"].append(point)
-                OUT.parent.mkdir(parents=True, exist_ok=True)
+                _save(work, params, k, results)
                 OUT.write_text(json.dumps(results, indent=1) + "\n")
-    shutil.rmtree(work, ignore_errors=True)
     return results
 
 
