@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from gateway.files import write_atomic
 from gateway.gtin import normalize_gtin
@@ -35,6 +36,12 @@ class CatalogEntry:
     unit_price: Decimal
     location: str | None
     reorder_point: int = DEFAULT_REORDER_POINT
+    # How the SKU is bought (issue 16's reorder suggestions); None: the documented default.
+    lead_time_days: float | None = None
+    service_level: float | None = None
+    min_order_qty: int = 0
+    pack_size: int = 1
+    supplier: str = ""
 
 
 class Catalog:
@@ -107,6 +114,32 @@ class Catalog:
         return sorted({e.location for e in self.entries if e.location})
 
 
+def _number(row: dict[str, str], column: str, where: str, kind: type, lo: float,
+            hi: float) -> Any:
+    raw = (row.get(column) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise CatalogError(f"{where}: {column} {raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise CatalogError(f"{where}: {column} must be between {lo:g} and {hi:g}")
+    return value
+
+
+def _supply(row: dict[str, str], where: str) -> dict[str, Any]:
+    """The optional buying columns: Lead_Time_Days, Service_Level, Min_Order_Qty, Pack_Size,
+    Supplier."""
+    return {
+        "lead_time_days": _number(row, "Lead_Time_Days", where, float, 0, 365),
+        "service_level": _number(row, "Service_Level", where, float, 0.5, 0.9999),
+        "min_order_qty": _number(row, "Min_Order_Qty", where, int, 0, 10**9) or 0,
+        "pack_size": _number(row, "Pack_Size", where, int, 1, 10**9) or 1,
+        "supplier": (row.get("Supplier") or "").strip(),
+    }
+
+
 def _entry(row: dict[str, str], where: str, seen: set[str]) -> CatalogEntry:
     sku = row["SKU"]
     if not sku:
@@ -130,6 +163,7 @@ def _entry(row: dict[str, str], where: str, seen: set[str]) -> CatalogEntry:
     except ValueError:
         raise CatalogError(f"{where}: Reorder_Point {reorder_raw!r} is not a number") from None
     return CatalogEntry(
+        **_supply(row, where),
         sku=sku,
         barcode=barcode,
         gtin=gtin,

@@ -20,6 +20,7 @@ from gateway.config import Settings, load_settings
 from gateway.logs import setup_logging
 from gateway.schema import COLUMNS
 from gateway.sinks.csv_safety import safe_cell
+from gateway.stock import commands as stock_commands
 
 EXIT_OK, EXIT_PHOTO_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     lex.add_argument("--data-dir", type=Path, help="the gateway's data folder")
 
     model_commands.add_parser(sub)
+    stock_commands.add_parsers(sub)
 
     sub.add_parser("doctor", help="check each configured sink, one line each")
     sub.add_parser("sinks", help="every sink's settings, as a Markdown table")
@@ -167,6 +169,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 return cmd_labels(args, settings)
             case "model":
                 return model_commands.model_main(args, settings)
+            case "history" | "receipts":
+                return stock_commands.import_main(args, settings, args.command)
+            case "forecast":
+                return stock_commands.forecast_main(args, settings)
             case "doctor":
                 from gateway.sinks.commands import doctor_main
 

@@ -147,3 +147,26 @@ box_corrections = Table(
     Index("box_corrections_count", "count_id", "corrected_at"),
     Index("box_corrections_client", "count_id", "client_id", unique=True),
 )
+
+
+# Stock history (issue 16): past counts imported from CSV files (the store's own confirmed bays
+# join them from the outbox), and receipts into stock between counts.
+stock_history = Table(
+    "stock_history", metadata,
+    _text("sku", nullable=False),
+    _text("location", nullable=False),
+    Column("quantity", Integer, nullable=False),
+    _text("counted_at", nullable=False),
+    _text("source", nullable=False),
+    PrimaryKeyConstraint("sku", "location", "counted_at"),
+)
+
+stock_receipts = Table(
+    "stock_receipts", metadata,
+    _text("sku", nullable=False),
+    _text("location", nullable=False),
+    Column("quantity", Integer, nullable=False),
+    _text("received_at", nullable=False),
+    _text("source", nullable=False),
+    PrimaryKeyConstraint("sku", "location", "received_at", "source"),
+)

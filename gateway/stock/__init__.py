@@ -1,0 +1,1 @@
+"""Stock intelligence (issue 16): history from counts and receipts, demand, forecasts."""
