@@ -98,3 +98,33 @@ def test_the_manager_sees_the_day_sends_a_bay_back_and_approves(gw: GatewayServe
         assert second.revises == first.id and second.count_id == copy["id"]
     finally:
         phone.close()
+
+
+def test_forecast_for_managers_only(gw: GatewayServer) -> None:
+    """Issue 16: GET /api/v1/forecast is the CLI's table, for manager tokens only."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.store import open_store
+    from gateway.store.stock_repo import StockEvent
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    store = open_store(gw.settings)
+    try:
+        # A bin no other test counts in: the confirmed bays of this gateway join the history.
+        store.add_history([StockEvent("SKU-10001", "Z-99-9", 200 - 5 * d,
+                                      start + timedelta(days=d), "test")
+                           for d in range(0, 40, 4)])
+    finally:
+        store.close()
+    manager = new_token(gw.settings.data_dir, f"manager-{uuid.uuid4().hex[:6]}", "manager")
+    walker = new_token(gw.settings.data_dir, f"walker-{uuid.uuid4().hex[:6]}")
+    url = f"{gw.base_url}/api/v1/forecast"
+    assert requests.get(url, headers=auth(walker), timeout=30).status_code == 403
+    bad = requests.get(url, params={"horizon": "0"}, headers=auth(manager), timeout=30)
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_request"
+    assert "horizon" in bad.json()["message"]
+    answer = requests.get(url, params={"horizon": "14"}, headers=auth(manager), timeout=30)
+    assert answer.status_code == 200, answer.text
+    (row,) = [r for r in answer.json()["rows"] if r["Location"] == "Z-99-9"]
+    assert row["On_Hand"] == 20 and abs(row["Daily_Demand"] - 5) < 0.5
+    assert row["Suggested_Order_Qty"] > 0  # 20 left is under a week of 5 a day

@@ -140,7 +140,7 @@ def test_forecast_command_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cli_main(["forecast", "--horizon", "0", "--data-dir", str(data)]) == 2
 
 
-def test_confirmed_bays_join_the_history(store: Store) -> None:
+def test_confirmed_bays_join_the_history(store: Store) -> None:  # noqa: F811 - the fixture
     walker, _ = store.add_device("walker-h", "walker")
     session = store.create_session(walker)
     count_id = _counted(store, walker, session, "h1", [_row("A-1-1", "SKU-1", 4)])

@@ -61,31 +61,17 @@ def import_main(args: argparse.Namespace, settings: Settings, kind: str) -> int:
 def forecast_main(args: argparse.Namespace, settings: Settings) -> int:
     """Print one row per SKU and location (csv with header, or jsonl)."""
     from gateway.catalog import load_catalog
-    from gateway.stock.demand import demand_series
-    from gateway.stock.forecast import COLUMNS, Supply, forecast_rows
+    from gateway.stock.forecast import COLUMNS, forecast_table
     from gateway.store import open_store
 
     if not 1 <= args.horizon <= 365:
         print("shelfcount: --horizon must be 1..365 days", file=sys.stderr)
         return 2
-    catalog = load_catalog(settings.data_dir)
-
-    def supply_of(sku: str) -> Supply:
-        entry = catalog.by_sku(sku)
-        if entry is None:
-            return Supply()
-        return Supply(entry.lead_time_days if entry.lead_time_days is not None
-                      else Supply.lead_time_days,
-                      entry.service_level if entry.service_level is not None
-                      else Supply.service_level,
-                      entry.min_order_qty, entry.pack_size)
-
     store = open_store(settings)
     try:
-        series = demand_series(store.history(), store.receipts())
+        rows = forecast_table(store, load_catalog(settings.data_dir), args.horizon)
     finally:
         store.close()
-    rows = forecast_rows(series, supply_of, args.horizon)
     if args.format == "jsonl":
         for row in rows:
             print(json.dumps(row))

@@ -111,3 +111,21 @@ def forecast_rows(series: Sequence[DemandSeries], supply_of: Callable[[str], Sup
             "Last_Count": s.last_count.date().isoformat(),
         })
     return rows
+
+
+def supply_from(entry: Any) -> Supply:
+    """A catalog entry's buying columns, the documented defaults where it has none."""
+    if entry is None:
+        return Supply()
+    return Supply(
+        entry.lead_time_days if entry.lead_time_days is not None else DEFAULT_LEAD_TIME_DAYS,
+        entry.service_level if entry.service_level is not None else DEFAULT_SERVICE_LEVEL,
+        entry.min_order_qty, entry.pack_size)
+
+
+def forecast_table(store: Any, catalog: Any, horizon: int) -> list[dict[str, Any]]:
+    """The forecast rows from the store's history and receipts (CLI and REST alike)."""
+    from gateway.stock.demand import demand_series
+
+    series = demand_series(store.history(), store.receipts())
+    return forecast_rows(series, lambda sku: supply_from(catalog.by_sku(sku)), horizon)
