@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libzbar0 chromium chromium-driver fonts-dejavu-core
 
-.PHONY: run test system venv models bench bench-load bench-pwa bench-reduced bench-real bench-learning lint proto vendor-pwa clean
+.PHONY: run test system venv models bench bench-load bench-pwa bench-reduced bench-real bench-learning bench-forecast lint proto vendor-pwa clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3.11 is required" >&2; exit 1; }
@@ -62,6 +62,10 @@ bench-reduced: system models
 # (../shared), each followed by `train --from-store`; figures in item_detector/MODEL.md.
 bench-learning: system models
 	$(BIN)/python -m tests.bench.learning_bench
+
+# Demand forecasts from counts: a generated year of 2,000 SKUs (figures in README).
+bench-forecast: $(STAMP)
+	$(BIN)/python -m tests.bench.forecast_bench
 
 # The item detector on the real carton photos (../shared), as they are (640x640) and resized to
 # 12 MP 4:3 and 1080p 16:9 phone pictures, through the gateway's overview / tiling / merge.
