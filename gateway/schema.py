@@ -185,6 +185,16 @@ class RecountRequest(Message):
         description="why: the walker sees it on the bay")
 
 
+class ReorderDecision(Message):
+    """A manager approves a reorder suggestion (optionally for another quantity) or dismisses
+    it, with an optional note."""
+
+    quantity: int | None = Field(None, ge=1, le=10_000_000,
+                                 description="approve: units to order instead of the suggested")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = \
+        Field(None, description="why (kept with the decision)")
+
+
 # -- the WebSocket conversation (gateway/server/PROTOCOL.md) -------------------------------------
 
 class Hello(Message):

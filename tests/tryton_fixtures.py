@@ -133,13 +133,19 @@ def _seed(client: TrytonClient) -> None:
     (party,) = m("party.party", "create", [{"name": "ShelfCount Test Warehouse"}])
     (company,) = m("company.company", "create", [{"party": party, "currency": currency}])
     m("res.user", "write", [client.uid], {"companies": [["add", [company]]], "company": company})
-    client.login()  # the context now carries the company
+    # Purchase requisitions (approved reorder suggestions) are made by an employee.
+    (person,) = m("party.party", "create", [{"name": "ShelfCount Gateway"}])
+    (employee,) = m("company.employee", "create", [{"party": person, "company": company}])
+    m("res.user", "write", [client.uid], {"employees": [["add", [employee]]],
+                                          "employee": employee})
+    client.login()  # the context now carries the company and the employee
     (storage,) = m("stock.location", "search", [("code", "=", "STO")], 0, 1, None)
     (unit,) = m("product.uom", "search", [("name", "=", "Unit")], 0, 1, None)
     locations = m("stock.location", "create", [
         {"name": code, "code": code, "type": "storage", "parent": storage} for code in LOCATIONS])
     m("product.template", "create", [{
         "name": f"Test product {sku}", "type": "goods", "default_uom": unit,
+        "purchasable": True, "purchase_uom": unit,
         "list_price": {"__class__": "Decimal", "decimal": "10"},
         "products": [["create", [{"suffix_code": sku}]]]} for sku in SKUS])
     m("product.template", "create", [{
@@ -156,14 +162,16 @@ def _seed(client: TrytonClient) -> None:
 
 
 def _build_template(server: TrytonServer) -> None:
-    """Create the database with the stock module (trytond-admin) and seed it."""
+    """Create the database with the stock and purchase requisition modules (trytond-admin)
+    and seed it."""
     directory = server.directory
     (directory / f"{TEMPLATE}.sqlite").touch()
     passfile = directory / "admin-password"
     passfile.write_text(PASSWORD)
     subprocess.run(
         [str(BIN / "trytond-admin"), "-c", str(server.config), "-d", TEMPLATE,
-         "--email", "admin@example.com", "-u", "stock", "product", "--activate-dependencies"],
+         "--email", "admin@example.com", "-u", "stock", "product", "purchase_requisition",
+         "--activate-dependencies"],
         env={**os.environ, "TRYTONPASSFILE": str(passfile)}, check=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
     server.start(TEMPLATE)
@@ -185,7 +193,8 @@ def _cache_key() -> str:
     from importlib.metadata import version
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    for package in ("trytond", "trytond_stock", "trytond_product"):
+    for package in ("trytond", "trytond_stock", "trytond_product",
+                    "trytond_purchase_requisition"):
         digest.update(version(package).encode())
     return digest.hexdigest()[:16]
 

@@ -15,6 +15,7 @@ from .errors import ApiError
 from .openapi import operation
 from .rest import api
 from .services import Services
+from .stock_api import stock_api
 
 log = logging.getLogger("shelfcount.gateway.http")
 
@@ -47,6 +48,7 @@ def create_app(settings: Any, services: Services) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["shelfcount"] = services
     app.register_blueprint(api)
+    app.register_blueprint(stock_api)
     sock = Sock(app)
     pwa_dir = Path(settings.pwa_dir).resolve()
 

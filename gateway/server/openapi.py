@@ -37,6 +37,7 @@ _ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 COMPONENTS: tuple[type[BaseModel], ...] = (
     models.Row, models.CountResult, models.StoredCount, models.SessionView,
     models.ApiErrorBody, models.Correction, models.LocationAnswer, models.RecountRequest,
+    models.ReorderDecision,
     models.LocationList, models.BoxCorrection,
 )
 Answer = type[BaseModel] | dict[str, Any] | str  # a model, a JSON schema, or a media type

@@ -341,28 +341,6 @@ def review() -> Response:
     return jsonify(body)
 
 
-@api.get("/forecast")
-@operation(
-    "Managers: demand forecast and reorder suggestion per SKU and location",
-    description="Query horizon: days ahead, 1-365 (default 28). rows: the columns of "
-                "`shelfcount forecast` (SKU, Location, On_Hand, Daily_Demand, Demand_Low, "
-                "Demand_High, Days_Until_Stockout, Reorder_Point, Suggested_Order_Qty, Method, "
-                "Last_Count), from the count history, confirmed bays and receipts.",
-    responses={200: (OBJECT, "the forecast"), 400: (ApiErrorBody, "bad horizon"),
-               403: (ApiErrorBody, MANAGERS)})
-def forecast() -> Response:
-    """Forecast rows for managers (the same table as the CLI)."""
-    from gateway.stock.forecast import forecast_table
-
-    _manager()
-    raw = request.args.get("horizon", "28")
-    if not raw.isdigit() or not 1 <= int(raw) <= 365:
-        raise ApiError("bad_request", "horizon: a whole number of days, 1-365", 400)
-    svc = services()
-    rows = forecast_table(svc.store, svc.pipelines.get().catalog, int(raw))
-    return jsonify({"horizon": int(raw), "rows": rows})
-
-
 @api.post("/counts/<count_id>/recount")
 @operation("Managers: send the bay back for a recount with a note",
            body=RecountRequest,

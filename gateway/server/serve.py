@@ -56,6 +56,7 @@ class GatewayServer:
         self._http: HttpServer | None = None
         self._grpc: Any = None
         self.outbox: Any = None  # gateway.sinks OutboxWorker when a sink is configured
+        self.purchasing: Any = None  # gateway.stock PurchaseWorker when Tryton is configured
         self.http_port = 0
         self.grpc_port = 0
 
@@ -69,11 +70,15 @@ class GatewayServer:
         self.services.start()
         try:
             from gateway.sinks.commands import start_worker
+            from gateway.stock.purchasing import start_purchasing
 
             self.outbox = start_worker(self.settings, self.services.store)
             if self.outbox is not None:
                 # Deliver a confirmed bay now rather than at the worker's next poll.
                 self.services.on_confirmed = self.outbox.wake
+            self.purchasing = start_purchasing(self.settings, self.services.store)
+            if self.purchasing is not None:
+                self.services.on_approved = self.purchasing.wake
             ssl_context = server_context(*self.tls) if self.tls else None
             self._http = HttpServer(
                 self.app, self.settings.host, int(self.settings.port), tls=ssl_context,
@@ -104,9 +109,10 @@ class GatewayServer:
             self.services.close_sockets()
             self._http.stop()
             self._http = None
-        if self.outbox is not None:
-            self.outbox.stop()
-            self.outbox = None
+        for worker in (self.outbox, self.purchasing):
+            if worker is not None:
+                worker.stop()
+        self.outbox = self.purchasing = None
         self.services.stop()
 
     def __enter__(self) -> GatewayServer:

@@ -79,6 +79,8 @@ class Services:
         self.connections = ConnectionLimiter(settings.max_connections)
         self.sockets: set[Any] = set()  # open WebSocket connections, closed on stop()
         self.on_confirmed: Callable[[], None] | None = None  # e.g. wake the outbox worker
+        # Wakes the purchase worker after an approval; None: no ERP to send purchases to.
+        self.on_approved: Callable[[], None] | None = None
         # id -> the device as stored now, refreshed by the revocation thread (open connections
         # compare against it: revoked, paired again, token expired)
         self.devices_now: dict[str, Device] = {}

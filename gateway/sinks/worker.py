@@ -41,18 +41,18 @@ def _utcnow() -> datetime:
     return utcnow()
 
 
-class OutboxWorker:
-    """Delivers due outbox entries; ``run_once`` for one pass, ``start``/``stop`` for a thread."""
+class PollingWorker:
+    """A thread that runs ``run_once`` until stopped: at once again while there was work, else
+    after ``poll_s`` or a ``wake``. Retries follow :meth:`backoff_s` from the stored attempt
+    count, so the schedule survives restarts."""
 
-    def __init__(self, store: Outbox, sinks: Sequence[Sink], *, base_delay_s: float = 2.0,
-                 max_delay_s: float = 600.0, batch: int = 50, poll_s: float = 2.0,
-                 clock: Callable[[], datetime] = _utcnow,
+    thread_name = "worker"
+
+    def __init__(self, *, base_delay_s: float = 2.0, max_delay_s: float = 600.0,
+                 poll_s: float = 2.0, clock: Callable[[], datetime] = _utcnow,
                  rng: random.Random | None = None) -> None:
-        self.store = store
-        self.sinks = list(sinks)
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
-        self.batch = batch
         self.poll_s = poll_s
         self.clock = clock
         self.rng = rng or random.Random()
@@ -74,6 +74,55 @@ class OutboxWorker:
         if isinstance(error, SinkError) and error.retry_after:
             delay = max(delay, min(error.retry_after, self.max_delay_s))
         return delay
+
+    def run_once(self) -> int:
+        """One pass; returns how much work was done (0: wait for the next poll)."""
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        """New work: do it now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> PollingWorker:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish the delivery in progress (sinks have their own timeouts) and end."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            try:
+                busy = self.run_once() > 0
+            except Exception:  # noqa: BLE001 - e.g. the database briefly away: try again
+                log.exception("%s pass failed", self.thread_name)
+            if not busy:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+
+
+class OutboxWorker(PollingWorker):
+    """Delivers due outbox entries; ``run_once`` for one pass, ``start``/``stop`` for a thread."""
+
+    thread_name = "outbox-worker"
+
+    def __init__(self, store: Outbox, sinks: Sequence[Sink], *, batch: int = 50,
+                 **timing: Any) -> None:
+        super().__init__(**timing)
+        self.store = store
+        self.sinks = list(sinks)
+        self.batch = batch
 
     def run_once(self) -> int:
         """One pass over every sink; returns how many deliveries were recorded."""
@@ -107,36 +156,3 @@ class OutboxWorker:
             self.store.outbox_mark_failed(entry.id, sink.name, str(outcome),
                                           self.clock() + timedelta(seconds=delay))
         return delivered
-
-    # -- thread --------------------------------------------------------------------------
-    def wake(self) -> None:
-        """A bay was just confirmed: deliver now instead of at the next poll."""
-        self._wake.set()
-
-    def start(self) -> OutboxWorker:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="outbox-worker", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Finish the delivery in progress (sinks have their own timeouts) and end."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            busy = False
-            try:
-                busy = self.run_once() > 0
-            except Exception:  # noqa: BLE001 - e.g. the database briefly away: try again
-                log.exception("outbox worker pass failed")
-            if not busy:
-                self._wake.wait(self.poll_s)
-                self._wake.clear()

@@ -16,6 +16,7 @@ from .counts_repo import CountRepository
 from .devices_repo import DeviceRepository, hash_token, new_id
 from .engine import Database
 from .outbox_repo import OutboxRepository
+from .reorder_repo import ReorderRepository
 from .stock_repo import StockRepository
 
 __all__ = ["SCHEMA_VERSION", "Store", "hash_token", "new_id"]
@@ -26,7 +27,7 @@ SCHEMA_VERSION = "4"
 
 
 class Store(DeviceRepository, CountRepository, CorrectionRepository, OutboxRepository,
-            StockRepository):
+            StockRepository, ReorderRepository):
     """Thread-safe access to the count database (SQLite file or PostgreSQL URL)."""
 
     def __init__(self, target: str | Path, *, schema: str | None = None) -> None:

@@ -170,3 +170,26 @@ stock_receipts = Table(
     _text("source", nullable=False),
     PrimaryKeyConstraint("sku", "location", "received_at", "source"),
 )
+
+# Reorder suggestions (issue 16): open ones follow the forecast; an approved one is delivered to
+# the ERP as a purchase request on its own retry schedule (erp_*).
+reorder_suggestions = Table(
+    "reorder_suggestions", metadata,
+    _text("id", primary_key=True),
+    _text("sku", nullable=False),
+    _text("location", nullable=False),
+    Column("quantity", Integer, nullable=False),
+    _text("facts_json", nullable=False),
+    _text("state", nullable=False),
+    _text("created_at", nullable=False),
+    _text("updated_at", nullable=False),
+    _text("decided_by"),
+    _text("decided_at"),
+    _text("note"),
+    Column("erp_attempts", Integer, nullable=False, server_default="0"),
+    _text("erp_retry_at"),
+    _text("erp_done_at"),
+    _text("erp_error"),
+    _text("erp_reference"),
+    Index("reorder_by_key", "sku", "location", "state"),
+)

@@ -1,0 +1,124 @@
+"""Managers' stock REST under ``/api/v1``: the forecast and the reorder suggestions.
+
+Approving a suggestion records the decision in the store and wakes the purchase worker, which
+makes the ERP's purchase request (exactly once, retried while the ERP is away); the answer
+does not wait for the ERP, and the suggestion's ``erp`` member says how far it got.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from gateway.schema import ApiErrorBody, ReorderDecision
+from gateway.store import StoreError
+from gateway.store.types import utcnow
+
+from .errors import ApiError
+from .openapi import API_PREFIX, operation
+from .rest import MANAGERS, OBJECT, _body, _manager, authenticate, services
+
+stock_api = Blueprint("stock", __name__, url_prefix=API_PREFIX)
+stock_api.before_request(authenticate)
+STATE_FILTERS = {"open": ("open",), "approved": ("approved",), "dismissed": ("dismissed",),
+                 "all": ("open", "approved", "dismissed")}
+NO_SUGGESTION = "no such suggestion"
+
+
+@stock_api.get("/forecast")
+@operation(
+    "Managers: demand forecast and reorder suggestion per SKU and location",
+    description="Query horizon: days ahead, 1-365 (default 28). rows: the columns of "
+                "`shelfcount forecast` (SKU, Location, On_Hand, Daily_Demand, Demand_Low, "
+                "Demand_High, Days_Until_Stockout, Reorder_Point, Suggested_Order_Qty, Method, "
+                "Last_Count), from the count history, confirmed bays and receipts.",
+    responses={200: (OBJECT, "the forecast"), 400: (ApiErrorBody, "bad horizon"),
+               403: (ApiErrorBody, MANAGERS)})
+def forecast() -> Response:
+    """Forecast rows for managers (the same table as the CLI)."""
+    from gateway.stock.forecast import forecast_table
+
+    _manager()
+    raw = request.args.get("horizon", "28")
+    if not raw.isdigit() or not 1 <= int(raw) <= 365:
+        raise ApiError("bad_request", "horizon: a whole number of days, 1-365", 400)
+    svc = services()
+    rows = forecast_table(svc.store, svc.pipelines.get().catalog, int(raw))
+    return jsonify({"horizon": int(raw), "rows": rows})
+
+
+def _json(suggestion: object) -> dict:
+    from gateway.stock.reorder import suggestion_json
+
+    svc = services()
+    return suggestion_json(suggestion, svc.pipelines.get().catalog,  # type: ignore[arg-type]
+                           erp_on=svc.on_approved is not None)
+
+
+@stock_api.get("/reorder-suggestions")
+@operation(
+    "Managers: what to order now (the forecast's suggestions) and past decisions",
+    description="Query state: open (default; refreshed from today's forecast), approved, "
+                "dismissed or all. Each: id, sku, location, quantity, description, supplier, "
+                "unit_price, order_value, facts (On_Hand, Daily_Demand, Days_Until_Stockout, "
+                "Reorder_Point, Method, Last_Count, Lead_Time_Days), state, decided_by/at, "
+                "note, erp (state sent|pending|failed|not_configured, reference, error).",
+    query={"state": {"type": "string", "enum": list(STATE_FILTERS)}},
+    responses={200: (OBJECT, "suggestions"), 400: (ApiErrorBody, "bad state"),
+               403: (ApiErrorBody, MANAGERS)})
+def reorder_suggestions() -> Response:
+    from gateway.stock.reorder import refresh
+
+    _manager()
+    wanted = request.args.get("state", "open")
+    if wanted not in STATE_FILTERS:
+        raise ApiError("bad_request", f"state: one of {', '.join(STATE_FILTERS)}", 400)
+    svc = services()
+    if wanted in ("open", "all"):
+        refresh(svc.store, svc.pipelines.get().catalog)
+    found = svc.store.suggestions(STATE_FILTERS[wanted])
+    found.sort(key=lambda s: (s.state != "open", _days_left(s), s.sku, s.location))
+    return jsonify({"suggestions": [_json(s) for s in found]})
+
+
+def _days_left(s: object) -> float:
+    days = getattr(s, "facts", {}).get("Days_Until_Stockout")
+    return float(days) if isinstance(days, int | float) else float("inf")
+
+
+def _decide(suggestion_id: str, action: str) -> Response:
+    me = _manager()
+    decision = _body(ReorderDecision) if request.get_data(cache=True).strip() else \
+        ReorderDecision()
+    if action == "dismiss" and decision.quantity is not None:
+        raise ApiError("bad_request", "quantity: only an approval takes a quantity", 400)
+    svc = services()
+    try:
+        s = svc.store.decide_suggestion(suggestion_id, action, me.name, utcnow(),
+                                        quantity=decision.quantity, note=decision.note)
+    except StoreError as exc:
+        status = 404 if exc.code == "not_found" else 409
+        raise ApiError(exc.code, exc.message, status) from None
+    if action == "approve" and svc.on_approved is not None:
+        svc.on_approved()
+    return jsonify(_json(s))
+
+
+DECISION_DOC = {"body": ReorderDecision,
+                "responses": {200: (OBJECT, "the suggestion"), 400: (ApiErrorBody, "bad body"),
+                              403: (ApiErrorBody, MANAGERS),
+                              404: (ApiErrorBody, NO_SUGGESTION),
+                              409: (ApiErrorBody, "decided the other way, or expired")}}
+
+
+@stock_api.post("/reorder-suggestions/<suggestion_id>/approve")
+@operation("Managers: approve a suggestion (body optional: quantity, note); the ERP gets "
+           "one purchase request", **DECISION_DOC)
+def approve_suggestion(suggestion_id: str) -> Response:
+    return _decide(suggestion_id, "approve")
+
+
+@stock_api.post("/reorder-suggestions/<suggestion_id>/dismiss")
+@operation("Managers: dismiss a suggestion (body optional: note); it comes back only after "
+           "the next count", **DECISION_DOC)
+def dismiss_suggestion(suggestion_id: str) -> Response:
+    return _decide(suggestion_id, "dismiss")

@@ -1,0 +1,109 @@
+"""Approved reorder suggestions become Tryton purchase requests, exactly once.
+
+Tryton refuses to create ``purchase.request`` records over RPC (its fields are read-only
+outside the server: requests are made by Tryton's own supply run or by a purchase requisition).
+So an approval goes the way a person's request to buy goes in Tryton: a purchase requisition
+(``trytond_purchase_requisition``) with one line for the product and quantity, for the
+warehouse of the bin, waited and approved by the gateway's Tryton user (an employee), which
+makes Tryton create the purchase request itself (origin: the requisition line).
+
+Exactly once: the requisition's description is the reference ``shelfcount:reorder:<id>``. A
+retry that finds it carries an unfinished one forward (draft -> waiting -> approved) and
+otherwise only reads what Tryton made; a second requisition is never created.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from gateway.store.reorder_repo import ReorderSuggestion
+
+from .base import SinkError
+from .tryton import NOTE_PREFIX, TrytonClient
+
+MAX_LOCATION_DEPTH = 16
+
+
+def reference(suggestion_id: str) -> str:
+    return f"{NOTE_PREFIX}reorder:{suggestion_id}"
+
+
+def _date(day: date) -> dict[str, Any]:
+    return {"__class__": "date", "year": day.year, "month": day.month, "day": day.day}
+
+
+class TrytonPurchaser:
+    """Makes the purchase request of an approved suggestion through a purchase requisition."""
+
+    def __init__(self, client: TrytonClient) -> None:
+        self.client = client
+
+    def request(self, suggestion: ReorderSuggestion, today: date) -> str:
+        """Make (or find) the request; returns what Tryton calls it, for the manager."""
+        m = self.client.model
+        ref = reference(suggestion.id)
+        found = m("purchase.requisition", "search_read", [("description", "=", ref)], 0, 1,
+                  None, ["state"])
+        if found:
+            rid, state = int(found[0]["id"]), found[0]["state"]
+        else:
+            rid, state = self._create(suggestion, ref, today), "draft"
+        if state in ("cancelled", "rejected"):
+            raise SinkError(f"Tryton purchase requisition {rid} for {suggestion.sku} was "
+                            f"{state} in Tryton", transient=False)
+        if state == "draft":
+            m("purchase.requisition", "wait", [rid])
+            state = "waiting"
+        if state == "waiting":
+            m("purchase.requisition", "approve", [rid])
+        return self._describe(rid)
+
+    def _create(self, s: ReorderSuggestion, ref: str, today: date) -> int:
+        m = self.client.model
+        employee = self.client.context.get("employee")
+        if not employee:
+            raise SinkError(f"Tryton user {self.client.user!r} has no current employee "
+                            "(a purchase requisition needs one)", transient=False)
+        products = m("product.product", "search_read", [("code", "=", s.sku)], 0, 1, None,
+                     ["purchasable", "purchase_uom", "default_uom"])
+        if not products:
+            raise SinkError(f"Tryton has no product with code {s.sku}", transient=False)
+        product = products[0]
+        if not product.get("purchasable"):
+            raise SinkError(f"Tryton product {s.sku} is not purchasable", transient=False)
+        lead = float(s.facts.get("Lead_Time_Days") or 0)
+        line = {"product": int(product["id"]), "quantity": float(s.quantity),
+                "unit": product.get("purchase_uom") or product["default_uom"],
+                "description": f"{s.sku} for {s.location} (ShelfCount reorder suggestion)"}
+        (rid,) = m("purchase.requisition", "create", [{
+            "description": ref, "employee": employee,
+            "warehouse": self._warehouse(s.location),
+            "supply_date": _date(today + timedelta(days=max(0, round(lead)))),
+            "lines": [["create", [line]]]}])
+        return int(rid)
+
+    def _warehouse(self, location: str) -> int:
+        """The warehouse above the bin (Tryton has no field for it over RPC: walk up)."""
+        m = self.client.model
+        found = m("stock.location", "search", [("code", "=", location)], 0, 1, None)
+        if not found:
+            raise SinkError(f"Tryton has no location with code {location!r}", transient=False)
+        current: int | None = int(found[0])
+        for _ in range(MAX_LOCATION_DEPTH):
+            if current is None:
+                break
+            (rec,) = m("stock.location", "read", [current], ["type", "parent"])
+            if rec["type"] == "warehouse":
+                return int(rec["id"])
+            current = rec["parent"]
+        raise SinkError(f"Tryton location {location!r} is in no warehouse", transient=False)
+
+    def _describe(self, rid: int) -> str:
+        m = self.client.model
+        (rec,) = m("purchase.requisition", "read", [rid], ["number", "state", "lines"])
+        requests = m("purchase.request", "search", [
+            ("origin", "in", [f"purchase.requisition.line,{i}" for i in rec["lines"]])],
+            0, None, None) if rec["lines"] else []
+        made = ", ".join(f"purchase request {i}" for i in requests) or "no purchase request yet"
+        return f"requisition {rec['number'] or rid} ({rec['state']}): {made}"

@@ -1,0 +1,43 @@
+"""Reorder suggestions: what the forecast says to buy, the manager's decision, and the ERP
+request an approval becomes (delivered through its own retry schedule, like the outbox).
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "reorder_suggestions",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("sku", sa.Text(), nullable=False),
+        sa.Column("location", sa.Text(), nullable=False),
+        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("facts_json", sa.Text(), nullable=False),
+        sa.Column("state", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.Text(), nullable=False),
+        sa.Column("decided_by", sa.Text()),
+        sa.Column("decided_at", sa.Text()),
+        sa.Column("note", sa.Text()),
+        sa.Column("erp_attempts", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("erp_retry_at", sa.Text()),
+        sa.Column("erp_done_at", sa.Text()),
+        sa.Column("erp_error", sa.Text()),
+        sa.Column("erp_reference", sa.Text()),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("reorder_by_key", "reorder_suggestions", ["sku", "location", "state"])
+
+
+def downgrade() -> None:
+    op.drop_index("reorder_by_key", table_name="reorder_suggestions")
+    op.drop_table("reorder_suggestions")

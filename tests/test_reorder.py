@@ -1,0 +1,201 @@
+"""Issue 16: reorder suggestions (store rules, manager REST) and approvals as Tryton purchase
+requests, exactly once, also after Tryton was away."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+
+from gateway.config import load_settings
+from gateway.stock.purchasing import PurchaseWorker, build_purchaser
+from gateway.store import Store, StoreError
+from gateway.store.stock_repo import StockEvent
+from tests.server_support import new_token, running_gateway
+
+if TYPE_CHECKING:  # pytest plugins: imported by pytest, not here
+    from tests.tryton_fixtures import TrytonDB, TrytonServer
+
+pytest_plugins = ["tests.tryton_fixtures"]
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def _row(sku: str, qty: int, last: str = "2026-02-28", location: str = "A-01-1") -> dict:
+    return {"SKU": sku, "Location": location, "On_Hand": 3, "Daily_Demand": 2.0,
+            "Days_Until_Stockout": 1.5, "Reorder_Point": 20.0, "Suggested_Order_Qty": qty,
+            "Method": "SES", "Last_Count": last, "Lead_Time_Days": 7.0}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "shelfcount.db")
+    yield s
+    s.close()
+
+
+def test_open_suggestions_follow_the_forecast(store: Store) -> None:
+    store.refresh_suggestions([_row("SKU-1", 30), _row("SKU-2", 0)], NOW)
+    (first,) = store.suggestions()
+    assert (first.sku, first.quantity, first.state) == ("SKU-1", 30, "open")
+    assert first.facts["Days_Until_Stockout"] == 1.5
+    store.refresh_suggestions([_row("SKU-1", 34)], NOW + timedelta(hours=1))
+    (again,) = store.suggestions()
+    assert again.id == first.id and again.quantity == 34  # refreshed, not a second one
+    store.refresh_suggestions([_row("SKU-1", 0)], NOW + timedelta(hours=2))
+    assert store.suggestions() == []  # stock no longer needs it
+    assert [s.state for s in store.suggestions(("expired",))] == ["expired"]
+
+
+def test_decisions_are_idempotent_and_exclusive(store: Store) -> None:
+    store.refresh_suggestions([_row("SKU-1", 30), _row("SKU-2", 12)], NOW)
+    one, two = sorted(store.suggestions(), key=lambda s: s.sku)
+    approved = store.decide_suggestion(one.id, "approve", "boss", NOW, quantity=36, note="ok")
+    assert (approved.state, approved.quantity, approved.decided_by) == ("approved", 36, "boss")
+    assert store.decide_suggestion(one.id, "approve", "boss", NOW).quantity == 36
+    with pytest.raises(StoreError) as other_qty:
+        store.decide_suggestion(one.id, "approve", "boss", NOW, quantity=40)
+    assert other_qty.value.code == "conflict"
+    with pytest.raises(StoreError) as dismiss_approved:
+        store.decide_suggestion(one.id, "dismiss", "boss", NOW)
+    assert dismiss_approved.value.code == "conflict"
+    with pytest.raises(StoreError) as unknown:
+        store.decide_suggestion("nope", "approve", "boss", NOW)
+    assert unknown.value.code == "not_found"
+    store.decide_suggestion(two.id, "dismiss", "boss", NOW)
+    assert [s.id for s in store.erp_due(NOW, 10)] == [one.id]  # only approvals go out
+
+
+def test_decisions_hold_until_stock_moves(store: Store) -> None:
+    store.refresh_suggestions([_row("SKU-1", 30), _row("SKU-2", 12)], NOW)
+    one, two = sorted(store.suggestions(), key=lambda s: s.sku)
+    store.decide_suggestion(one.id, "approve", "boss", NOW)
+    store.decide_suggestion(two.id, "dismiss", "boss", NOW)
+    later = NOW + timedelta(days=1)
+    # On order (no receipt yet) and dismissed (not counted since): nothing new.
+    store.refresh_suggestions([_row("SKU-1", 30), _row("SKU-2", 12, "2026-03-01")], later)
+    assert store.suggestions() == []
+    # A receipt after the approval, a count after the dismissal: both may be suggested again.
+    store.add_receipts([StockEvent("SKU-1", "A-01-1", 30, later, "test")])
+    store.refresh_suggestions([_row("SKU-1", 30), _row("SKU-2", 12, "2026-03-02")],
+                              later + timedelta(hours=1))
+    assert sorted(s.sku for s in store.suggestions()) == ["SKU-1", "SKU-2"]
+
+
+def _approved(store: Store, sku: str = "SKU-10001", qty: int = 24) -> str:
+    store.refresh_suggestions([_row(sku, qty)], NOW)
+    (s,) = [x for x in store.suggestions() if x.sku == sku]
+    store.decide_suggestion(s.id, "approve", "boss", NOW)
+    return s.id
+
+
+def _requests(db: TrytonDB, sku: str) -> list[dict]:
+    m = db.client().model
+    (pid,) = m("product.product", "search", [("code", "=", sku)], 0, 1, None)
+    return m("purchase.request", "search_read", [("product", "=", pid)], 0, None, None,
+             ["quantity", "warehouse", "state", "origin"])
+
+
+def _warehouse(db: TrytonDB) -> int:
+    (wh,) = db.client().model("stock.location", "search", [("type", "=", "warehouse")], 0,
+                              None, None)
+    return int(wh)
+
+
+def test_approval_becomes_one_purchase_request_after_tryton_was_away(
+        store: Store, tmp_path: Path, tryton_db: TrytonDB, tryton_server: TrytonServer
+) -> None:
+    settings = load_settings(tryton_db.env(), data_dir=tmp_path)
+    clock = [NOW]
+    worker = PurchaseWorker(store, build_purchaser(settings), clock=lambda: clock[0])
+    sid = _approved(store)
+    tryton_server.stop()
+    assert worker.run_once() == 0
+    (due,) = store.erp_due(NOW + timedelta(hours=1), 10)
+    assert due.erp["attempts"] == 1 and "unreachable" in due.erp["error"]
+    assert store.erp_due(NOW, 10) == []  # backing off
+    tryton_server.start(tryton_db.db)
+    clock[0] = NOW + timedelta(minutes=5)
+    assert worker.run_once() == 1
+    done = store.suggestion(sid)
+    assert done.erp["done_at"] is not None and "purchase request" in done.erp["reference"]
+    (req,) = _requests(tryton_db, "SKU-10001")
+    assert req["quantity"] == 24 and req["warehouse"] == _warehouse(tryton_db)
+    assert req["state"] == "draft" and req["origin"].startswith("purchase.requisition.line,")
+    # A retry that finds the requisition (the process died before recording it) adds none.
+    assert "purchase request" in worker.purchaser.request(done, NOW.date())
+    assert worker.run_once() == 0
+    assert len(_requests(tryton_db, "SKU-10001")) == 1
+
+
+def test_approval_tryton_cannot_take_waits_for_a_person(store: Store, tmp_path: Path,
+                                                        tryton_db: TrytonDB) -> None:
+    settings = load_settings(tryton_db.env(), data_dir=tmp_path)
+    worker = PurchaseWorker(store, build_purchaser(settings), clock=lambda: NOW)
+    _approved(store, sku="SKU-UNKNOWN")
+    assert worker.run_once() == 0
+    (due,) = store.erp_due(NOW + timedelta(seconds=worker.max_delay_s + 1), 10)
+    assert "no product with code SKU-UNKNOWN" in due.erp["error"]
+    assert store.erp_due(NOW + timedelta(seconds=60), 10) == []  # the longest delay
+
+
+def _history(data_dir: Path, sku: str, location: str) -> None:
+    store = Store(data_dir / "shelfcount.db")
+    start = datetime.now(UTC) - timedelta(days=40)
+    try:
+        store.add_history([StockEvent(sku, location, 200 - 5 * d, start + timedelta(days=d),
+                                      "test") for d in range(0, 40, 4)])
+    finally:
+        store.close()
+
+
+@pytest.mark.triton
+def test_managers_approve_in_the_app_and_tryton_gets_the_request(
+        triton, tmp_path: Path, tryton_db: TrytonDB) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    _history(data, "SKU-10001", "A-01-1")
+    with running_gateway(data, triton.url, env=tryton_db.env()) as gw:
+        manager = new_token(data, f"manager-{uuid.uuid4().hex[:6]}", "manager")
+        walker = new_token(data, f"walker-{uuid.uuid4().hex[:6]}")
+        url = f"{gw.base_url}/api/v1/reorder-suggestions"
+
+        def call(method: str, path: str = "", token: str = manager, **kw: object):
+            return requests.request(method, url + path, timeout=30,
+                                    headers={"Authorization": f"Bearer {token}"}, **kw)
+
+        assert call("GET", token=walker).status_code == 403
+        assert call("GET", params={"state": "later"}).status_code == 400
+        listed = call("GET")
+        assert listed.status_code == 200, listed.text
+        (s,) = [x for x in listed.json()["suggestions"] if x["sku"] == "SKU-10001"]
+        assert s["state"] == "open" and s["quantity"] > 0 and s["erp"]["state"] is None
+        assert s["facts"]["On_Hand"] == 20 and s["order_value"] is not None
+        assert call("POST", f"/{s['id']}/approve", token=walker).status_code == 403
+        assert call("POST", "/nope/approve").status_code == 404
+        bad = call("POST", f"/{s['id']}/approve", json={"quantity": -3})
+        assert bad.status_code == 400 and "quantity" in bad.json()["message"]
+        assert call("POST", f"/{s['id']}/approve", data=b"{oops").status_code == 400
+        ok = call("POST", f"/{s['id']}/approve", json={"quantity": 60, "note": "promo week"})
+        assert ok.status_code == 200 and ok.json()["state"] == "approved"
+        assert ok.json()["quantity"] == 60 and ok.json()["decided_by"]
+        assert call("POST", f"/{s['id']}/approve").status_code == 200  # again: the same
+        assert call("POST", f"/{s['id']}/dismiss").status_code == 409
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            (mine,) = [x for x in call("GET", params={"state": "approved"}).json()
+                       ["suggestions"] if x["id"] == s["id"]]
+            if mine["erp"]["state"] == "sent":
+                break
+            time.sleep(0.3)
+        assert mine["erp"]["state"] == "sent", mine
+        (req,) = _requests(tryton_db, "SKU-10001")
+        assert req["quantity"] == 60 and req["warehouse"] == _warehouse(tryton_db)
+        # On order: the next look at the list does not suggest it again.
+        assert all(x["sku"] != "SKU-10001" for x in call("GET").json()["suggestions"])
