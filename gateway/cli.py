@@ -169,7 +169,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 return cmd_labels(args, settings)
             case "model":
                 return model_commands.model_main(args, settings)
-            case "history" | "receipts":
+            case "history" | "receipts" | "shipments":
                 return stock_commands.import_main(args, settings, args.command)
             case "forecast":
                 return stock_commands.forecast_main(args, settings)

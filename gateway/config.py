@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PREFIX = "SHELFCOUNT_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,8 +73,40 @@ class Settings(BaseModel):
     # check" (the phone asks to look at the boxes; managers see it in the review queue).
     review_below: float = Field(0.6, ge=0.0, le=1.0)
     currency: str = "EUR"  # ISO 4217 code of Unit_Price / Total_Value, shown with values
+    # Stock insights (issue 16): a bin with stock is a slow mover after this many days without
+    # consumption, or with more than this many weeks of cover at its forecast demand.
+    slow_mover_days: int = Field(60, ge=1, le=3650)
+    slow_mover_weeks: float = Field(26.0, gt=0)
+    # A drop between two counts this many standard deviations above the bin's usual demand
+    # (and receipts) raises a shrinkage alert with a recount task.
+    shrinkage_z: float = Field(3.0, gt=0)
+    recount_days: int = Field(7, ge=1, le=90)  # a recount within this many days settles it
+    # ABC classes by annual consumption value (cumulative shares A, B) and how often each
+    # class is counted, in days (A, B, C).
+    abc_shares: tuple[float, float] = (0.8, 0.95)
+    count_every_days: tuple[int, int, int] = (30, 91, 365)
     # Unknown SHELFCOUNT_* variables, lower-cased without the prefix: the plug-ins' settings.
     extra: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("abc_shares", "count_every_days", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """"0.8,0.95" from the environment is a list of numbers."""
+        return [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+
+    @field_validator("abc_shares")
+    @classmethod
+    def _shares(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] < value[1] < 1:
+            raise ValueError("two shares with 0 < A < B < 1, such as 0.8,0.95")
+        return value
+
+    @field_validator("count_every_days")
+    @classmethod
+    def _every(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not all(1 <= v <= 3650 for v in value):
+            raise ValueError("three whole numbers of days, 1-3650, such as 30,91,365")
+        return value
 
 
 def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -1,4 +1,5 @@
-"""Managers' stock REST under ``/api/v1``: the forecast and the reorder suggestions.
+"""Stock REST under ``/api/v1``: the forecast, reorder suggestions and stock alerts for
+managers; the bins to count today for everyone.
 
 Approving a suggestion records the decision in the store and wakes the purchase worker, which
 makes the ERP's purchase request (exactly once, retried while the ERP is away); the answer
@@ -6,6 +7,9 @@ does not wait for the ERP, and the suggestion's ``erp`` member says how far it g
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -122,3 +126,60 @@ def approve_suggestion(suggestion_id: str) -> Response:
            "the next count", **DECISION_DOC)
 def dismiss_suggestion(suggestion_id: str) -> Response:
     return _decide(suggestion_id, "dismiss")
+
+
+def _insights() -> tuple[Any, Any, Any]:
+    """(demand series, price lookup, thresholds) from the store and the catalog."""
+    from gateway.stock.demand import demand_series
+    from gateway.stock.insights import InsightSettings
+
+    svc = services()
+    catalog = svc.pipelines.get().catalog
+
+    def price(sku: str) -> Any:
+        entry = catalog.by_sku(sku)
+        return entry.unit_price if entry is not None else None
+
+    series = demand_series(svc.store.history(), svc.store.receipts(), svc.store.shipments())
+    return series, price, InsightSettings.from_settings(svc.settings)
+
+
+@stock_api.get("/stock-alerts")
+@operation(
+    "Managers: slow movers, expiry at risk and shrinkage alerts",
+    description="Query days (1-3650, default 30): shrinkage alerts of counts in that many "
+                "days. slow_movers: stock without consumption for SHELFCOUNT_SLOW_MOVER_DAYS or "
+                "over SHELFCOUNT_SLOW_MOVER_WEEKS of cover (value tied up, suggestion clear); "
+                "expiry_risk: stock expiring before it runs out (likely_to_expire, "
+                "value_at_risk); shrinkage: drops far above usual demand, state recount | "
+                "shrinkage | miscount | unconfirmed, missing units and their value.",
+    query={"days": {"type": "integer", "minimum": 1, "maximum": 3650}},
+    responses={200: (OBJECT, "alerts"), 400: (ApiErrorBody, "bad days"),
+               403: (ApiErrorBody, MANAGERS)})
+def stock_alerts() -> Response:
+    from gateway.stock.insights import expiry_risk, shrinkage_alerts, slow_movers
+
+    _manager()
+    raw = request.args.get("days", "30")
+    if not raw.isdigit() or not 1 <= int(raw) <= 3650:
+        raise ApiError("bad_request", "days: a whole number of days, 1-3650", 400)
+    series, price, cfg = _insights()
+    now = utcnow()
+    return jsonify({
+        "slow_movers": slow_movers(series, price, now.date(), cfg),
+        "expiry_risk": expiry_risk(series, price, now.date()),
+        "shrinkage": shrinkage_alerts(series, price, cfg, now - timedelta(days=int(raw)))})
+
+
+@stock_api.get("/tasks")
+@operation(
+    "Bins to count today, in location order (a walker's route)",
+    description="Recounts for open shrinkage alerts, then cycle counts due by ABC class "
+                "(annual consumption value; SHELFCOUNT_ABC_SHARES, SHELFCOUNT_COUNT_EVERY_DAYS). "
+                "Each: location, sku, abc, reason, last_count, days_since, recount.",
+    responses={200: (OBJECT, "tasks")})
+def tasks() -> Response:
+    from gateway.stock.insights import count_tasks
+
+    series, price, cfg = _insights()
+    return jsonify({"tasks": count_tasks(series, price, utcnow().date(), cfg)})

@@ -1,4 +1,4 @@
-"""``shelfcount history import``, ``receipts import`` and ``forecast``."""
+"""``shelfcount history import``, ``receipts import``, ``shipments import`` and ``forecast``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def add_parsers(sub: Any) -> None:
             ("history", "past count CSVs (Location, SKU, ..., Quantity_Counted, ..., "
                         "Last_Updated) join the count history", "FILE..."),
             ("receipts", "receipts into stock (SKU, Location, Quantity, Date) between counts",
-             "FILE")):
+             "FILE"),
+            ("shipments", "shipments out of stock (SKU, Location, Quantity, Date): what left "
+                          "a bin as sold or picked, so that a drop they do not explain is "
+                          "shrinkage", "FILE")):
         p = sub.add_parser(name, help=what)
         act = p.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
         imp = act.add_parser("import", help=what)
@@ -49,7 +52,8 @@ def import_main(args: argparse.Namespace, settings: Settings, kind: str) -> int:
             for error in report.errors:
                 print(error, file=sys.stderr)
             failed = failed or bool(report.errors)
-            add = store.add_history if kind == "history" else store.add_receipts
+            add = {"history": store.add_history, "receipts": store.add_receipts,
+                   "shipments": store.add_shipments}[kind]
             added = add(report.events)
             print(f"{path}: {added} {kind} rows imported, {len(report.events) - added} already "
                   f"there, {len(report.errors)} bad", file=sys.stderr)

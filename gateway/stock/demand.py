@@ -9,14 +9,34 @@ more than the receipts explain (a receipt not recorded, or a miscount) gives 0 a
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import numpy as np
 
 from gateway.store.stock_repo import StockEvent
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Two successive counts of a key and what was received between them. ``used`` is the
+    raw consumption (negative: stock rose more than the receipts explain)."""
+
+    before: StockEvent
+    after: StockEvent
+    received: int
+    shipped: int | None = None  # None: the bin's shipments are not known
+
+    @property
+    def used(self) -> int:
+        return self.before.quantity + self.received - self.after.quantity
+
+    @property
+    def days(self) -> int:
+        return max(1, (self.after.at.date() - self.before.at.date()).days)
 
 
 @dataclass
@@ -32,6 +52,8 @@ class DemandSeries:
     last_count: datetime
     counts: int
     unexplained_rises: int = 0
+    intervals: list[Interval] = field(default_factory=list)
+    expires: str | None = None  # the last count's Expiration_Date
 
 
 def _last_per_day(events: list[StockEvent]) -> list[StockEvent]:
@@ -41,34 +63,51 @@ def _last_per_day(events: list[StockEvent]) -> list[StockEvent]:
     return [by_day[d] for d in sorted(by_day)]
 
 
-def series_of(counts: list[StockEvent], receipts: list[StockEvent]) -> DemandSeries:
+class _Moves:
+    """Quantities moved in (after, up to and including] a time, summed fast."""
+
+    def __init__(self, events: list[StockEvent]) -> None:
+        events = sorted(events, key=lambda e: e.at)
+        self.times = [e.at for e in events]
+        self.running = np.concatenate([[0], np.cumsum([e.quantity for e in events])])
+
+    def between(self, start: datetime, end: datetime) -> int:
+        lo, hi = bisect_right(self.times, start), bisect_right(self.times, end)
+        return int(self.running[hi] - self.running[lo])
+
+
+def series_of(counts: list[StockEvent], receipts: list[StockEvent],
+              shipments: list[StockEvent] | None = None) -> DemandSeries:
     """One key's series (``counts`` non-empty, one per day is kept: the day's last)."""
     counts = _last_per_day(counts)
     first, last = counts[0], counts[-1]
     days = (last.at.date() - first.at.date()).days
     demand, certainty = np.zeros(days), np.zeros(days)
-    rises = 0
-    for before, after in zip(counts, counts[1:], strict=False):
-        received = sum(r.quantity for r in receipts if before.at < r.at <= after.at)
-        used = before.quantity + received - after.quantity
-        if used < 0:
-            rises += 1
-            used = 0
-        lo = (before.at.date() - first.at.date()).days
-        hi = (after.at.date() - first.at.date()).days
-        demand[lo:hi] = used / (hi - lo)
+    got, sent = _Moves(receipts), _Moves(shipments) if shipments else None
+    intervals = [Interval(b, a, got.between(b.at, a.at),
+                          sent.between(b.at, a.at) if sent is not None else None)
+                 for b, a in zip(counts, counts[1:], strict=False)]
+    for iv in intervals:
+        lo = (iv.before.at.date() - first.at.date()).days
+        hi = (iv.after.at.date() - first.at.date()).days
+        demand[lo:hi] = max(0, iv.used) / (hi - lo)
         certainty[lo:hi] = 1.0 / (hi - lo)
     return DemandSeries(first.sku, first.location, first.at.date(), demand, certainty,
-                        last.quantity, last.at, len(counts), rises)
+                        last.quantity, last.at, len(counts),
+                        sum(1 for iv in intervals if iv.used < 0), intervals, last.expires)
 
 
-def demand_series(history: Sequence[StockEvent], receipts: Sequence[StockEvent]
-                  ) -> list[DemandSeries]:
-    """Every (SKU, location) with at least one count, sorted by SKU then location."""
+def demand_series(history: Sequence[StockEvent], receipts: Sequence[StockEvent],
+                  shipments: Sequence[StockEvent] = ()) -> list[DemandSeries]:
+    """Every (SKU, location) with at least one count, sorted by SKU then location. A key
+    with any shipment recorded has its shipments known (each interval's ``shipped``)."""
     counts: dict[tuple[str, str], list[StockEvent]] = defaultdict(list)
     received: dict[tuple[str, str], list[StockEvent]] = defaultdict(list)
+    shipped: dict[tuple[str, str], list[StockEvent]] = defaultdict(list)
     for e in history:
         counts[(e.sku, e.location)].append(e)
     for r in receipts:
         received[(r.sku, r.location)].append(r)
-    return [series_of(counts[k], received[k]) for k in sorted(counts)]
+    for m in shipments:
+        shipped[(m.sku, m.location)].append(m)
+    return [series_of(counts[k], received[k], shipped.get(k)) for k in sorted(counts)]

@@ -1,4 +1,5 @@
-"""Past counts and receipts from CSV files (``shelfcount history import`` / ``receipts import``).
+"""Past counts, receipts and shipments from CSV files (``shelfcount history | receipts |
+shipments import``).
 
 A bad row is reported with its file and line and skipped; the good rows of the same file are
 imported, so one typo does not hold back a year of history.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from gateway.store.stock_repo import StockEvent
@@ -66,11 +67,22 @@ def _event(row: dict[str, str], sku_col: str, qty_col: str, time_col: str,
         at = parse_time(row.get(time_col) or "")
     except ValueError:
         raise ValueError(f"{time_col} {row.get(time_col)!r} is not a date (YYYY-MM-DD)") from None
-    return StockEvent(sku, location, _quantity(row.get(qty_col) or "", qty_col), at, source)
+    return StockEvent(sku, location, _quantity(row.get(qty_col) or "", qty_col), at, source,
+                      _expiry(row.get("Expiration_Date")))
+
+
+def _expiry(text: str | None) -> str | None:
+    """An optional ISO expiry date (counts only; receipts have no such column)."""
+    if not text or not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise ValueError(f"Expiration_Date {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def read_file(path: Path, kind: str) -> ImportReport:
-    """Count history (``kind`` "history") or receipts ("receipts") from one CSV file."""
+    """Count history (``kind`` "history"), receipts or shipments from one CSV file."""
     report = ImportReport()
     required = HISTORY_COLUMNS if kind == "history" else RECEIPT_COLUMNS
     qty, time_col = ("Quantity_Counted", "Last_Updated") if kind == "history" else (

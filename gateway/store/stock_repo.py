@@ -1,8 +1,9 @@
-"""Stock history: past counts and receipts per SKU and location (issue 16's raw material).
+"""Stock history: past counts, receipts and shipments per SKU and location (issue 16's raw
+material).
 
 Imported rows are keyed so that importing a file twice adds nothing: a count by (SKU, location,
-time), a receipt by (SKU, location, time, source line). The store's own confirmed bays join
-the history from the outbox, where each confirmation is written with its final rows.
+time), a receipt or shipment by (SKU, location, time, source line). The store's own confirmed
+bays join the history from the outbox, where each confirmation is written with its final rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import select, tuple_
 
 from .engine import Database
-from .tables import outbox, stock_history, stock_receipts
+from .tables import outbox, stock_history, stock_receipts, stock_shipments
 from .types import from_ts, to_ts
 
 
@@ -28,6 +29,7 @@ class StockEvent:
     quantity: int
     at: datetime
     source: str
+    expires: str | None = None  # a count's Expiration_Date (ISO date), when the bin shows one
 
 
 class StockRepository:
@@ -45,6 +47,11 @@ class StockRepository:
         return self._add(stock_receipts, "received_at", events,
                          ("sku", "location", "received_at", "source"))
 
+    def add_shipments(self, events: Sequence[StockEvent]) -> int:
+        """Store shipments out of stock (picks, sales); returns how many were new."""
+        return self._add(stock_shipments, "shipped_at", events,
+                         ("sku", "location", "shipped_at", "source"))
+
     def history(self) -> list[StockEvent]:
         """Imported counts and the store's confirmed bays, oldest first. A bay confirmed again
         after a reopen counts once, with its latest rows."""
@@ -52,7 +59,7 @@ class StockRepository:
             rows = conn.execute(select(stock_history)).all()
             entries = conn.execute(select(outbox).order_by(outbox.c.created_at)).all()
         events = [StockEvent(r.sku, r.location, int(r.quantity), from_ts(r.counted_at),
-                             r.source) for r in rows]
+                             r.source, r.expires_on) for r in rows]
         revised = {e.revises for e in entries if e.revises}
         for entry in entries:
             if entry.id in revised:
@@ -61,20 +68,31 @@ class StockRepository:
                 sku, location = row.get("SKU") or "", row.get("Location") or entry.location
                 if sku and location:
                     events.append(StockEvent(sku, location, int(row["Quantity_Counted"] or 0),
-                                             from_ts(entry.created_at), f"count {entry.count_id}"))
+                                             from_ts(entry.created_at), f"count {entry.count_id}",
+                                             row.get("Expiration_Date") or None))
         return sorted(events, key=lambda e: (e.at, e.sku, e.location))
 
     def receipts(self) -> list[StockEvent]:
         """Every receipt, oldest first."""
+        return self._moves(stock_receipts, "received_at")
+
+    def shipments(self) -> list[StockEvent]:
+        """Every shipment, oldest first."""
+        return self._moves(stock_shipments, "shipped_at")
+
+    def _moves(self, table, time_column: str) -> list[StockEvent]:
         with self.db.tx() as conn:
-            rows = conn.execute(select(stock_receipts).order_by(stock_receipts.c.received_at))
-            return [StockEvent(r.sku, r.location, int(r.quantity), from_ts(r.received_at),
-                               r.source) for r in rows]
+            rows = conn.execute(select(table).order_by(table.c[time_column])).mappings()
+            return [StockEvent(r["sku"], r["location"], int(r["quantity"]),
+                               from_ts(r[time_column]), r["source"]) for r in rows]
 
     def _add(self, table, time_column: str, events: Sequence[StockEvent],
              key: tuple[str, ...]) -> int:
         values = [{"sku": e.sku, "location": e.location, "quantity": e.quantity,
                    time_column: to_ts(e.at), "source": e.source} for e in events]
+        if table is stock_history:
+            for value, event in zip(values, events, strict=True):
+                value["expires_on"] = event.expires
         unique = {tuple(v[k] for k in key): v for v in values}
         with self.db.tx() as conn:
             columns = tuple_(*(table.c[k] for k in key))

@@ -158,6 +158,7 @@ stock_history = Table(
     Column("quantity", Integer, nullable=False),
     _text("counted_at", nullable=False),
     _text("source", nullable=False),
+    _text("expires_on"),  # revision 0004: the count's Expiration_Date, when there is one
     PrimaryKeyConstraint("sku", "location", "counted_at"),
 )
 
@@ -169,6 +170,16 @@ stock_receipts = Table(
     _text("received_at", nullable=False),
     _text("source", nullable=False),
     PrimaryKeyConstraint("sku", "location", "received_at", "source"),
+)
+
+stock_shipments = Table(
+    "stock_shipments", metadata,
+    _text("sku", nullable=False),
+    _text("location", nullable=False),
+    Column("quantity", Integer, nullable=False),
+    _text("shipped_at", nullable=False),
+    _text("source", nullable=False),
+    PrimaryKeyConstraint("sku", "location", "shipped_at", "source"),
 )
 
 # Reorder suggestions (issue 16): open ones follow the forecast; an approved one is delivered to

@@ -7,7 +7,9 @@ next 28 days of true demand: MASE (scaled by the true series' in-sample one-step
 against two baselines computed from the same counts, the last interval's rate ("naive") and
 the mean of the last 28 days ("moving average"); stock-out prediction (SKUs whose stock truly
 runs out within their 7-day lead time, against Days_Until_Stockout <= 7) precision and recall;
-and the time to forecast every SKU. Shrinkage alerts are not built yet, so not measured.
+the time to forecast every SKU; and shrinkage alerts (one in ten SKUs loses a quarter to a
+half of its stock on one day) precision and recall, from counts and receipts only and with
+the day's shipments known as well (an ERP's outgoing moves).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import numpy as np
 from gateway.config import REPO_ROOT
 from gateway.stock.demand import demand_series
 from gateway.stock.forecast import Supply, forecast_rows
+from gateway.stock.insights import MIN_HISTORY_DAYS, InsightSettings, drops
 from gateway.store.stock_repo import StockEvent
 
 CLASSES = ("smooth", "intermittent", "lumpy", "trending", "seasonal")
 DAYS, HORIZON, LEAD = 365, 28, 7
+THEFT_SHARE = 0.1  # SKUs with one injected shrinkage event
 START = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 OUT = REPO_ROOT / "data" / "bench" / "forecast.json"
 
@@ -50,20 +54,28 @@ def true_demand(kind: str, rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.poisson(rng.uniform(3, 10) * week[t % 7]).astype(float)
 
 
-def simulate(sku: str, demand: np.ndarray, rng: np.random.Generator
+def simulate(sku: str, demand: np.ndarray, rng: np.random.Generator,
+             theft_day: int | None = None, shipments: list[StockEvent] | None = None
              ) -> tuple[list[StockEvent], list[StockEvent], np.ndarray]:
-    """Counts (every 1-30 days, noisy) and receipts of one SKU; the true stock per day."""
+    """Counts (every 1-30 days, noisy) and receipts of one SKU; the true stock per day. On
+    ``theft_day`` a quarter to a half of the stock (at least 5 units) goes missing; what was
+    sold each day is appended to ``shipments`` when given."""
     mean = max(demand[:DAYS].mean(), 0.2)
     stock = np.zeros(len(demand) + 1)
     stock[0] = round(mean * 45) + 5
     receipts = []
     for d in range(len(demand)):
+        if d == theft_day:
+            stock[d] = max(0.0, stock[d] - max(5, round(stock[d] * rng.uniform(0.25, 0.5))))
         arriving = 0
         if d < DAYS and stock[d] < mean * 20 and d % 5 == 0:  # a weekly-ish replenishment
             arriving = round(mean * 40) + 5  # in the evening: after that day's count
             receipts.append(StockEvent(sku, "A-01-1", int(arriving),
                                        START + timedelta(days=d, hours=23), "sim"))
         stock[d + 1] = max(0.0, stock[d] + arriving - demand[d])
+        if shipments is not None and stock[d] + arriving > stock[d + 1]:  # after the noon count
+            shipments.append(StockEvent(sku, "A-01-1", int(stock[d] + arriving - stock[d + 1]),
+                                        START + timedelta(days=d, hours=18), "sim"))
     counts, d = [], 0
     while d <= DAYS:
         noise = int(round(rng.normal(0, 0.01 * stock[d]))) if stock[d] > 20 else 0
@@ -78,13 +90,39 @@ def _mase(pred: float, future: np.ndarray, past: np.ndarray) -> float:
     return float(np.mean(np.abs(future - pred)) / scale)
 
 
+def _shrinkage_scores(series: list, thefts: dict[str, datetime]) -> dict:
+    """Alerts against injected thefts: an alert is right when a theft happened within its
+    interval; a theft is found when the interval holding it raised an alert. Thefts in a
+    bin's first MIN_HISTORY_DAYS (nothing usual to compare with) or after its last count
+    (not seen yet) are left out of recall."""
+    alerts, hits = 0, 0
+    found: set[str] = set()
+    seen = 0
+    for s in series:
+        theft = thefts.get(s.sku)
+        if theft is not None and s.intervals and \
+                s.intervals[0].before.at + timedelta(days=MIN_HISTORY_DAYS) < theft <= \
+                s.intervals[-1].after.at:
+            seen += 1
+        for _, iv, _, _ in drops(s, InsightSettings()):
+            alerts += 1
+            if theft is not None and iv.before.at < theft <= iv.after.at:
+                hits += 1
+                found.add(s.sku)
+    return {"thefts_seen": seen, "alerts": alerts, "precision": hits / max(1, alerts),
+            "recall": len(found) / max(1, seen)}
+
+
 def run(n_skus: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    history, receipts, truth = [], [], {}
+    history, receipts, shipments, truth, thefts = [], [], [], {}, {}
     for i in range(n_skus):
         kind, sku = CLASSES[i % len(CLASSES)], f"SKU-{i:05d}"
         demand = true_demand(kind, rng, DAYS + HORIZON)
-        counts, recs, stock = simulate(sku, demand, rng)
+        theft_day = int(rng.integers(30, DAYS - 20)) if rng.random() < THEFT_SHARE else None
+        if theft_day is not None:  # during the day, before that day's count at noon
+            thefts[sku] = START + timedelta(days=theft_day, hours=6)
+        counts, recs, stock = simulate(sku, demand, rng, theft_day, shipments)
         history += counts
         receipts += recs
         last = counts[-1]
@@ -109,7 +147,12 @@ def run(n_skus: int, seed: int) -> dict:
         runs_out.append(bool(stock[day] <= demand[day:day + LEAD].sum()))
         days_left = row["Days_Until_Stockout"]
         predicted.append(days_left != "" and float(days_left) <= LEAD)
-    return _summary(scores, np.array(runs_out), np.array(predicted), forecast_s, n_skus)
+    out = _summary(scores, np.array(runs_out), np.array(predicted), forecast_s, n_skus)
+    out["shrinkage"] = {
+        "counts_only": _shrinkage_scores(series, thefts),
+        "shipments_known": _shrinkage_scores(demand_series(history, receipts, shipments),
+                                             thefts)}
+    return out
 
 
 def _summary(scores: dict, runs_out: np.ndarray, predicted: np.ndarray, forecast_s: float,
@@ -144,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     so = result["stockout"]
     print(f"stock-outs within {LEAD} days: {so['true']} true, {so['predicted']} predicted, "
           f"precision {so['precision']:.2f}, recall {so['recall']:.2f}")
+    for mode, sh in result["shrinkage"].items():
+        print(f"shrinkage ({mode.replace('_', ' ')}): {sh['thefts_seen']} thefts between "
+              f"counts, {sh['alerts']} alerts, precision {sh['precision']:.2f}, "
+              f"recall {sh['recall']:.2f}")
     print(f"forecast of {result['skus']} SKUs: {result['forecast_s']:.1f} s")
     return 0
 

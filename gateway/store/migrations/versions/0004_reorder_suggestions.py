@@ -1,5 +1,7 @@
 """Reorder suggestions: what the forecast says to buy, the manager's decision, and the ERP
-request an approval becomes (delivered through its own retry schedule, like the outbox).
+request an approval becomes (delivered through its own retry schedule, like the outbox); the
+expiry date of imported past counts (expiry risk); shipments out of stock (consumption that
+is not shrinkage).
 
 Revision ID: 0004
 Revises: 0003
@@ -36,8 +38,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("reorder_by_key", "reorder_suggestions", ["sku", "location", "state"])
+    with op.batch_alter_table("stock_history") as batch:
+        batch.add_column(sa.Column("expires_on", sa.Text()))
+    op.create_table(
+        "stock_shipments",
+        sa.Column("sku", sa.Text(), nullable=False),
+        sa.Column("location", sa.Text(), nullable=False),
+        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("shipped_at", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("sku", "location", "shipped_at", "source"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("stock_shipments")
+    with op.batch_alter_table("stock_history") as batch:
+        batch.drop_column("expires_on")
     op.drop_index("reorder_by_key", table_name="reorder_suggestions")
     op.drop_table("reorder_suggestions")
