@@ -1,7 +1,7 @@
 // Service worker: keeps the app shell so the walker's app opens with no network at all.
 // Shell files are served from the cache at once and refreshed in the background
 // (stale-while-revalidate); the API and the WebSocket are never cached.
-const CACHE = "shelfcount-shell-v5";
+const CACHE = "shelfcount-shell-v6";
 const SHELL = [
   "./",
   "index.html",
@@ -11,8 +11,10 @@ const SHELL = [
   "js/barcodes.js",
   "js/boxedit.js",
   "js/camera.js",
+  "js/chart.js",
   "js/draw.js",
   "js/link.js",
+  "js/stock.js",
   "js/store.js",
   "vendor/barcode-detector/ponyfill.js",
   "vendor/barcode-detector/zxing-exported.js",

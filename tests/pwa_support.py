@@ -223,6 +223,12 @@ class FakeGateway:
                                  {"sku": "SKU-10002", "description": "Stretch film roll",
                                   "barcode": "4012345600025", "location": "A-01-2"}]}
 
+        @app.get("/api/v1/tasks")
+        def tasks() -> Any:  # the location picker's "count today" list
+            if request.headers.get("Authorization") != f"Bearer {FAKE_TOKEN}":
+                return {"type": "error", "code": "unauthorized", "message": "bad token"}, 401
+            return {"tasks": []}
+
         @sock.route("/ws/count")
         def ws(conn: Any) -> None:
             self._serve(conn)

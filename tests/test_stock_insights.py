@@ -144,7 +144,7 @@ def test_stock_alerts_and_tasks_over_rest(triton, tmp_path: Path) -> None:
                              for e in shipped])
     finally:
         store.close()
-    with running_gateway(data, triton.url) as gw:
+    with running_gateway(data, triton.url, env={"SHELFCOUNT_BLIND_COUNTS": "1"}) as gw:
         manager = new_token(data, f"manager-{uuid.uuid4().hex[:6]}", "manager")
         walker = new_token(data, f"walker-{uuid.uuid4().hex[:6]}")
         url = f"{gw.base_url}/api/v1"
@@ -164,3 +164,13 @@ def test_stock_alerts_and_tasks_over_rest(triton, tmp_path: Path) -> None:
         assert tasks.status_code == 200
         (task,) = [t for t in tasks.json()["tasks"] if t["recount"]]
         assert task["location"] == "A-01-1" and "recount" in task["reason"]
+        assert "expected" not in task  # blind counts: walkers are not told what to find
+        (seen,) = [t for t in get("/tasks", manager).json()["tasks"] if t["recount"]]
+        assert 225 <= seen["expected"] < 250  # 250 counted two days ago, used since
+        history = get("/stock-history", manager, sku="SKU-10001", location="A-01-1")
+        assert history.status_code == 200, history.text
+        assert len(history.json()["counts"]) == 12 and history.json()["forecast"]["On_Hand"] == 250
+        assert get("/stock-history", walker, sku="SKU-10001", location="A-01-1"
+                   ).status_code == 403
+        assert get("/stock-history", manager, sku="SKU-10001").status_code == 400
+        assert get("/stock-history", manager, sku="SKU-9", location="A-01-1").status_code == 404

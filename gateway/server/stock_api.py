@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from gateway.schema import ApiErrorBody, ReorderDecision
+from gateway.schema import MAX_LOCATION, ApiErrorBody, ReorderDecision
 from gateway.store import StoreError
 from gateway.store.types import utcnow
 
@@ -176,10 +176,54 @@ def stock_alerts() -> Response:
     "Bins to count today, in location order (a walker's route)",
     description="Recounts for open shrinkage alerts, then cycle counts due by ABC class "
                 "(annual consumption value; SHELFCOUNT_ABC_SHARES, SHELFCOUNT_COUNT_EVERY_DAYS). "
-                "Each: location, sku, abc, reason, last_count, days_since, recount.",
+                "Each: location, sku, abc, reason, last_count, days_since, recount, expected "
+                "(the quantity the bin should hold now; left out for walkers with "
+                "SHELFCOUNT_BLIND_COUNTS=1).",
     responses={200: (OBJECT, "tasks")})
 def tasks() -> Response:
     from gateway.stock.insights import count_tasks
 
+    from .rest import device
+
     series, price, cfg = _insights()
-    return jsonify({"tasks": count_tasks(series, price, utcnow().date(), cfg)})
+    found = count_tasks(series, price, utcnow().date(), cfg)
+    if services().settings.blind_counts and not device().is_manager:
+        for task in found:
+            task.pop("expected")
+    return jsonify({"tasks": found})
+
+
+@stock_api.get("/stock-history")
+@operation(
+    "Managers: one bin's counts, receipts and forecast (the dashboard's chart)",
+    description="Query sku and location (both required). counts: [date, quantity] (the last "
+                "count of each day), receipts: [date, quantity], forecast: the bin's "
+                "`shelfcount forecast` row.",
+    query={"sku": {"type": "string"}, "location": {"type": "string"}},
+    responses={200: (OBJECT, "history"), 400: (ApiErrorBody, "sku or location missing"),
+               403: (ApiErrorBody, MANAGERS), 404: (ApiErrorBody, "never counted")})
+def stock_history() -> Response:
+    from gateway.stock.demand import demand_series
+    from gateway.stock.forecast import forecast_rows, supply_from
+
+    _manager()
+    sku, location = (request.args.get(k, "").strip() for k in ("sku", "location"))
+    if not sku or not location or len(sku) > MAX_LOCATION or len(location) > MAX_LOCATION:
+        raise ApiError("bad_request", f"sku and location: 1-{MAX_LOCATION} characters each",
+                       400)
+    svc = services()
+
+    def mine(events: list) -> list:
+        return [e for e in events if e.sku == sku and e.location == location]
+
+    counts = mine(svc.store.history())
+    if not counts:
+        raise ApiError("not_found", f"{sku} at {location} was never counted", 404)
+    receipts = mine(svc.store.receipts())
+    (series,) = demand_series(counts, receipts, mine(svc.store.shipments()))
+    catalog = svc.pipelines.get().catalog
+    (row,) = forecast_rows([series], lambda s: supply_from(catalog.by_sku(s)))
+    by_day = {e.at.date().isoformat(): e.quantity for e in sorted(counts, key=lambda e: e.at)}
+    return jsonify({"sku": sku, "location": location, "counts": sorted(by_day.items()),
+                    "receipts": [[e.at.date().isoformat(), e.quantity] for e in receipts],
+                    "forecast": row})

@@ -244,7 +244,8 @@ def count_tasks(series: Sequence[DemandSeries], price: Price, today: date,
             reason = f"cycle count: class {cls}, every {every[cls]} days"
         else:
             continue
+        expected = max(0, round(s.on_hand - _mean_daily(s) * age))
         tasks.append({"location": s.location, "sku": s.sku, "abc": cls, "reason": reason,
                       "last_count": s.last_count.date().isoformat(), "days_since": age,
-                      "recount": key in recounts})
+                      "recount": key in recounts, "expected": expected})
     return sorted(tasks, key=lambda t: (t["location"], t["sku"]))

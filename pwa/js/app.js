@@ -8,6 +8,7 @@ import { Camera } from "./camera.js";
 import { drawBoxes, fitTransform, skuColour } from "./draw.js";
 import { Link, uuid } from "./link.js";
 import * as store from "./store.js";
+import { StockScreen } from "./stock.js";
 
 const PREVIEW_INTERVAL_MS = 300; // ~3 preview frames a second
 const SCAN_TIMEOUT_MS = 20000; // a bin-label frame on a busy gateway
@@ -102,6 +103,10 @@ async function show(name) {
   if (name === "review") {
     cam.stop();
     await renderReview();
+  }
+  if (name === "stock") {
+    cam.stop();
+    await stockScreen.render();
   }
   if (name !== "pair") stopQrScan();
 }
@@ -244,6 +249,41 @@ async function fetchCatalogLocations() {
   }
 }
 
+// The bins to count today (GET api/v1/tasks: recounts first in the walker's mind, then cycle
+// counts), kept for offline use like the catalog's locations.
+async function fetchTasks() {
+  if (!link.token) return false;
+  try {
+    const r = await fetch("api/v1/tasks", { headers: authHeaders() });
+    if (!r.ok) return false;
+    const list = (await r.json()).tasks;
+    if (!Array.isArray(list)) return false;
+    await store.setKv("tasks", list);
+    return true;
+  } catch {
+    return false; // offline: the list fetched last time stays
+  }
+}
+
+async function renderTaskList() {
+  const byLoc = new Map();
+  for (const t of await store.getKv("tasks", [])) {
+    const had = byLoc.get(t.location);
+    if (!had || (t.recount && !had.recount)) byLoc.set(t.location, t);
+  }
+  const tasks = [...byLoc.values()].sort((a, b) => (b.recount - a.recount)
+    || a.location.localeCompare(b.location)).slice(0, 50);
+  $("task-title").hidden = !tasks.length;
+  $("task-list").replaceChildren(...tasks.map((t) => el("li", {}, el("button", {
+    type: "button", class: t.recount ? "btn btn-task recount" : "btn btn-task",
+    "data-task": t.location, "aria-label": `${t.location}: ${t.reason}`,
+    onclick: async () => {
+      await pickLocation(t.location);
+      $("locations").close();
+    },
+  }, t.recount ? `${t.location} · recount` : t.location))));
+}
+
 async function pickLocation(loc) {
   const pick = locationPick;
   locationPick = null;
@@ -275,8 +315,11 @@ async function openLocations(onPick = null) {
   $("scan-msg").textContent = "";
   $("loc-input").value = ui.location || "";
   await renderLocationList();
+  await renderTaskList();
   if (!$("locations").open) $("locations").showModal();
-  if (await fetchCatalogLocations() && $("locations").open) await renderLocationList();
+  const [catalog, tasks] = await Promise.all([fetchCatalogLocations(), fetchTasks()]);
+  if (catalog && $("locations").open) await renderLocationList();
+  if (tasks && $("locations").open) await renderTaskList();
 }
 
 // The bin label's location as the gateway read it: a row's Location or a code's text.
@@ -1322,6 +1365,8 @@ async function api(path, init = {}) {
   return body;
 }
 
+const stockScreen = new StockScreen({ api, el, toast, $ });
+
 async function renderReview() {
   const msg = $("review-msg");
   msg.textContent = "Loading...";
@@ -1445,6 +1490,7 @@ async function updatePending() {
 
 function renderRole() {
   $("review-btn").hidden = link.role !== "manager";
+  $("stock-btn").hidden = link.role !== "manager";
 }
 
 function renderNet(state, why) {
@@ -1557,6 +1603,9 @@ function wire() {
   });
 
   $("review-btn").addEventListener("click", () => show("review"));
+  $("stock-btn").addEventListener("click", () => show("stock"));
+  $("stock-refresh").addEventListener("click", () => stockScreen.render());
+  $("stock-back").addEventListener("click", () => show("count"));
   $("review-back").addEventListener("click", () => show("count"));
   $("review-refresh").addEventListener("click", renderReview);
   link.addEventListener("recount", (e) => {
