@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
 
 from gateway.catalog import import_catalog, load_catalog
 from gateway.config import load_settings
@@ -14,7 +17,7 @@ from gateway.stock.insights import InsightSettings
 from gateway.stock.sheets_report import ALERT_HEADER, REORDER_HEADER, ReportWorker, publish
 from gateway.store import Store
 from gateway.store.stock_repo import StockEvent
-from tests.server_support import DEMO_CATALOG
+from tests.server_support import DEMO_CATALOG, running_gateway
 
 if TYPE_CHECKING:  # pytest plugins: imported by pytest, not here
     from tests.fakes.sheets_server import SheetsEnv
@@ -65,3 +68,23 @@ def test_reorder_and_alerts_worksheets_are_replaced(tmp_path: Path, sheets: Shee
         assert sheets.fake.count("PUT", "Reorder") == writes
     finally:
         store.close()
+
+
+@pytest.mark.triton
+def test_the_gateway_keeps_the_worksheets_current(triton, tmp_path: Path,
+                                                  sheets: SheetsEnv) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    store = Store(data / "shelfcount.db")
+    try:
+        store.add_history(_falling("SKU-10001", "A-01-1", 200, 5, 36, datetime.now(UTC)))
+    finally:
+        store.close()
+    with running_gateway(data, triton.url, env=sheets.env()) as gw:
+        assert gw.report is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(sheets.fake.rows(sheets.key, "Reorder")) < 2:
+            time.sleep(0.2)
+        reorder = sheets.fake.rows(sheets.key, "Reorder")
+        assert reorder[0] == list(REORDER_HEADER) and reorder[1][0] == "SKU-10001"
+        assert sheets.fake.rows(sheets.key, "Alerts")[0] == list(ALERT_HEADER)

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ class GatewayServer:
         self._grpc: Any = None
         self.outbox: Any = None  # gateway.sinks OutboxWorker when a sink is configured
         self.purchasing: Any = None  # gateway.stock PurchaseWorker when Tryton is configured
+        self.report: Any = None  # gateway.stock ReportWorker when Sheets is configured
         self.http_port = 0
         self.grpc_port = 0
 
@@ -71,14 +73,13 @@ class GatewayServer:
         try:
             from gateway.sinks.commands import start_worker
             from gateway.stock.purchasing import start_purchasing
+            from gateway.stock.sheets_report import start_report
 
             self.outbox = start_worker(self.settings, self.services.store)
-            if self.outbox is not None:
-                # Deliver a confirmed bay now rather than at the worker's next poll.
-                self.services.on_confirmed = self.outbox.wake
             self.purchasing = start_purchasing(self.settings, self.services.store)
-            if self.purchasing is not None:
-                self.services.on_approved = self.purchasing.wake
+            self.report = start_report(self.settings, self.services.store,
+                                       lambda: self.services.pipelines.get().catalog)
+            self._chain_callbacks()
             ssl_context = server_context(*self.tls) if self.tls else None
             self._http = HttpServer(
                 self.app, self.settings.host, int(self.settings.port), tls=ssl_context,
@@ -97,6 +98,16 @@ class GatewayServer:
             raise
         return self
 
+    def _chain_callbacks(self) -> None:
+        """A confirmed bay is delivered now rather than at the outbox's next poll, an approval
+        goes to the ERP now; both make the Sheets report due."""
+        report = [self.report.changed] if self.report is not None else []
+        if self.outbox is not None or report:
+            self.services.on_confirmed = _calling(
+                ([self.outbox.wake] if self.outbox is not None else []) + report)
+        if self.purchasing is not None:  # None: approvals are kept, shown as not sent
+            self.services.on_approved = _calling([self.purchasing.wake] + report)
+
     def stop(self) -> None:
         """Stop taking work, then stop the workers (unfinished work resumes on restart)."""
         self.model_watcher.stop()
@@ -109,10 +120,10 @@ class GatewayServer:
             self.services.close_sockets()
             self._http.stop()
             self._http = None
-        for worker in (self.outbox, self.purchasing):
+        for worker in (self.outbox, self.purchasing, self.report):
             if worker is not None:
                 worker.stop()
-        self.outbox = self.purchasing = None
+        self.outbox = self.purchasing = self.report = None
         self.services.stop()
 
     def __enter__(self) -> GatewayServer:
@@ -120,6 +131,14 @@ class GatewayServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _calling(calls: list[Callable[[], None]]) -> Callable[[], None]:
+    """One callback that makes each of ``calls``."""
+    def call_all() -> None:
+        for call in calls:
+            call()
+    return call_all
 
 
 def serve_main(settings: Any) -> int:

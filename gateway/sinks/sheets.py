@@ -196,6 +196,21 @@ class SheetsSink:
             ws.append_rows(values, value_input_option="RAW", insert_data_option="INSERT_ROWS",
                            table_range="A1")
 
+    def replace_worksheet(self, title: str, header: Sequence[str],
+                          rows: Sequence[Sequence[Any]]) -> None:
+        """Make a worksheet hold exactly these rows (a report, not a log): cleared, then
+        written from A1 (2 requests). Cells are made safe for a spreadsheet."""
+        try:
+            ws = self._worksheet(title)
+            ws.clear()
+            ws.update([list(header)] + [[safe_cell(v) if isinstance(v, str) else v for v in r]
+                                        for r in rows], "A1", value_input_option="RAW")
+        except SinkError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated, see _as_sink_error
+            self._sheets.pop(title, None)
+            raise _as_sink_error(exc, f"write {title!r}") from exc
+
     # -- rows ----------------------------------------------------------------------------
     def worksheet_title(self, entry: Entry) -> str:
         if self.layout == "session":

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from gateway.sinks.csv_safety import safe_cell
 from gateway.sinks.worker import PollingWorker
 from gateway.store.types import utcnow
 
@@ -28,6 +27,19 @@ REORDER_HEADER = ("SKU", "Location", "Description", "Suggested_Order_Qty", "On_H
 ALERT_HEADER = ("Kind", "SKU", "Location", "What", "Units", "Value", "State", "Date")
 ALERT_DAYS = 30
 REFRESH_S = 900.0
+
+
+def start_report(settings: Any, store: Any, catalog: Callable[[], Any]) -> ReportWorker | None:
+    """The report worker, started, when the Sheets sink is fully configured; else None."""
+    from gateway.sinks.registry import SinkConfigError, build_sinks
+    from gateway.stock.insights import InsightSettings
+
+    try:
+        (sink,) = build_sinks(settings, store.session_rows, only="sheets")
+    except (SinkConfigError, ValueError):
+        return None
+    worker = ReportWorker(sink, store, catalog, InsightSettings.from_settings(settings))
+    return worker.start()  # type: ignore[return-value]
 
 
 def reorder_rows(store: Any, catalog: Any) -> list[list[Any]]:
@@ -70,18 +82,11 @@ def alert_rows(store: Any, catalog: Any, cfg: Any) -> list[list[Any]]:
     return rows
 
 
-def _replace(sink: Any, title: str, header: tuple[str, ...], rows: list[list[Any]]) -> None:
-    ws = sink._worksheet(title)
-    ws.clear()
-    ws.update([list(header)] + [[safe_cell(v) if isinstance(v, str) else v for v in r]
-                                for r in rows], "A1", value_input_option="RAW")
-
-
 def publish(sink: Any, store: Any, catalog: Any, cfg: Any) -> tuple[int, int]:
     """Replace both worksheets; returns (reorder rows, alert rows)."""
     reorder, alerts = reorder_rows(store, catalog), alert_rows(store, catalog, cfg)
-    _replace(sink, REORDER, REORDER_HEADER, reorder)
-    _replace(sink, ALERTS, ALERT_HEADER, alerts)
+    sink.replace_worksheet(REORDER, REORDER_HEADER, reorder)
+    sink.replace_worksheet(ALERTS, ALERT_HEADER, alerts)
     return len(reorder), len(alerts)
 
 
