@@ -42,6 +42,9 @@ class CatalogEntry:
     min_order_qty: int = 0
     pack_size: int = 1
     supplier: str = ""
+    lead_time_sd_days: float | None = None  # how much the lead time varies (one sigma)
+    order_cost: Decimal | None = None  # cost of placing one order (EOQ)
+    holding_cost_pct: float | None = None  # yearly cost of holding a unit, % of its price
 
 
 class Catalog:
@@ -129,9 +132,13 @@ def _number(row: dict[str, str], column: str, where: str, kind: type, lo: float,
 
 
 def _supply(row: dict[str, str], where: str) -> dict[str, Any]:
-    """The optional buying columns: Lead_Time_Days, Service_Level, Min_Order_Qty, Pack_Size,
-    Supplier."""
+    """The optional buying columns: Lead_Time_Days, Lead_Time_SD_Days, Service_Level,
+    Min_Order_Qty, Pack_Size, Supplier, Order_Cost, Holding_Cost_Pct."""
+    order_cost = _number(row, "Order_Cost", where, float, 0, 10**9)
     return {
+        "lead_time_sd_days": _number(row, "Lead_Time_SD_Days", where, float, 0, 365),
+        "order_cost": Decimal(str(order_cost)) if order_cost is not None else None,
+        "holding_cost_pct": _number(row, "Holding_Cost_Pct", where, float, 0.01, 1000),
         "lead_time_days": _number(row, "Lead_Time_Days", where, float, 0, 365),
         "service_level": _number(row, "Service_Level", where, float, 0.5, 0.9999),
         "min_order_qty": _number(row, "Min_Order_Qty", where, int, 0, 10**9) or 0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -151,3 +152,37 @@ def test_confirmed_bays_join_the_history(store: Store) -> None:  # noqa: F811 - 
     assert [(e.sku, e.location, e.quantity) for e in history] == [
         ("SKU-1", "A-1-1", 9), ("SKU-1", "A-1-1", 4)]
     assert history[-1].source == f"count {count_id}"
+
+
+def test_lead_time_spread_and_economic_order_quantity() -> None:
+    """Safety stock grows with the lead time's own spread; with order and holding costs the
+    order is the EOQ (sqrt(2 D S / H)), at least enough to get over the reorder point."""
+    plain = reorder(10, 4.0, 1.0, Supply(lead_time_days=9))[0]
+    spread = reorder(10, 4.0, 1.0, Supply(lead_time_days=9, lead_time_sd_days=2))[0]
+    assert plain == pytest.approx(36 + 1.6449 * 3, abs=0.01)
+    assert spread == pytest.approx(36 + 1.6449 * (9 + 64) ** 0.5, abs=0.01)
+    # D = 4 * 365, S = 50, H = 2: EOQ = sqrt(2 * 1460 * 50 / 2) = 270.2 -> 271.
+    eoq = Supply(lead_time_days=9, order_cost=50, holding_cost_per_year=2)
+    assert reorder(10, 4.0, 1.0, eoq)[1] == 271
+    tiny = Supply(lead_time_days=9, order_cost=1, holding_cost_per_year=50)  # EOQ 7.6
+    point, qty = reorder(10, 4.0, 1.0, tiny)
+    assert qty == math.ceil(point - 10)  # still back over the reorder point
+
+
+def test_catalog_costs_reach_the_supply(tmp_path: Path) -> None:
+    from gateway.catalog import load_catalog
+    from gateway.stock.forecast import supply_from
+
+    (tmp_path / "c.csv").write_text(
+        "SKU,Barcode,Product_Description,Unit_Price,Lead_Time_Days,Lead_Time_SD_Days,"
+        "Order_Cost,Holding_Cost_Pct\nSKU-1,,thing,8.00,10,3,40,25\n")
+    import_catalog(tmp_path / "c.csv", tmp_path / "d")
+    supply = supply_from(load_catalog(tmp_path / "d").by_sku("SKU-1"))
+    assert (supply.lead_time_days, supply.lead_time_sd_days, supply.order_cost,
+            supply.holding_cost_per_year) == (10, 3, 40, 2.0)
+    (tmp_path / "bad.csv").write_text(
+        "SKU,Barcode,Product_Description,Unit_Price,Holding_Cost_Pct\nSKU-1,,thing,8.00,x\n")
+    from gateway.catalog import CatalogError
+
+    with pytest.raises(CatalogError, match="Holding_Cost_Pct 'x' is not a number"):
+        import_catalog(tmp_path / "bad.csv", tmp_path / "e")

@@ -6,9 +6,13 @@ ADIDA and optimised simple exponential smoothing. Each series picks its model on
 interval is the chosen model's holdout error spread (80 %: the 10th to 90th percentile of a
 normal error), so a series that forecasts badly says so with a wide interval.
 
-Reorder point = demand over the lead time + safety stock for the service level (z * sigma *
-sqrt(L)); when stock is at or under it, the suggested order brings it up to the reorder point
-plus ``REVIEW_DAYS`` of demand, rounded up to whole packs and at least the minimum order.
+Reorder point = demand over the lead time + safety stock for the service level: z * sigma *
+sqrt(L), or z * sqrt(L * sigma^2 + d^2 * sigma_L^2) when the lead time's own spread sigma_L is
+known. When stock is at or under it, the suggested order brings it up to the reorder point
+plus ``REVIEW_DAYS`` of demand; when order and holding costs are known it is the economic
+order quantity instead (sqrt(2 D S / H): D yearly demand, S the cost of an order, H the yearly
+cost of holding a unit), at least enough to get back over the reorder point. Rounded up to
+whole packs, at least the minimum order.
 """
 
 from __future__ import annotations
@@ -41,6 +45,15 @@ class Supply:
     service_level: float = DEFAULT_SERVICE_LEVEL
     min_order_qty: int = 0
     pack_size: int = 1
+    lead_time_sd_days: float = 0.0
+    order_cost: float | None = None
+    holding_cost_per_year: float | None = None  # per unit, in the catalog's currency
+
+    def eoq(self, daily: float) -> float | None:
+        """The economic order quantity, when its costs are known."""
+        if not self.order_cost or not self.holding_cost_per_year or daily <= 0:
+            return None
+        return math.sqrt(2 * daily * 365 * self.order_cost / self.holding_cost_per_year)
 
 
 def _models() -> dict[str, Any]:
@@ -84,10 +97,12 @@ def reorder(on_hand: int, daily: float, sigma: float, supply: Supply) -> tuple[f
     """(reorder point, suggested order quantity) for the stock on hand."""
     z = NormalDist().inv_cdf(min(max(supply.service_level, 0.5), 0.9999))
     lead = max(supply.lead_time_days, 0.0)
-    point = daily * lead + z * sigma * math.sqrt(lead)
+    spread = math.sqrt(lead * sigma ** 2 + (daily * supply.lead_time_sd_days) ** 2)
+    point = daily * lead + z * spread
     if daily <= 0 or on_hand > point:
         return point, 0
-    want = point + daily * REVIEW_DAYS - on_hand
+    eoq = supply.eoq(daily)
+    want = point + daily * REVIEW_DAYS - on_hand if eoq is None else max(eoq, point - on_hand)
     pack = max(1, supply.pack_size)
     return point, int(math.ceil(max(want, supply.min_order_qty) / pack) * pack)
 
@@ -117,10 +132,13 @@ def supply_from(entry: Any) -> Supply:
     """A catalog entry's buying columns, the documented defaults where it has none."""
     if entry is None:
         return Supply()
+    holding = (float(entry.unit_price) * entry.holding_cost_pct / 100
+               if entry.holding_cost_pct is not None else None)
     return Supply(
         entry.lead_time_days if entry.lead_time_days is not None else DEFAULT_LEAD_TIME_DAYS,
         entry.service_level if entry.service_level is not None else DEFAULT_SERVICE_LEVEL,
-        entry.min_order_qty, entry.pack_size)
+        entry.min_order_qty, entry.pack_size, entry.lead_time_sd_days or 0.0,
+        float(entry.order_cost) if entry.order_cost is not None else None, holding or None)
 
 
 def forecast_table(store: Any, catalog: Any, horizon: int) -> list[dict[str, Any]]:
