@@ -173,6 +173,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 return stock_commands.import_main(args, settings, args.command)
             case "forecast":
                 return stock_commands.forecast_main(args, settings)
+            case "moves":
+                from gateway.stock.moves_sync import sync_main
+
+                return sync_main(settings)
             case "doctor":
                 from gateway.sinks.commands import doctor_main
 

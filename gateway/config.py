@@ -85,6 +85,9 @@ class Settings(BaseModel):
     # class is counted, in days (A, B, C).
     abc_shares: tuple[float, float] = (0.8, 0.95)
     count_every_days: tuple[int, int, int] = (30, 91, 365)
+    # With Tryton configured, its done stock moves become receipts and shipments this often
+    # (seconds; 0: only by `shelfcount moves sync`).
+    tryton_moves_poll_s: float = Field(300.0, ge=0.0)
     # Blind counts: walkers are never shown the quantity a bin is expected to hold.
     blind_counts: bool = False
     # Unknown SHELFCOUNT_* variables, lower-cased without the prefix: the plug-ins' settings.

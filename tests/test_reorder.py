@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from gateway.config import load_settings
+from gateway.sinks.base import SinkError
 from gateway.stock.purchasing import PurchaseWorker, build_purchaser
 from gateway.store import Store, StoreError
 from gateway.store.stock_repo import StockEvent
@@ -199,3 +200,80 @@ def test_managers_approve_in_the_app_and_tryton_gets_the_request(
         assert req["quantity"] == 60 and req["warehouse"] == _warehouse(tryton_db)
         # On order: the next look at the list does not suggest it again.
         assert all(x["sku"] != "SKU-10001" for x in call("GET").json()["suggestions"])
+
+
+def _ids(m, *codes: str) -> list[int]:
+    out = []
+    for code in codes:
+        field = "code" if "-" in code else "type"
+        (found,) = m("stock.location", "search", [(field, "=", code)], 0, 1, None)
+        out.append(found)
+    return out
+
+
+def _confirming(client, model: str, button: str, ids: list[int]) -> None:
+    """Press a Tryton button, saying yes to the warning it may ask first (as a person would)."""
+    try:
+        client.model(model, button, ids)
+    except SinkError as exc:
+        if "UserWarning: " not in str(exc):
+            raise
+        name = str(exc).split("UserWarning: ", 1)[1]
+        client.model("res.user.warning", "create", [{"user": client.uid, "name": name,
+                                                     "always": False}])
+        client.model(model, button, ids)
+
+
+def _done_move(db: TrytonDB, sku: str, src: str, dst: str, qty: float) -> None:
+    """A done stock move in Tryton: into a bin as a plain move, out of one through an internal
+    shipment (Tryton wants stock leaving a bin assigned first; the test user forces it)."""
+    client = db.client()
+    m = client.model
+    (product,) = m("product.product", "search_read", [("code", "=", sku)], 0, 1, None,
+                   ["default_uom"])
+    src_id, dst_id = _ids(m, src, dst)
+    line = {"from_location": src_id, "to_location": dst_id, "product": product["id"],
+            "quantity": qty, "unit": product["default_uom"]}
+    if "-" not in src:
+        (move,) = m("stock.move", "create", [{
+            **line, "unit_price": {"__class__": "Decimal", "decimal": "1"},
+            "currency": client.context.get("currency") or 1}])
+        _confirming(client, "stock.move", "do", [move])
+        return
+    (group,) = m("res.group", "search", [("name", "=", "Stock Force Assignment")], 0, 1, None)
+    m("res.user", "write", [client.uid], {"groups": [["add", [group]]]})
+    client.login()
+    (shipment,) = m("stock.shipment.internal", "create", [{
+        "from_location": src_id, "to_location": dst_id, "moves": [["create", [line]]]}])
+    for button in ("wait", "assign_force", "do"):
+        _confirming(client, "stock.shipment.internal", button, [shipment])
+
+
+def test_tryton_moves_become_receipts_and_shipments(tmp_path: Path, tryton_db: TrytonDB,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main as cli_main
+
+    data = tmp_path / "data"
+    assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 2
+    assert "Tryton is not configured" in capsys.readouterr().err
+    _done_move(tryton_db, "SKU-10001", "supplier", "A-01-1", 12)
+    _done_move(tryton_db, "SKU-10002", "A-01-2", "A-02-1", 3)  # from one bin to another
+    for key, value in tryton_db.env().items():
+        monkeypatch.setenv(key, value)
+    assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 0
+    # The seeded stock came from lost-and-found (an inventory): neither a receipt nor a sale.
+    assert capsys.readouterr().out.strip() == "from Tryton: 2 receipts, 1 shipments added"
+    assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 0
+    assert capsys.readouterr().out.strip() == "from Tryton: 0 receipts, 0 shipments added"
+    store = Store(data / "shelfcount.db")
+    try:
+        assert sorted((e.sku, e.location, e.quantity) for e in store.receipts()) == [
+            ("SKU-10001", "A-01-1", 12), ("SKU-10002", "A-02-1", 3)]
+        assert sorted((e.sku, e.location, e.quantity) for e in store.shipments()) == [
+            ("SKU-10002", "A-01-2", 3)]
+    finally:
+        store.close()
+    monkeypatch.setenv("SHELFCOUNT_TRYTON_URL", "http://127.0.0.1:9")  # nobody listens
+    assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 3
+    assert "unreachable" in capsys.readouterr().err

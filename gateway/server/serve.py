@@ -59,6 +59,7 @@ class GatewayServer:
         self.outbox: Any = None  # gateway.sinks OutboxWorker when a sink is configured
         self.purchasing: Any = None  # gateway.stock PurchaseWorker when Tryton is configured
         self.report: Any = None  # gateway.stock ReportWorker when Sheets is configured
+        self.moves: Any = None  # gateway.stock MovesWorker when Tryton is configured
         self.http_port = 0
         self.grpc_port = 0
 
@@ -72,6 +73,7 @@ class GatewayServer:
         self.services.start()
         try:
             from gateway.sinks.commands import start_worker
+            from gateway.stock.moves_sync import start_moves
             from gateway.stock.purchasing import start_purchasing
             from gateway.stock.sheets_report import start_report
 
@@ -79,6 +81,7 @@ class GatewayServer:
             self.purchasing = start_purchasing(self.settings, self.services.store)
             self.report = start_report(self.settings, self.services.store,
                                        lambda: self.services.pipelines.get().catalog)
+            self.moves = start_moves(self.settings, self.services.store)
             self._chain_callbacks()
             ssl_context = server_context(*self.tls) if self.tls else None
             self._http = HttpServer(
@@ -120,10 +123,10 @@ class GatewayServer:
             self.services.close_sockets()
             self._http.stop()
             self._http = None
-        for worker in (self.outbox, self.purchasing, self.report):
+        for worker in (self.outbox, self.purchasing, self.report, self.moves):
             if worker is not None:
                 worker.stop()
-        self.outbox = self.purchasing = self.report = None
+        self.outbox = self.purchasing = self.report = self.moves = None
         self.services.stop()
 
     def __enter__(self) -> GatewayServer:

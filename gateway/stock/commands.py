@@ -31,6 +31,10 @@ def add_parsers(sub: Any) -> None:
         imp.add_argument("files", nargs="+" if files == "FILE..." else 1, type=Path,
                          metavar="FILE")
         imp.add_argument("--data-dir", type=Path, help="the gateway's data folder")
+    mv = sub.add_parser("moves", help="Tryton's done stock moves as receipts and shipments")
+    mv_act = mv.add_subparsers(dest="moves_command", required=True, metavar="ACTION")
+    mv_sync = mv_act.add_parser("sync", help="read the moves done since the last read")
+    mv_sync.add_argument("--data-dir", type=Path, help="the gateway's data folder")
     f = sub.add_parser("forecast", help="demand forecast and reorder suggestion per SKU and "
                        "location, from the count history and receipts")
     f.add_argument("--horizon", type=int, default=HORIZON_DAYS,

@@ -47,20 +47,26 @@ class PurchaseWorker(PollingWorker):
         return done
 
 
-def build_purchaser(settings: Settings) -> Any:
-    """The Tryton purchaser when Tryton is fully configured, else None (approvals are kept
-    and shown as not sent)."""
+def tryton_client(settings: Settings) -> Any:
+    """A Tryton JSON-RPC client when the Tryton sink is fully configured, else None."""
     from gateway.sinks.plugin import parse_settings
     from gateway.sinks.registry import plugin
     from gateway.sinks.tryton import TrytonClient
-    from gateway.sinks.tryton_purchase import TrytonPurchaser
 
     tryton = plugin("tryton")
     if not tryton.is_on(settings) or tryton.missing(settings):
         return None
     config = parse_settings(tryton.settings_model, settings)
-    return TrytonPurchaser(TrytonClient(config.url, config.db, config.user,
-                                        config.password.get_secret_value()))
+    return TrytonClient(config.url, config.db, config.user, config.password.get_secret_value())
+
+
+def build_purchaser(settings: Settings) -> Any:
+    """The Tryton purchaser when Tryton is fully configured, else None (approvals are kept
+    and shown as not sent)."""
+    from gateway.sinks.tryton_purchase import TrytonPurchaser
+
+    client = tryton_client(settings)
+    return TrytonPurchaser(client) if client is not None else None
 
 
 def start_purchasing(settings: Settings, store: Any) -> PurchaseWorker | None:

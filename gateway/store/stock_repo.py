@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, select, tuple_
 
 from .engine import Database
-from .tables import outbox, stock_history, stock_receipts, stock_shipments
+from .tables import meta, outbox, stock_history, stock_receipts, stock_shipments
 from .types import from_ts, to_ts
 
 
@@ -105,3 +105,14 @@ class StockRepository:
             if new:
                 conn.execute(table.insert(), new)
         return len(new)
+
+    def stock_cursor(self, name: str) -> str | None:
+        """Where an import from another system (Tryton's moves) got to."""
+        with self.db.tx() as conn:
+            return conn.execute(select(meta.c.value).where(
+                meta.c.key == f"cursor:{name}")).scalar()
+
+    def set_stock_cursor(self, name: str, value: str) -> None:
+        with self.db.tx() as conn:
+            conn.execute(delete(meta).where(meta.c.key == f"cursor:{name}"))
+            conn.execute(meta.insert().values(key=f"cursor:{name}", value=value))
