@@ -134,7 +134,7 @@ def run(n_skus: int, seed: int) -> dict:
     forecast_s = time.perf_counter() - t0
     scores: dict[str, dict[str, list[float]]] = {
         k: {"model": [], "naive": [], "ma": [], "oracle": []} for k in CLASSES}
-    runs_out, predicted = [], []
+    runs_out, predicted, kinds = [], [], []
     for s, row in zip(series, rows, strict=True):
         kind, demand, day, stock = truth[s.sku]
         future, past = demand[day:day + HORIZON], demand[:day]
@@ -147,9 +147,12 @@ def run(n_skus: int, seed: int) -> dict:
                            ("oracle", float(future.mean()))):
             scores[kind][name].append(_mase(pred, future, past))
         runs_out.append(bool(stock[day] <= demand[day:day + LEAD].sum()))
+        kinds.append(kind)
         days_left = row["Days_Until_Stockout"]
         predicted.append(days_left != "" and float(days_left) <= LEAD)
     out = _summary(scores, np.array(runs_out), np.array(predicted), forecast_s, n_skus)
+    out["stockout"]["true_by_class"] = {k: sum(1 for r, c in zip(runs_out, kinds, strict=True)
+                                               if r and c == k) for k in CLASSES}
     out["shrinkage"] = {
         "counts_only": _shrinkage_scores(series, thefts),
         "shipments_known": _shrinkage_scores(demand_series(history, receipts, shipments),
@@ -190,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
               f"| {1 - m['oracle'] / min(m['naive'], m['ma']):+.1%} |")
     so = result["stockout"]
     print(f"stock-outs within {LEAD} days: {so['true']} true, {so['predicted']} predicted, "
-          f"precision {so['precision']:.2f}, recall {so['recall']:.2f}")
+          f"precision {so['precision']:.2f}, recall {so['recall']:.2f} (true by class: "
+          f"{', '.join(f'{k} {v}' for k, v in so['true_by_class'].items())})")
     for mode, sh in result["shrinkage"].items():
         print(f"shrinkage ({mode.replace('_', ' ')}): {sh['thefts_seen']} thefts between "
               f"counts, {sh['alerts']} alerts, precision {sh['precision']:.2f}, "
