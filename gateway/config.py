@@ -88,6 +88,8 @@ class Settings(BaseModel):
     # With Tryton configured, its done stock moves become receipts and shipments this often
     # (seconds; 0: only by `shelfcount moves sync`).
     tryton_moves_poll_s: float = Field(300.0, ge=0.0)
+    # 1: at each such read, also write Tryton purchase order points from the forecast.
+    tryton_order_points: bool = False
     # Blind counts: walkers are never shown the quantity a bin is expected to hold.
     blind_counts: bool = False
     # Unknown SHELFCOUNT_* variables, lower-cased without the prefix: the plug-ins' settings.

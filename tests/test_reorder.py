@@ -277,3 +277,34 @@ def test_tryton_moves_become_receipts_and_shipments(tmp_path: Path, tryton_db: T
     monkeypatch.setenv("SHELFCOUNT_TRYTON_URL", "http://127.0.0.1:9")  # nobody listens
     assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 3
     assert "unreachable" in capsys.readouterr().err
+
+
+def test_order_points_follow_the_forecast(tmp_path: Path, tryton_db: TrytonDB,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """SHELFCOUNT_TRYTON_ORDER_POINTS=1: one purchase order point per product and warehouse,
+    minimum = the forecast's reorder point, rewritten (not added) by the next sync."""
+    from gateway.catalog import load_catalog
+    from gateway.cli import main as cli_main
+    from gateway.stock.forecast import forecast_table
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _history(data, "SKU-10001", "A-01-1")
+    for key, value in {**tryton_db.env(), "SHELFCOUNT_TRYTON_ORDER_POINTS": "1"}.items():
+        monkeypatch.setenv(key, value)
+    for _ in range(2):
+        assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 0
+        assert "to Tryton: 1 purchase order points written" in capsys.readouterr().out
+    store = Store(data / "shelfcount.db")
+    try:
+        (row,) = forecast_table(store, load_catalog(data), 28)
+    finally:
+        store.close()
+    m = tryton_db.client().model
+    (pid,) = m("product.product", "search", [("code", "=", "SKU-10001")], 0, 1, None)
+    (point,) = m("stock.order_point", "search_read", [("product", "=", pid)], 0, None, None,
+                 ["location", "type", "min_quantity", "target_quantity"])
+    assert point["type"] == "purchase" and point["location"] == _warehouse(tryton_db)
+    assert point["min_quantity"] == pytest.approx(row["Reorder_Point"], abs=0.01)
+    assert point["target_quantity"] > point["min_quantity"]

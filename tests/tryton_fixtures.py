@@ -171,7 +171,7 @@ def _build_template(server: TrytonServer) -> None:
     subprocess.run(
         [str(BIN / "trytond-admin"), "-c", str(server.config), "-d", TEMPLATE,
          "--email", "admin@example.com", "-u", "stock", "product", "purchase_requisition",
-         "--activate-dependencies"],
+         "stock_supply", "--activate-dependencies"],
         env={**os.environ, "TRYTONPASSFILE": str(passfile)}, check=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
     server.start(TEMPLATE)
@@ -194,7 +194,7 @@ def _cache_key() -> str:
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
     for package in ("trytond", "trytond_stock", "trytond_product",
-                    "trytond_purchase_requisition"):
+                    "trytond_purchase_requisition", "trytond_stock_supply"):
         digest.update(version(package).encode())
     return digest.hexdigest()[:16]
 

@@ -81,7 +81,8 @@ class GatewayServer:
             self.purchasing = start_purchasing(self.settings, self.services.store)
             self.report = start_report(self.settings, self.services.store,
                                        lambda: self.services.pipelines.get().catalog)
-            self.moves = start_moves(self.settings, self.services.store)
+            self.moves = start_moves(self.settings, self.services.store,
+                                     lambda: self.services.pipelines.get().catalog)
             self._chain_callbacks()
             ssl_context = server_context(*self.tls) if self.tls else None
             self._http = HttpServer(

@@ -33,6 +33,23 @@ def _date(day: date) -> dict[str, Any]:
     return {"__class__": "date", "year": day.year, "month": day.month, "day": day.day}
 
 
+def warehouse_of(client: TrytonClient, location: str) -> int:
+    """The warehouse above a bin (Tryton has no field for it over RPC: walk up)."""
+    m = client.model
+    found = m("stock.location", "search", [("code", "=", location)], 0, 1, None)
+    if not found:
+        raise SinkError(f"Tryton has no location with code {location!r}", transient=False)
+    current: int | None = int(found[0])
+    for _ in range(MAX_LOCATION_DEPTH):
+        if current is None:
+            break
+        (rec,) = m("stock.location", "read", [current], ["type", "parent"])
+        if rec["type"] == "warehouse":
+            return int(rec["id"])
+        current = rec["parent"]
+    raise SinkError(f"Tryton location {location!r} is in no warehouse", transient=False)
+
+
 class TrytonPurchaser:
     """Makes the purchase request of an approved suggestion through a purchase requisition."""
 
@@ -78,26 +95,10 @@ class TrytonPurchaser:
                 "description": f"{s.sku} for {s.location} (ShelfCount reorder suggestion)"}
         (rid,) = m("purchase.requisition", "create", [{
             "description": ref, "employee": employee,
-            "warehouse": self._warehouse(s.location),
+            "warehouse": warehouse_of(self.client, s.location),
             "supply_date": _date(today + timedelta(days=max(0, round(lead)))),
             "lines": [["create", [line]]]}])
         return int(rid)
-
-    def _warehouse(self, location: str) -> int:
-        """The warehouse above the bin (Tryton has no field for it over RPC: walk up)."""
-        m = self.client.model
-        found = m("stock.location", "search", [("code", "=", location)], 0, 1, None)
-        if not found:
-            raise SinkError(f"Tryton has no location with code {location!r}", transient=False)
-        current: int | None = int(found[0])
-        for _ in range(MAX_LOCATION_DEPTH):
-            if current is None:
-                break
-            (rec,) = m("stock.location", "read", [current], ["type", "parent"])
-            if rec["type"] == "warehouse":
-                return int(rec["id"])
-            current = rec["parent"]
-        raise SinkError(f"Tryton location {location!r} is in no warehouse", transient=False)
 
     def _describe(self, rid: int) -> str:
         m = self.client.model
