@@ -18,6 +18,7 @@ from gateway.stock.insights import (
     abc_classes,
     count_tasks,
     expiry_risk,
+    rises,
     shrinkage_alerts,
     slow_movers,
 )
@@ -174,3 +175,22 @@ def test_stock_alerts_and_tasks_over_rest(triton, tmp_path: Path) -> None:
                    ).status_code == 403
         assert get("/stock-history", manager, sku="SKU-10001").status_code == 400
         assert get("/stock-history", manager, sku="SKU-9", location="A-01-1").status_code == 404
+
+
+def test_a_count_far_above_what_moves_explain_is_an_anomaly() -> None:
+    counts, shipped = steady("A", 400, 5, range(0, 21, 2))
+    counts[5] = event("A", counts[5].quantity + 60, 10)  # 60 more than anything explains
+    counts[6] = event("A", counts[6].quantity + 60, 12)  # ...and it stays: a receipt unrecorded
+    series = demand_series(counts, [], shipped)
+    (found,) = rises(series, CFG)
+    assert found["unexplained"] == 60 and found["state"] == "unexplained"
+    assert found["counted_at"].startswith("2026-01-11")
+    late, ship = steady("B", 400, 5, range(0, 21, 2), "B-01-1")
+    late[-1] = event("B", late[-1].quantity + 30, 20, "B-01-1")
+    (latest,) = rises(demand_series(late, [], ship), CFG)
+    assert latest["state"] == "recount"
+    today = (DAY0 + timedelta(days=21)).date()
+    assert [t["location"] for t in count_tasks(demand_series(late, [], ship), price, today, CFG)
+            if t["recount"]] == ["B-01-1"]
+    quiet, ship = steady("A", 400, 5, range(0, 21, 2))
+    assert rises(demand_series(quiet, [], ship), CFG) == []

@@ -42,12 +42,18 @@ def forecast() -> Response:
     from gateway.stock.forecast import forecast_table
 
     _manager()
-    raw = request.args.get("horizon", "28")
-    if not raw.isdigit() or not 1 <= int(raw) <= 365:
-        raise ApiError("bad_request", "horizon: a whole number of days, 1-365", 400)
+    horizon = _days("horizon", 28, 365)
     svc = services()
-    rows = forecast_table(svc.store, svc.pipelines.get().catalog, int(raw))
-    return jsonify({"horizon": int(raw), "rows": rows})
+    rows = forecast_table(svc.store, svc.pipelines.get().catalog, horizon)
+    return jsonify({"horizon": horizon, "rows": rows})
+
+
+def _days(name: str, default: int, most: int) -> int:
+    """A whole number of days from the query, 1..most (400 otherwise)."""
+    raw = request.args.get(name, str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise ApiError("bad_request", f"{name}: a whole number of days, 1-{most}", 400)
+    return int(raw)
 
 
 def _json(suggestion: object) -> dict:
@@ -152,23 +158,25 @@ def _insights() -> tuple[Any, Any, Any]:
                 "over SHELFCOUNT_SLOW_MOVER_WEEKS of cover (value tied up, suggestion clear); "
                 "expiry_risk: stock expiring before it runs out (likely_to_expire, "
                 "value_at_risk); shrinkage: drops far above usual demand, state recount | "
-                "shrinkage | miscount | unconfirmed, missing units and their value.",
+                "shrinkage | miscount | unconfirmed, missing units and their value; "
+                "anomalies: counts far above what receipts and shipments allow (a receipt "
+                "not recorded or a miscount), state recount (the bin's latest count) | "
+                "unexplained.",
     query={"days": {"type": "integer", "minimum": 1, "maximum": 3650}},
     responses={200: (OBJECT, "alerts"), 400: (ApiErrorBody, "bad days"),
                403: (ApiErrorBody, MANAGERS)})
 def stock_alerts() -> Response:
-    from gateway.stock.insights import expiry_risk, shrinkage_alerts, slow_movers
+    from gateway.stock.insights import expiry_risk, rises, shrinkage_alerts, slow_movers
 
     _manager()
-    raw = request.args.get("days", "30")
-    if not raw.isdigit() or not 1 <= int(raw) <= 3650:
-        raise ApiError("bad_request", "days: a whole number of days, 1-3650", 400)
+    days = _days("days", 30, 3650)
     series, price, cfg = _insights()
     now = utcnow()
     return jsonify({
         "slow_movers": slow_movers(series, price, now.date(), cfg),
         "expiry_risk": expiry_risk(series, price, now.date()),
-        "shrinkage": shrinkage_alerts(series, price, cfg, now - timedelta(days=int(raw)))})
+        "shrinkage": shrinkage_alerts(series, price, cfg, now - timedelta(days=days)),
+        "anomalies": rises(series, cfg, now - timedelta(days=days))})
 
 
 @stock_api.get("/tasks")

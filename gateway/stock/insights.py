@@ -210,6 +210,29 @@ def shrinkage_alerts(series: Sequence[DemandSeries], price: Price,
     return sorted(out, key=lambda r: r["counted_at"], reverse=True)
 
 
+def rises(series: Sequence[DemandSeries], cfg: InsightSettings,
+          since: datetime | None = None) -> list[dict[str, Any]]:
+    """Counts far above what the stock before, the receipts and the shipments allow: a receipt
+    nobody recorded, or a miscount (the one right after a drop is that drop's recount, not a
+    new anomaly). The latest count of a bin is a recount task; older ones stand as found."""
+    out = []
+    for s in series:
+        dropped = {k for k, *_ in drops(s, cfg)}
+        for k, iv in enumerate(s.intervals):
+            surplus = -(iv.used - (iv.shipped or 0))
+            sd = 1 + math.sqrt(2) * COUNT_ERROR * iv.before.quantity
+            if k - 1 in dropped or surplus < max(MIN_EXCESS_UNITS, cfg.shrinkage_z * sd):
+                continue
+            if since is not None and iv.after.at < since:
+                continue
+            out.append({"sku": s.sku, "location": s.location,
+                        "counted_at": iv.after.at.isoformat(), "before": iv.before.quantity,
+                        "counted": iv.after.quantity, "received": iv.received,
+                        "unexplained": surplus,
+                        "state": "recount" if k == len(s.intervals) - 1 else "unexplained"})
+    return sorted(out, key=lambda r: r["counted_at"], reverse=True)
+
+
 def abc_classes(series: Sequence[DemandSeries], price: Price, cfg: InsightSettings
                 ) -> dict[tuple[str, str], str]:
     """(SKU, location) -> A, B or C by annual consumption value (unknown price: value 0)."""
@@ -231,7 +254,8 @@ def count_tasks(series: Sequence[DemandSeries], price: Price, today: date,
     class; in location order (a walker's route)."""
     classes = abc_classes(series, price, cfg)
     every = dict(zip("ABC", cfg.count_every_days, strict=True))
-    recounts = {(a["sku"], a["location"]) for a in shrinkage_alerts(series, price, cfg)
+    recounts = {(a["sku"], a["location"]) for a in [*shrinkage_alerts(series, price, cfg),
+                                                    *rises(series, cfg)]
                 if a["state"] == "recount"}
     tasks = []
     for s in series:
@@ -239,7 +263,7 @@ def count_tasks(series: Sequence[DemandSeries], price: Price, today: date,
         age = (today - s.last_count.date()).days
         cls = classes.get(key, "C")
         if key in recounts:
-            reason = "recount: stock dropped more than usual"
+            reason = "recount: the last count is far from what stock moves explain"
         elif age >= every[cls]:
             reason = f"cycle count: class {cls}, every {every[cls]} days"
         else:

@@ -59,7 +59,7 @@ def reorder_rows(store: Any, catalog: Any) -> list[list[Any]]:
 
 def alert_rows(store: Any, catalog: Any, cfg: Any) -> list[list[Any]]:
     from gateway.stock.demand import demand_series
-    from gateway.stock.insights import expiry_risk, shrinkage_alerts, slow_movers
+    from gateway.stock.insights import expiry_risk, rises, shrinkage_alerts, slow_movers
 
     def price(sku: str) -> Any:
         entry = catalog.by_sku(sku)
@@ -72,6 +72,10 @@ def alert_rows(store: Any, catalog: Any, cfg: Any) -> list[list[Any]]:
              f"{a['before'] + a['received'] - a['expected_use']:.0f}", a["missing"],
              a["value"] or "", a["state"], a["counted_at"][:10]]
             for a in shrinkage_alerts(series, price, cfg, now - timedelta(days=ALERT_DAYS))]
+    rows += [["unexplained rise", a["sku"], a["location"],
+              f"counted {a['counted']}, {a['unexplained']} more than receipts explain",
+              a["unexplained"], "", a["state"], a["counted_at"][:10]]
+             for a in rises(series, cfg, now - timedelta(days=ALERT_DAYS))]
     rows += [["expiry", e["sku"], e["location"], f"expires {e['expires']}",
               e["likely_to_expire"], e["value_at_risk"] or "", "at risk", e["expires"]]
              for e in expiry_risk(series, price, now.date())]
