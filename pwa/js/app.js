@@ -235,34 +235,29 @@ async function knownLocations() {
   return [...mine, ...rest].slice(0, 300).map((loc) => ({ loc, home: home.get(loc) }));
 }
 
-async function fetchCatalogLocations() {
+// A list the gateway serves (GET api/v1/<path> answers {<path>: [...]}), kept in IndexedDB
+// under `kvKey` for offline use; false when it could not be fetched (the last one stays).
+async function fetchKept(path, kvKey) {
   if (!link.token) return false;
   try {
-    const r = await fetch("api/v1/locations", { headers: authHeaders() });
+    const r = await fetch(`api/v1/${path}`, { headers: authHeaders() });
     if (!r.ok) return false;
-    const list = (await r.json()).locations;
+    const list = (await r.json())[path];
     if (!Array.isArray(list)) return false;
-    await store.setKv("catalogLocations", list);
+    await store.setKv(kvKey, list);
     return true;
   } catch {
     return false; // offline: the list fetched last time stays
   }
 }
 
-// The bins to count today (GET api/v1/tasks: recounts first in the walker's mind, then cycle
-// counts), kept for offline use like the catalog's locations.
-async function fetchTasks() {
-  if (!link.token) return false;
-  try {
-    const r = await fetch("api/v1/tasks", { headers: authHeaders() });
-    if (!r.ok) return false;
-    const list = (await r.json()).tasks;
-    if (!Array.isArray(list)) return false;
-    await store.setKv("tasks", list);
-    return true;
-  } catch {
-    return false; // offline: the list fetched last time stays
-  }
+function fetchCatalogLocations() {
+  return fetchKept("locations", "catalogLocations");
+}
+
+// The bins to count today (GET api/v1/tasks: recounts first, then cycle counts).
+function fetchTasks() {
+  return fetchKept("tasks", "tasks");
 }
 
 async function renderTaskList() {

@@ -38,7 +38,8 @@ export class StockScreen {
     }
     const open = orders.suggestions.filter((s) => s.state === "open");
     const ordered = orders.suggestions.filter((s) => s.state === "approved").slice(0, 20);
-    const count = alerts.shrinkage.length + alerts.expiry_risk.length + alerts.slow_movers.length;
+    const count = alerts.shrinkage.length + (alerts.anomalies || []).length
+      + alerts.expiry_risk.length + alerts.slow_movers.length;
     msg.textContent = `${open.length} to order · ${ordered.length} ordered · ${count} alerts`;
     const list = this.$("stock-orders");
     list.replaceChildren(...open.map((s) => this.orderItem(s)),
@@ -90,6 +91,9 @@ export class StockScreen {
       ...alerts.shrinkage.map((a) => item(`alert ${a.state}`,
         `${a.sku} at ${a.location}: ${a.missing} missing (${a.state}`
         + `${a.value ? `, ${a.value}` : ""}) on ${a.counted_at.slice(0, 10)}`, a.sku, a.location)),
+      ...(alerts.anomalies || []).map((a) => item(`alert ${a.state}`,
+        `${a.sku} at ${a.location}: counted ${a.counted}, ${a.unexplained} more than receipts `
+        + `explain (${a.state}) on ${a.counted_at.slice(0, 10)}`, a.sku, a.location)),
       ...alerts.expiry_risk.map((e) => item("alert expiry",
         `${e.sku} at ${e.location}: ${e.likely_to_expire} likely to expire on ${e.expires}`
         + `${e.value_at_risk ? ` (${e.value_at_risk})` : ""}`, e.sku, e.location)),
