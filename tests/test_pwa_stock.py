@@ -94,4 +94,7 @@ def test_the_manager_orders_and_sees_alerts_and_a_chart(playwright: Any, scene_c
         shot(page, "stock-walker-tasks")
         page.click("#task-list button[data-task='A-01-2']")
         page.wait_for_function("document.getElementById('loc-value').textContent === 'A-01-2'")
+        page.click("#session-btn")  # the session's "bays left" follow today's list
+        page.wait_for_function("document.getElementById('bays-left').textContent"
+                               ".includes(\"1 bays left on today's count list: A-01-2\")")
         assert errors == []

@@ -1238,14 +1238,20 @@ function groupBays(photos) {
   return [...bays.values()];
 }
 
-// Catalog locations of the zones (aisle prefix, e.g. "A" of A-01-1) this session visited that
-// have no confirmed bay yet.
+// The bins with no confirmed bay yet: those on today's count list (GET api/v1/tasks) when
+// there is one, else the catalog's locations of the zones (aisle prefix, e.g. "A" of A-01-1)
+// this session visited. { left, where }: where, in words, they come from.
 async function baysLeft(bays) {
   const done = new Set(bays.filter((b) => b.current.length
     && b.current.every((p) => p.status === "confirmed")).map((b) => b.location));
+  const tasks = [...new Set((await store.getKv("tasks", [])).map((t) => t.location))];
+  if (tasks.length) {
+    return { left: tasks.filter((loc) => !done.has(loc)), where: "on today's count list" };
+  }
   const zones = new Set(bays.map((b) => String(b.location || "").split("-")[0]).filter(Boolean));
   const catalog = (await store.getKv("catalogLocations", [])).map((c) => c.location);
-  return catalog.filter((loc) => zones.has(loc.split("-")[0]) && !done.has(loc));
+  return { left: catalog.filter((loc) => zones.has(loc.split("-")[0]) && !done.has(loc)),
+    where: "in this zone" };
 }
 
 function money(value) {
@@ -1267,7 +1273,7 @@ async function renderSession() {
   const photos = await sessionPhotos();
   const items = await store.outbox();
   const bays = groupBays(photos);
-  const left = await baysLeft(bays);
+  const { left, where } = await baysLeft(bays);
   // Every await is done: the screen is written in one go (totals, bays left, the list).
   if (run !== sessionRenders) return;
   $("session-id").textContent = link.session ? `Session ${link.session}` : "No session yet";
@@ -1287,9 +1293,9 @@ async function renderSession() {
   $("t-items").textContent = String(units);
   $("t-value").textContent = money(value);
   $("bays-left").textContent = left.length
-    ? `${left.length} bays left in this zone: ${left.slice(0, 8).join(", ")}`
+    ? `${left.length} bays left ${where}: ${left.slice(0, 8).join(", ")}`
       + `${left.length > 8 ? ", ..." : ""}`
-    : bays.length ? "No bays left in this zone." : "";
+    : bays.length ? `No bays left ${where}.` : "";
 
   const byId = new Map(photos.map((p) => [p.id, p]));
   const queued = $("queued");
