@@ -308,3 +308,51 @@ def test_order_points_follow_the_forecast(tmp_path: Path, tryton_db: TrytonDB,
     assert point["type"] == "purchase" and point["location"] == _warehouse(tryton_db)
     assert point["min_quantity"] == pytest.approx(row["Reorder_Point"], abs=0.01)
     assert point["target_quantity"] > point["min_quantity"]
+
+
+@pytest.mark.triton
+def test_the_review_shows_variance_against_tryton(triton, tmp_path: Path, tryton_db: TrytonDB,
+                                                  tryton_server: TrytonServer) -> None:
+    """Issue 12: the review queue flags lines whose count differs from Tryton's on-hand
+    quantity beyond the thresholds; with Tryton away the day is still shown, without it."""
+    from gateway.training.scenes import encode_jpeg, render_scene
+    from tests.server_support import WsClient, outcome
+
+    data = tmp_path / "data"
+    with running_gateway(data, triton.url, env=tryton_db.env()) as gw:
+        walker = new_token(data, f"walker-{uuid.uuid4().hex[:6]}")
+        manager = new_token(data, f"manager-{uuid.uuid4().hex[:6]}", "manager")
+        phone = WsClient(gw)
+        try:
+            phone.hello(walker)
+            pid = str(uuid.uuid4())
+            phone.photo(pid, encode_jpeg(render_scene(37, location="A-01-1", difficulty=0.2)),
+                        location="A-01-1")
+            phone.wait_for(outcome(pid))
+        finally:
+            phone.close()
+
+        def review() -> dict:
+            answer = requests.get(f"{gw.base_url}/api/v1/review", timeout=60,
+                                  headers={"Authorization": f"Bearer {manager}"})
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        day = review()
+        assert day["erp"]["state"] == "ok"
+        (item,) = [q for q in day["queue"] if q["photo_id"] == pid]
+        known = [r for r in item["rows"] if r["SKU"] in {f"SKU-{10001 + i}" for i in range(52)}]
+        assert known, item["rows"]
+        for row in known:  # Tryton holds 40 of the bin's own SKU, none of the others
+            expected = 40 if row["SKU"] == "SKU-10001" else 0
+            assert float(row["System_Quantity"]) == expected
+            assert float(row["Variance"]) == float(row["Quantity_Counted"]) - expected
+        assert any("variance" in r for r in item["reasons"])
+        tryton_server.stop()
+        try:
+            away = review()
+        finally:
+            tryton_server.start(tryton_db.db)
+        assert away["erp"]["state"] == "unavailable" and "unreachable" in away["erp"]["error"]
+        (item,) = [q for q in away["queue"] if q["photo_id"] == pid]
+        assert all(r["System_Quantity"] == "" for r in item["rows"])

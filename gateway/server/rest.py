@@ -326,16 +326,19 @@ def _manager() -> Device:
 @operation(
     "Managers: today's sessions by walker and the review queue",
     description="sessions: walker, bays, confirmed, photos; queue: per bay the reasons to look "
-                "(location conflict, low confidence, unidentified items, stock flags, sent "
-                "back), rows with Flags, boxes of the current photo; sheet_url when Sheets is "
-                "set up.",
+                "(location conflict, low confidence, unidentified items, stock flags, variance "
+                "against the ERP beyond SHELFCOUNT_VARIANCE_PCT / _VALUE, sent back), rows with "
+                "System_Quantity, Variance, Variance_Pct and Flags, boxes of the current "
+                "photo; erp: state ok | not_configured | unavailable (with error); sheet_url "
+                "when Sheets is set up.",
     responses={200: (OBJECT, "the day"), 403: (ApiErrorBody, MANAGERS)})
 def review() -> Response:
     """The manager's day: sessions by walker with progress, the review queue, the sheet."""
     _manager()
     svc = services()
     body = day_overview(svc.store, svc.reorder_point, Thresholds.from_settings(svc.settings),
-                        review_below=float(svc.settings.review_below))
+                        review_below=float(svc.settings.review_below),
+                        system_quantities=svc.system_quantities)
     key = svc.settings.extra.get("sheets_spreadsheet")
     body["sheet_url"] = f"https://docs.google.com/spreadsheets/d/{key}" if key else None
     return jsonify(body)

@@ -2,9 +2,10 @@
 
 A bay is queued for review when its location is in doubt, a line is uncertain (low
 Count_Confidence, unidentified items), a stock flag applies (low or out of stock by the
-catalog's reorder points), or it was sent back for a recount. Variance against the ERP's
-system quantity is computed by the sinks when a bay is delivered (the sheet's Flag column);
-this view does not call the ERP.
+catalog's reorder points), its count differs from the ERP's system quantity beyond the
+variance thresholds (with Tryton configured: the on-hand quantity before the count, read when
+the manager opens the day), or it was sent back for a recount. When the ERP cannot be reached
+the day is still shown, without variance, and says so.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ def start_of_day(now: datetime | None = None) -> datetime:
 
 
 def bay_reasons(bay: dict[str, Any], records: list[CountRecord], reorder_point: Any,
-                thresholds: Thresholds, review_below: float) -> tuple[list[str], list[dict]]:
-    """Why a bay needs a manager (empty: it does not), and each line's stock flags."""
+                thresholds: Thresholds, review_below: float,
+                system: dict[tuple[str, str], Any] | None = None
+                ) -> tuple[list[str], list[dict]]:
+    """Why a bay needs a manager (empty: it does not), and each line's stock flags with its
+    variance columns (``system``: (Location, SKU) -> the ERP's quantity, None: no ERP)."""
     reasons: list[str] = []
     if bay["location_conflict"]:
         reasons.append(f"location: {bay['location_conflict']['message']}")
@@ -39,8 +43,10 @@ def bay_reasons(bay: dict[str, Any], records: list[CountRecord], reorder_point: 
         reasons.append("unidentified items")
     lines = []
     for row in bay["rows"]:
-        flags = assess(row, None, reorder_point(str(row.get("SKU") or "")), thresholds).flags
-        lines.append({**row, "Flags": list(flags)})
+        key = (str(row.get("Location") or bay["location"] or ""), str(row.get("SKU") or ""))
+        line = assess(row, (system or {}).get(key), reorder_point(key[1]), thresholds)
+        flags = line.flags
+        lines.append({**row, **line.columns(), "Flags": list(flags)})
         if flags and row.get("SKU"):
             reasons.append(f"{row['SKU']}: {', '.join(flags).lower()}")
     recount = next((r for r in records if r.recount_note), None)
@@ -49,13 +55,32 @@ def bay_reasons(bay: dict[str, Any], records: list[CountRecord], reorder_point: 
     return reasons, lines
 
 
+def _erp_quantities(system_quantities: Any, bay: dict[str, Any], latest: CountRecord,
+                    erp: dict[str, Any]) -> dict[tuple[str, str], Any] | None:
+    """The ERP's quantities for a bay's lines, or None (no ERP, or it failed this request:
+    ``erp`` records why, and later bays do not try again)."""
+    if system_quantities is None or erp["state"] != "ok":
+        return None
+    from gateway.store import OutboxEntry
+
+    entry = OutboxEntry("", latest.id, latest.session_id, "", bay["location"], bay["rows"],
+                        latest.created_at, None)
+    try:
+        return system_quantities(entry)
+    except Exception as exc:  # noqa: BLE001 - the day is shown without variance
+        erp.update(state="unavailable", error=str(exc)[:300])
+        return None
+
+
 def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
-                 since: datetime | None = None, *, review_below: float = 0.6
-                 ) -> dict[str, Any]:
+                 since: datetime | None = None, *, review_below: float = 0.6,
+                 system_quantities: Any = None) -> dict[str, Any]:
     """Sessions since ``since`` (default: today, UTC) and the review queue: open bays with
-    reasons first, then open ones without, then confirmed ones, oldest first within each."""
+    reasons first, then open ones without, then confirmed ones, oldest first within each.
+    ``system_quantities``: the ERP sink's look-up (Tryton), None without an ERP."""
     since = since or start_of_day()
     sessions, queue = [], []
+    erp: dict[str, Any] = {"state": "ok" if system_quantities else "not_configured"}
     for session in store.sessions_since(since):
         records = store.session_counts(session.id)
         bays = bay_summary(records)
@@ -70,8 +95,9 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
             current = [by_id[p] for p in bay["photos"] if p in by_id]
             if not current:
                 continue
+            system = _erp_quantities(system_quantities, bay, current[-1], erp)
             reasons, lines = bay_reasons(bay, current, reorder_point, thresholds,
-                                         review_below)
+                                         review_below, system)
             if not bay["confirmed"] and any(r.replaces in confirmed_ids for r in current):
                 reasons.insert(0, "reopened: confirm again to send the new version")
             latest = current[-1]
@@ -89,4 +115,4 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
                 "at": to_ts(latest.created_at),
             })
     queue.sort(key=lambda q: (q["confirmed"], not q["reasons"], q["at"]))
-    return {"since": to_ts(since), "sessions": sessions, "queue": queue}
+    return {"since": to_ts(since), "sessions": sessions, "queue": queue, "erp": erp}

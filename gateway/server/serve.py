@@ -72,12 +72,14 @@ class GatewayServer:
     def start(self) -> GatewayServer:
         self.services.start()
         try:
-            from gateway.sinks.commands import start_worker
+            from gateway.sinks.commands import start_worker, system_quantity_lookup
             from gateway.stock.moves_sync import start_moves
             from gateway.stock.purchasing import start_purchasing
             from gateway.stock.sheets_report import start_report
 
             self.outbox = start_worker(self.settings, self.services.store)
+            self.services.system_quantities = system_quantity_lookup(self.settings,
+                                                                     self.services.store)
             self.purchasing = start_purchasing(self.settings, self.services.store)
             self.report = start_report(self.settings, self.services.store,
                                        lambda: self.services.pipelines.get().catalog)

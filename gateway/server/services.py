@@ -79,6 +79,8 @@ class Services:
         self.connections = ConnectionLimiter(settings.max_connections)
         self.sockets: set[Any] = set()  # open WebSocket connections, closed on stop()
         self.on_confirmed: Callable[[], None] | None = None  # e.g. wake the outbox worker
+        # The ERP's system quantities of a bay (Tryton), for the review's variance; None: no ERP.
+        self.system_quantities: Callable[[Any], Any] | None = None
         # Wakes the purchase worker after an approval; None: no ERP to send purchases to.
         self.on_approved: Callable[[], None] | None = None
         # id -> the device as stored now, refreshed by the revocation thread (open connections

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Settings
 
@@ -27,6 +27,16 @@ def start_worker(settings: Settings, store: Store) -> OutboxWorker | None:
     if not sinks:
         return None
     return OutboxWorker(store, sinks).start()
+
+
+def system_quantity_lookup(settings: Settings, store: Store) -> Any:
+    """The ERP's (Tryton's) system quantities of a bay, for the manager's review; None when
+    Tryton is not configured. A sink of its own: the outbox worker's is busy in its thread."""
+    try:
+        (sink,) = build_sinks(settings, store.session_rows, only="tryton")
+    except (SinkConfigError, ValueError):
+        return None
+    return sink.system_quantities  # type: ignore[attr-defined]
 
 
 def export_main(settings: Settings, session_id: str, target: str) -> int:

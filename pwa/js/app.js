@@ -1380,7 +1380,8 @@ async function renderReview() {
   }
   const open = day.queue.filter((q) => !q.confirmed);
   msg.textContent = `${day.sessions.length} sessions today · ${open.length} bays open · `
-    + `${open.filter((q) => q.reasons.length).length} need a look`;
+    + `${open.filter((q) => q.reasons.length).length} need a look`
+    + `${day.erp && day.erp.state === "unavailable" ? " · ERP not reachable: no variance shown" : ""}`;
   const sheet = $("review-sheet");
   sheet.hidden = !day.sheet_url;
   if (day.sheet_url) sheet.href = day.sheet_url;
@@ -1403,7 +1404,9 @@ function reviewItem(q) {
   const note = el("input", { type: "text", id: `note-${q.count_id}`,
     "aria-label": `Note for the recount of ${q.location}`, placeholder: "what to recount" });
   const rows = q.rows.map((r) => el("li", {}, `${r.SKU || "unidentified"}: `
-    + `${r.Quantity_Counted}${r.Flags && r.Flags.length ? ` (${r.Flags.join(", ")})` : ""}`));
+    + `${r.Quantity_Counted}`
+    + `${r.System_Quantity !== undefined && r.System_Quantity !== "" ? ` · ERP ${r.System_Quantity}` : ""}`
+    + `${r.Flags && r.Flags.length ? ` (${r.Flags.join(", ")})` : ""}`));
   return el("li", { class: cls, "data-count": q.count_id },
     el("h3", {}, `${q.location || "no location"} · ${q.walker}`
       + `${q.confirmed ? " · confirmed" : ""}`),
