@@ -251,3 +251,33 @@ def test_worker_thread_delivers_when_woken_and_stops(tmp_path: Path) -> None:
     finally:
         worker.stop()
     assert not worker.running
+
+
+def test_a_reopened_bay_is_in_the_drop_folder_once_with_its_new_rows(tmp_path: Path) -> None:
+    """Issue 12: a bay a manager reopened and confirmed again replaces its first version in the
+    session's files (it was listed twice), and the ERP files say it was revised."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    settings = _folder_settings(tmp_path, drop)
+    bays = Bays.open(tmp_path / "store.db")
+    worker = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows))
+    first = bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 12)])
+    bays.confirm("A-01-2", [row("A-01-2", "SKU-10002", 3)])
+    assert worker.run_once() == 2
+    manager, _ = bays.store.add_device("manager-1", "manager")
+    (copy,) = bays.store.reopen(first, manager)
+    bays.store.finish_count(copy.id, {"rows": [row("A-01-1", "SKU-10001", 15)]})
+    bays.store.confirm_count(copy.id, manager)
+    assert worker.run_once() == 1
+    (counts_file,) = [p for p in drop.glob("*.csv")
+                      if not p.stem.endswith(("_counting", "_adjustment"))]
+    with open(counts_file, newline="", encoding="utf-8") as fh:
+        lines = list(csv.DictReader(fh))
+    assert sorted((r["SKU"], r["Quantity_Counted"]) for r in lines) == [
+        ("SKU-10001", "15"), ("SKU-10002", "3")]
+    (sap_file,) = drop.glob("*_sap_b1_counting.csv")
+    with open(sap_file, newline="", encoding="utf-8") as fh:
+        sap = {r["ItemCode"]: r for r in csv.DictReader(fh)}
+    assert sap["SKU-10001"]["CountedQuantity"] == "15"
+    assert "reopened" in sap["SKU-10001"]["Remarks"] and "reopened" not in sap[
+        "SKU-10002"]["Remarks"]

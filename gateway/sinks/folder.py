@@ -7,7 +7,8 @@ rows, so delivering a bay twice cannot duplicate a line. Files are written to a 
 in the same folder and renamed into place, so an importer polling the folder never reads a
 half-written file.
 
-- ``<name>.csv``: the ten CSV columns (gateway.schema.COLUMNS).
+- ``<name>.csv``: the ten CSV columns (gateway.schema.COLUMNS). A bay a manager reopened and
+  confirmed again stands with its latest rows only; the ERP files' remark says so.
 - ``<name>_sap_b1_counting.csv``: SAP Business One inventory counting lines, columns named
   after the Data Transfer Workbench InventoryCountingLines fields (ItemCode, WarehouseCode,
   BinLocation, Counted, CountedQuantity); warehouse from SHELFCOUNT_SAP_WAREHOUSE (default 01).
@@ -56,6 +57,13 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     for row in rows:
         writer.writerow(safe_row(list(row)))
     return buf.getvalue().encode("utf-8")
+
+
+def _memo(entry: Entry, row: dict[str, Any]) -> str:
+    """The ERP files' remark: the session, and whether the bay was reopened and counted again
+    (the importer sees the line replaces what it had)."""
+    again = " (bay reopened by a manager, counted again)" if row.get("Reopened") else ""
+    return f"ShelfCount session {entry.session_id}{again}"
 
 
 class FolderSettings(SinkSettings):
@@ -107,13 +115,13 @@ class FolderSink:
             write_atomic(self.directory / f"{stem}.csv",
                          _csv_text(COLUMNS, [[r.get(c, "") for c in COLUMNS] for r in rows]))
             sap = [[stem, i, r.get("SKU", ""), self.sap_warehouse, r.get("Location", ""), "tYES",
-                    r.get("Quantity_Counted", ""), date, f"ShelfCount session {entry.session_id}"]
+                    r.get("Quantity_Counted", ""), date, _memo(entry, r)]
                    for i, r in enumerate(rows) if r.get("SKU")]
             write_atomic(self.directory / f"{stem}_sap_b1_counting.csv",
                          _csv_text(SAP_COLUMNS, sap))
             netsuite = [[stem, date, self.netsuite_account, self.netsuite_location, r["SKU"],
-                         r.get("Location", ""), r.get("Quantity_Counted", ""),
-                         f"ShelfCount session {entry.session_id}"] for r in rows if r.get("SKU")]
+                         r.get("Location", ""), r.get("Quantity_Counted", ""), _memo(entry, r)]
+                        for r in rows if r.get("SKU")]
             write_atomic(self.directory / f"{stem}_netsuite_adjustment.csv",
                          _csv_text(NETSUITE_COLUMNS, netsuite))
         except OSError as exc:

@@ -15,6 +15,7 @@ from .tables import counts, outbox, outbox_delivery
 from .types import OutboxEntry, StoreError, from_ts, to_ts, utcnow
 
 o, d = outbox.c, outbox_delivery.c
+REOPENED = "Reopened"  # session_rows: the row's bay was reopened and confirmed again
 
 
 class OutboxRepository:
@@ -40,8 +41,12 @@ class OutboxRepository:
             return [_entry(r) for r in rows]
 
     def session_rows(self, session_id: str) -> list[dict[str, Any]]:
-        """Confirmed rows of a session, as delivered to the sinks (for ``shelfcount export``)."""
-        return [row for entry in self.outbox_entries(session_id) for row in entry.rows]
+        """Confirmed rows of a session as they stand (the drop folder's files): a bay that was
+        reopened and confirmed again counts with its latest rows only, marked ``Reopened``."""
+        entries = self.outbox_entries(session_id)
+        revised = {e.revises for e in entries if e.revises}
+        return [{**row, REOPENED: bool(entry.revises)} for entry in entries
+                if entry.id not in revised for row in entry.rows]
 
     def outbox_mark_delivered(self, entry_id: str, sink: str) -> None:
         self._delivery(entry_id, sink, delivered=True, error=None, retry_at=None)
