@@ -42,10 +42,10 @@ class OutboxRepository:
 
     def session_rows(self, session_id: str) -> list[dict[str, Any]]:
         """Confirmed rows of a session as they stand (the drop folder's files): a bay that was
-        reopened and confirmed again counts with its latest rows only, marked ``Reopened``."""
+        reopened and confirmed again counts with its latest rows only, those marked ``Reopened``."""
         entries = self.outbox_entries(session_id)
         revised = {e.revises for e in entries if e.revises}
-        return [{**row, REOPENED: bool(entry.revises)} for entry in entries
+        return [{**row, REOPENED: True} if entry.revises else row for entry in entries
                 if entry.id not in revised for row in entry.rows]
 
     def outbox_mark_delivered(self, entry_id: str, sink: str) -> None:
