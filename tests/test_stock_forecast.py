@@ -186,3 +186,14 @@ def test_catalog_costs_reach_the_supply(tmp_path: Path) -> None:
 
     with pytest.raises(CatalogError, match="Holding_Cost_Pct 'x' is not a number"):
         import_catalog(tmp_path / "bad.csv", tmp_path / "e")
+
+
+def test_known_shipments_are_the_daily_demand() -> None:
+    """Counts a week apart spread the week's use evenly; shipments say which day it left."""
+    history = [event("S", 100, 0), event("S", 86, 7)]
+    shipped = [event("S", 10, 1.3), event("S", 4, 5.2)]
+    (spread,) = demand_series(history, [])
+    assert spread.demand.tolist() == [2] * 7
+    (known,) = demand_series(history, [], shipped)
+    assert known.demand.tolist() == [0, 10, 0, 0, 0, 4, 0]
+    assert known.certainty.tolist() == [1] * 7

@@ -1,4 +1,5 @@
 """Daily demand from counts: consumption between two counts, spread over the days between.
+Where a bin's shipments are known (imported, or Tryton's moves), they are its daily demand.
 
 Consumption between counts = previous count + receipts in between - current count. Counts
 come at irregular gaps (1 to 30 days), so each interval's consumption is spread evenly over its
@@ -92,6 +93,13 @@ def series_of(counts: list[StockEvent], receipts: list[StockEvent],
         hi = (iv.after.at.date() - first.at.date()).days
         demand[lo:hi] = max(0, iv.used) / (hi - lo)
         certainty[lo:hi] = 1.0 / (hi - lo)
+    if shipments:  # what left each day is known: demand day by day, not spread
+        demand[:] = 0
+        certainty[:] = 1.0
+        for m in shipments:
+            day = (m.at.date() - first.at.date()).days
+            if 0 <= day < days:
+                demand[day] += m.quantity
     return DemandSeries(first.sku, first.location, first.at.date(), demand, certainty,
                         last.quantity, last.at, len(counts),
                         sum(1 for iv in intervals if iv.used < 0), intervals, last.expires)

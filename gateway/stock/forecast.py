@@ -142,8 +142,8 @@ def supply_from(entry: Any) -> Supply:
 
 
 def forecast_table(store: Any, catalog: Any, horizon: int) -> list[dict[str, Any]]:
-    """The forecast rows from the store's history and receipts (CLI and REST alike)."""
+    """The forecast rows from the store's history, receipts and shipments (CLI and REST)."""
     from gateway.stock.demand import demand_series
 
-    series = demand_series(store.history(), store.receipts())
+    series = demand_series(store.history(), store.receipts(), store.shipments())
     return forecast_rows(series, lambda sku: supply_from(catalog.by_sku(sku)), horizon)
