@@ -356,3 +356,22 @@ def test_the_review_shows_variance_against_tryton(triton, tmp_path: Path, tryton
         assert away["erp"]["state"] == "unavailable" and "unreachable" in away["erp"]["error"]
         (item,) = [q for q in away["queue"] if q["photo_id"] == pid]
         assert all(r["System_Quantity"] == "" for r in item["rows"])
+
+
+def test_one_open_suggestion_per_bin_when_two_refresh_at_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second of two simultaneous refreshes saw no open suggestion and inserts one: the
+    unique index refuses it and the refresh runs again, updating the one that is there."""
+    store.refresh_suggestions([_row("SKU-1", 30)], NOW)
+    real = Store._latest_per_key
+    calls = []
+
+    def stale_once(conn):  # what a refresh that started before the first commit saw
+        calls.append(1)
+        return {} if len(calls) == 1 else real(conn)
+
+    monkeypatch.setattr(Store, "_latest_per_key", staticmethod(stale_once))
+    store.refresh_suggestions([_row("SKU-1", 33)], NOW + timedelta(minutes=1))
+    assert len(calls) == 2
+    (only,) = store.suggestions()
+    assert only.quantity == 33

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .devices_repo import new_id
 from .engine import Database
@@ -68,7 +69,15 @@ class ReorderRepository:
 
     def refresh_suggestions(self, rows: Iterable[dict[str, Any]], now: datetime) -> None:
         """Bring the open suggestions in line with forecast rows (``shelfcount forecast``'s
-        columns, plus ``Lead_Time_Days``)."""
+        columns, plus ``Lead_Time_Days``). Two refreshes at once: the one that loses the race
+        for a new open suggestion (a unique index) runs again and updates it instead."""
+        rows = list(rows)
+        try:
+            self._refresh(rows, now)
+        except IntegrityError:
+            self._refresh(rows, now)
+
+    def _refresh(self, rows: list[dict[str, Any]], now: datetime) -> None:
         wanted = {(x["SKU"], x["Location"]): x for x in rows if x.get("Suggested_Order_Qty")}
         stamp = to_ts(now)
         with self.db.tx() as conn:

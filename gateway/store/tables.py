@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -203,4 +204,6 @@ reorder_suggestions = Table(
     _text("erp_error"),
     _text("erp_reference"),
     Index("reorder_by_key", "sku", "location", "state"),
+    Index("reorder_one_open", "sku", "location", unique=True,
+          sqlite_where=text("state = 'open'"), postgresql_where=text("state = 'open'")),
 )

@@ -38,6 +38,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("reorder_by_key", "reorder_suggestions", ["sku", "location", "state"])
+    # At most one open suggestion per SKU and bin, even when two managers refresh at once.
+    op.create_index("reorder_one_open", "reorder_suggestions", ["sku", "location"], unique=True,
+                    sqlite_where=sa.text("state = 'open'"),
+                    postgresql_where=sa.text("state = 'open'"))
     with op.batch_alter_table("stock_history") as batch:
         batch.add_column(sa.Column("expires_on", sa.Text()))
     op.create_table(
@@ -55,5 +59,6 @@ def downgrade() -> None:
     op.drop_table("stock_shipments")
     with op.batch_alter_table("stock_history") as batch:
         batch.drop_column("expires_on")
+    op.drop_index("reorder_one_open", table_name="reorder_suggestions")
     op.drop_index("reorder_by_key", table_name="reorder_suggestions")
     op.drop_table("reorder_suggestions")
