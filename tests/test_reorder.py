@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,13 +31,6 @@ def _row(sku: str, qty: int, last: str = "2026-02-28", location: str = "A-01-1")
     return {"SKU": sku, "Location": location, "On_Hand": 3, "Daily_Demand": 2.0,
             "Days_Until_Stockout": 1.5, "Reorder_Point": 20.0, "Suggested_Order_Qty": qty,
             "Method": "SES", "Last_Count": last, "Lead_Time_Days": 7.0}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "shelfcount.db")
-    yield s
-    s.close()
 
 
 def test_open_suggestions_follow_the_forecast(store: Store) -> None:

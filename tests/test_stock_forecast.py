@@ -22,7 +22,7 @@ from gateway.stock.forecast import COLUMNS, Supply, choose_and_forecast, reorder
 from gateway.store import Store
 from gateway.store.stock_repo import StockEvent
 
-from .test_store import _counted, _row, store  # noqa: F401 - the store fixture (SQLite, PostgreSQL)
+from .test_store import _counted, _row
 
 DAY0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -141,7 +141,7 @@ def test_forecast_command_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cli_main(["forecast", "--horizon", "0", "--data-dir", str(data)]) == 2
 
 
-def test_confirmed_bays_join_the_history(store: Store) -> None:  # noqa: F811 - the fixture
+def test_confirmed_bays_join_the_history(store: Store) -> None:
     walker, _ = store.add_device("walker-h", "walker")
     session = store.create_session(walker)
     count_id = _counted(store, walker, session, "h1", [_row("A-1-1", "SKU-1", 4)])

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,25 +13,6 @@ from gateway.schema import COLUMNS, Correction
 from gateway.store import PhotoStore, Store, StoreError
 from gateway.store.db import SCHEMA_VERSION, hash_token
 from gateway.store.types import utcnow
-
-PG_URL = os.environ.get("SHELFCOUNT_TEST_DATABASE_URL", "")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        db = Store(tmp_path / "store.db")
-        yield db
-        db.close()
-        return
-    if not PG_URL:
-        pytest.skip("SHELFCOUNT_TEST_DATABASE_URL is not set: PostgreSQL store tests skipped")
-    db = Store(PG_URL, schema=f"test_{uuid.uuid4().hex[:12]}")
-    try:
-        yield db
-    finally:
-        db.drop_schema()
-        db.close()
 
 
 def _row(location: str, sku: str, qty: int, price: str = "2.50") -> dict[str, object]:
