@@ -367,3 +367,15 @@ def test_one_open_suggestion_per_bin_when_two_refresh_at_once(
     assert len(calls) == 2
     (only,) = store.suggestions()
     assert only.quantity == 33
+
+
+def test_decided_suggestions_are_listed_latest_first_up_to_a_limit(store: Store) -> None:
+    store.refresh_suggestions([_row(f"SKU-{i}", 10) for i in range(5)], NOW)
+    for i, s in enumerate(sorted(store.suggestions(), key=lambda s: s.sku)):
+        store.decide_suggestion(s.id, "approve" if i % 2 else "dismiss", "boss",
+                                NOW + timedelta(hours=i))
+    store.refresh_suggestions([_row("SKU-9", 10)], NOW + timedelta(days=1))  # open, newest
+    kept = store.suggestions(("open", "approved", "dismissed"), decided_limit=2)
+    # The two latest decisions and the open one, oldest first.
+    assert sorted(s.sku for s in kept) == ["SKU-3", "SKU-4", "SKU-9"] and kept[-1].sku == "SKU-9"
+    assert len(store.suggestions(("approved", "dismissed"))) == 5

@@ -48,12 +48,16 @@ def forecast() -> Response:
     return jsonify({"horizon": horizon, "rows": rows})
 
 
-def _days(name: str, default: int, most: int) -> int:
-    """A whole number of days from the query, 1..most (400 otherwise)."""
+def _count(name: str, default: int, most: int, what: str = "") -> int:
+    """A whole number from the query, 1..most (400 otherwise)."""
     raw = request.args.get(name, str(default))
     if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise ApiError("bad_request", f"{name}: a whole number of days, 1-{most}", 400)
+        raise ApiError("bad_request", f"{name}: a whole number{what}, 1-{most}", 400)
     return int(raw)
+
+
+def _days(name: str, default: int, most: int) -> int:
+    return _count(name, default, most, " of days")
 
 
 def _json(suggestion: object) -> dict:
@@ -72,7 +76,9 @@ def _json(suggestion: object) -> dict:
                 "unit_price, order_value, facts (On_Hand, Daily_Demand, Days_Until_Stockout, "
                 "Reorder_Point, Method, Last_Count, Lead_Time_Days), state, decided_by/at, "
                 "note, erp (state sent|pending|failed|not_configured, reference, error).",
-    query={"state": {"type": "string", "enum": list(STATE_FILTERS)}},
+    query={"state": {"type": "string", "enum": list(STATE_FILTERS)},
+           "limit": {"type": "integer", "minimum": 1, "maximum": 1000,
+                     "description": "decided suggestions: the latest this many (200)"}},
     responses={200: (OBJECT, "suggestions"), 400: (ApiErrorBody, "bad state"),
                403: (ApiErrorBody, MANAGERS)})
 def reorder_suggestions() -> Response:
@@ -85,7 +91,8 @@ def reorder_suggestions() -> Response:
     svc = services()
     if wanted in ("open", "all"):
         refresh(svc.store, svc.pipelines.get().catalog)
-    found = svc.store.suggestions(STATE_FILTERS[wanted])
+    limit = _count("limit", 200, 1000)
+    found = svc.store.suggestions(STATE_FILTERS[wanted], decided_limit=limit)
     found.sort(key=lambda s: (s.state != "open", _days_left(s), s.sku, s.location))
     return jsonify({"suggestions": [_json(s) for s in found]})
 

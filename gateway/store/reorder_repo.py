@@ -122,11 +122,23 @@ class ReorderRepository:
             stock_receipts.c.received_at > to_ts(last.decided_at)).limit(1)).first()
         return received is None
 
-    def suggestions(self, states: Sequence[str] = ("open",)) -> list[ReorderSuggestion]:
-        """Suggestions in these states, oldest first."""
+    def suggestions(self, states: Sequence[str] = ("open",),
+                    decided_limit: int | None = None) -> list[ReorderSuggestion]:
+        """Suggestions in these states, oldest first; of the decided ones (approved,
+        dismissed) only the ``decided_limit`` latest decisions when given."""
+        wanted = list(states)
+        open_ = [s for s in wanted if s in ("open", "expired")]
+        decided = [s for s in wanted if s not in open_]
         with self.db.tx() as conn:
-            rows = conn.execute(select(reorder_suggestions).where(r.state.in_(list(states)))
-                                .order_by(r.created_at, r.id)).mappings()
+            rows = list(conn.execute(select(reorder_suggestions).where(r.state.in_(open_))
+                                     .order_by(r.created_at, r.id)).mappings()) if open_ else []
+            if decided:
+                query = (select(reorder_suggestions).where(r.state.in_(decided))
+                         .order_by(r.decided_at.desc(), r.id))
+                if decided_limit is not None:
+                    query = query.limit(int(decided_limit))
+                rows += list(conn.execute(query).mappings())
+            rows.sort(key=lambda x: (x["created_at"], x["id"]))
             return [_suggestion(x) for x in rows]
 
     def suggestion(self, suggestion_id: str) -> ReorderSuggestion:
