@@ -216,22 +216,34 @@ def _confirming(client, model: str, button: str, ids: list[int]) -> None:
         client.model(model, button, ids)
 
 
-def _done_move(db: TrytonDB, sku: str, src: str, dst: str, qty: float) -> None:
-    """A done stock move in Tryton: into a bin as a plain move, out of one through an internal
-    shipment (Tryton wants stock leaving a bin assigned first; the test user forces it)."""
+def _case_of(db: TrytonDB, units: int) -> int:
+    """A unit of measure "case of N" in Tryton's unit category (how suppliers often sell)."""
+    m = db.client().model
+    (unit,) = m("product.uom", "search_read", [("symbol", "=", "u")], 0, 1, None, ["category"])
+    (case,) = m("product.uom", "create", [{
+        "name": f"Case of {units}", "symbol": f"c{units}", "category": unit["category"],
+        "factor": float(units), "rate": round(1 / units, 12), "rounding": 1.0, "digits": 0}])
+    return case
+
+
+def _done_move(db: TrytonDB, sku: str, src: str, dst: str, qty: float,
+               unit: int | None = None) -> int:
+    """A done stock move in Tryton (its id): into a bin as a plain move, out of one through an
+    internal shipment (Tryton wants stock leaving a bin assigned first; the test user forces
+    it). ``unit``: the move's unit of measure, else the product's own."""
     client = db.client()
     m = client.model
     (product,) = m("product.product", "search_read", [("code", "=", sku)], 0, 1, None,
                    ["default_uom"])
     src_id, dst_id = _ids(m, src, dst)
     line = {"from_location": src_id, "to_location": dst_id, "product": product["id"],
-            "quantity": qty, "unit": product["default_uom"]}
+            "quantity": qty, "unit": unit or product["default_uom"]}
     if "-" not in src:
         (move,) = m("stock.move", "create", [{
             **line, "unit_price": {"__class__": "Decimal", "decimal": "1"},
             "currency": client.context.get("currency") or 1}])
         _confirming(client, "stock.move", "do", [move])
-        return
+        return move
     (group,) = m("res.group", "search", [("name", "=", "Stock Force Assignment")], 0, 1, None)
     m("res.user", "write", [client.uid], {"groups": [["add", [group]]]})
     client.login()
@@ -239,6 +251,8 @@ def _done_move(db: TrytonDB, sku: str, src: str, dst: str, qty: float) -> None:
         "from_location": src_id, "to_location": dst_id, "moves": [["create", [line]]]}])
     for button in ("wait", "assign_force", "do"):
         _confirming(client, "stock.shipment.internal", button, [shipment])
+    (done,) = m("stock.shipment.internal", "read", [shipment], ["moves"])
+    return done["moves"][0]
 
 
 def test_tryton_moves_become_receipts_and_shipments(tmp_path: Path, tryton_db: TrytonDB,
@@ -249,13 +263,20 @@ def test_tryton_moves_become_receipts_and_shipments(tmp_path: Path, tryton_db: T
     data = tmp_path / "data"
     assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 2
     assert "Tryton is not configured" in capsys.readouterr().err
-    _done_move(tryton_db, "SKU-10001", "supplier", "A-01-1", 12)
+    # Two cases of 6 from the supplier: 12 units, as the walkers count them.
+    received = _done_move(tryton_db, "SKU-10001", "supplier", "A-01-1", 2, _case_of(tryton_db, 6))
     _done_move(tryton_db, "SKU-10002", "A-01-2", "A-02-1", 3)  # from one bin to another
     for key, value in tryton_db.env().items():
         monkeypatch.setenv(key, value)
     assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 0
     # The seeded stock came from lost-and-found (an inventory): neither a receipt nor a sale.
     assert capsys.readouterr().out.strip() == "from Tryton: 2 receipts, 1 shipments added"
+    assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 0
+    assert capsys.readouterr().out.strip() == "from Tryton: 0 receipts, 0 shipments added"
+    # Tryton writes a done move again (a recomputed cost price): a new write time, the same
+    # receipt.
+    time.sleep(1.1)
+    tryton_db.touch_record("stock_move", received)
     assert cli_main(["moves", "sync", "--data-dir", str(data)]) == 0
     assert capsys.readouterr().out.strip() == "from Tryton: 0 receipts, 0 shipments added"
     store = Store(data / "shelfcount.db")

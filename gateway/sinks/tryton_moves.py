@@ -4,8 +4,11 @@ A done move into a bin (a storage location whose code is a bin's Location) is a 
 of a bin a shipment; a move between two bins is both. Moves to or from lost-and-found are
 inventory bookings (our own counts among them) and are neither. Moves are read by their last
 write time (a move is written when it is done), from a cursor the caller keeps, a few minutes
-back so that a slow transaction committed late is not missed; the move id in each event's source
-makes reading one twice harmless.
+back so that a slow transaction committed late is not missed. Tryton writes done moves again
+later (a recomputed cost price), so the write time is only the cursor: an event is dated by the
+move's effective date and known by the move id in its source, which the store keeps once
+whatever time a later read gives it. Quantities are in the product's default unit
+(`internal_quantity`), as our counts are, not in the unit the move was entered in.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.store.stock_repo import StockEvent
+from gateway.store.stock_repo import TRYTON_MOVE, StockEvent
 
 from .tryton import TrytonClient
 
@@ -36,6 +39,16 @@ def _when(value: Any) -> datetime:
     return datetime(value["year"], value["month"], value["day"], value.get("hour", 0),
                     value.get("minute", 0), value.get("second", 0),
                     value.get("microsecond", 0), tzinfo=UTC)
+
+
+def _event_time(mv: dict[str, Any]) -> datetime:
+    """When the move happened: its write time when that is on its effective date (the usual
+    case, done the day it moved), else midday of the effective date (booked late or ahead)."""
+    written = _when(mv["write_date"])
+    day = mv.get("effective_date")
+    if not day or written.date() == _when(day).date():
+        return written
+    return _when(day).replace(hour=12)
 
 
 def _rpc_time(moment: datetime) -> dict[str, Any]:
@@ -65,7 +78,8 @@ class TrytonMoves:
         offset = 0
         while True:
             moves = m("stock.move", "search_read", domain, offset, PAGE, [("id", "ASC")],
-                      ["from_location", "to_location", "product", "quantity", "write_date"])
+                      ["from_location", "to_location", "product", "internal_quantity",
+                       "effective_date", "write_date"])
             self._codes(moves, products)
             for mv in moves:
                 self._add(batch, mv, bins, lost, products)
@@ -86,11 +100,12 @@ class TrytonMoves:
         sku = products.get(int(mv["product"]), "")
         if not sku or src in lost or dst in lost or not mv.get("write_date"):
             return
-        at, qty = _when(mv["write_date"]), int(round(float(mv["quantity"])))
-        source = f"tryton move {mv['id']}"
+        at, qty = _event_time(mv), int(round(float(mv["internal_quantity"])))
+        source = f"{TRYTON_MOVE}{mv['id']}"
         if dst in bins:
             batch.receipts.append(StockEvent(sku, bins[dst], qty, at, source))
         if src in bins:
             batch.shipments.append(StockEvent(sku, bins[src], qty, at, source))
-        if batch.cursor is None or at > batch.cursor:
-            batch.cursor = at
+        written = _when(mv["write_date"])
+        if batch.cursor is None or written > batch.cursor:
+            batch.cursor = written

@@ -2,7 +2,8 @@
 material).
 
 Imported rows are keyed so that importing a file twice adds nothing: a count by (SKU, location,
-time), a receipt or shipment by (SKU, location, time, source line). The store's own confirmed
+time), a receipt or shipment by (SKU, location, time, source line), one read from the ERP by
+its move id. The store's own confirmed
 bays join the history from the outbox, where each confirmation is written with its final rows.
 """
 
@@ -18,6 +19,8 @@ from sqlalchemy import delete, select, tuple_
 from .engine import Database
 from .tables import meta, outbox, stock_history, stock_receipts, stock_shipments
 from .types import from_ts, to_ts
+
+TRYTON_MOVE = "tryton move "  # source of an event read from a Tryton move, before its id
 
 
 @dataclass(frozen=True)
@@ -44,13 +47,19 @@ class StockRepository:
 
     def add_receipts(self, events: Sequence[StockEvent]) -> int:
         """Store receipts into stock; returns how many were new."""
-        return self._add(stock_receipts, "received_at", events,
-                         ("sku", "location", "received_at", "source"))
+        return self._add_moves(stock_receipts, "received_at", events)
 
     def add_shipments(self, events: Sequence[StockEvent]) -> int:
         """Store shipments out of stock (picks, sales); returns how many were new."""
-        return self._add(stock_shipments, "shipped_at", events,
-                         ("sku", "location", "shipped_at", "source"))
+        return self._add_moves(stock_shipments, "shipped_at", events)
+
+    def _add_moves(self, table, time_column: str, events: Sequence[StockEvent]) -> int:
+        """An ERP move is known by its id (in the source) whatever time a later read gives it;
+        an imported line by its SKU, bin, time and file."""
+        by_id = [e for e in events if e.source.startswith(TRYTON_MOVE)]
+        rest = [e for e in events if not e.source.startswith(TRYTON_MOVE)]
+        return (self._add(table, time_column, by_id, ("sku", "location", "source"))
+                + self._add(table, time_column, rest, ("sku", "location", time_column, "source")))
 
     def history(self) -> list[StockEvent]:
         """Imported counts and the store's confirmed bays, oldest first. A bay confirmed again
