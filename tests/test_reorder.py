@@ -127,6 +127,25 @@ def test_approval_becomes_one_purchase_request_after_tryton_was_away(
     assert len(_requests(tryton_db, "SKU-10001")) == 1
 
 
+def test_a_product_bought_in_cases_is_requested_in_whole_cases(
+        store: Store, tmp_path: Path, tryton_db: TrytonDB) -> None:
+    """The suggestion is in counted units (20); the product is bought by the case of 6: the
+    request asks for 4 cases (24 units, never short), not 20 cases."""
+    case = _case_of(tryton_db, 6)
+    m = tryton_db.client().model
+    (product,) = m("product.product", "search_read", [("code", "=", "SKU-10001")], 0, 1, None,
+                   ["template"])
+    m("product.template", "write", [product["template"]], {"purchase_uom": case})
+    worker = PurchaseWorker(store, build_purchaser(load_settings(tryton_db.env(),
+                                                                  data_dir=tmp_path)),
+                            clock=lambda: NOW)
+    _approved(store, qty=20)
+    assert worker.run_once() == 1
+    (req,) = m("purchase.request", "search_read", [("product", "=", product["id"])], 0, None,
+               None, ["quantity", "unit"])
+    assert (req["quantity"], req["unit"]) == (4, case)
+
+
 def test_approval_tryton_cannot_take_waits_for_a_person(store: Store, tmp_path: Path,
                                                         tryton_db: TrytonDB) -> None:
     settings = load_settings(tryton_db.env(), data_dir=tmp_path)

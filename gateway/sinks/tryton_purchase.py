@@ -10,10 +10,15 @@ makes Tryton create the purchase request itself (origin: the requisition line).
 Exactly once: the requisition's description is the reference ``shelfcount:reorder:<id>``. A
 retry that finds it carries an unfinished one forward (draft -> waiting -> approved) and
 otherwise only reads what Tryton made; a second requisition is never created.
+
+Units: a suggestion is in the units walkers count (the product's default unit). Where the
+product is bought in another unit (a case of 12), the requisition asks for whole purchase
+units, rounded up so that the order never falls short of the suggestion.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from typing import Any
 
@@ -90,15 +95,29 @@ class TrytonPurchaser:
         if not product.get("purchasable"):
             raise SinkError(f"Tryton product {s.sku} is not purchasable", transient=False)
         lead = float(s.facts.get("Lead_Time_Days") or 0)
-        line = {"product": int(product["id"]), "quantity": float(s.quantity),
-                "unit": product.get("purchase_uom") or product["default_uom"],
-                "description": f"{s.sku} for {s.location} (ShelfCount reorder suggestion)"}
+        unit, quantity = self._in_purchase_unit(product, float(s.quantity))
+        line = {"product": int(product["id"]), "quantity": quantity, "unit": unit,
+                "description": f"{s.sku} for {s.location} (ShelfCount reorder suggestion: "
+                               f"{s.quantity} units)"}
         (rid,) = m("purchase.requisition", "create", [{
             "description": ref, "employee": employee,
             "warehouse": warehouse_of(self.client, s.location),
             "supply_date": _date(today + timedelta(days=max(0, round(lead)))),
             "lines": [["create", [line]]]}])
         return int(rid)
+
+    def _in_purchase_unit(self, product: dict[str, Any], units: float) -> tuple[int, float]:
+        """The product's purchase unit and the quantity in it that covers ``units`` of its
+        default unit (same category in Tryton; factor: size in the category's reference)."""
+        default = int(product["default_uom"])
+        bought = int(product.get("purchase_uom") or default)
+        if bought == default:
+            return default, units
+        uoms = {int(r["id"]): r for r in self.client.model(
+            "product.uom", "read", [default, bought], ["factor", "rounding"])}
+        size = float(uoms[bought]["factor"]) / float(uoms[default]["factor"])
+        step = float(uoms[bought]["rounding"]) or 1.0
+        return bought, round(math.ceil(units / size / step - 1e-9) * step, 6)
 
     def _describe(self, rid: int) -> str:
         m = self.client.model
