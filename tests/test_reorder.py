@@ -361,6 +361,10 @@ def test_the_review_shows_variance_against_tryton(triton, tmp_path: Path, tryton
             phone.photo(pid, encode_jpeg(render_scene(37, location="A-01-1", difficulty=0.2)),
                         location="A-01-1")
             phone.wait_for(outcome(pid))
+            nowhere = str(uuid.uuid4())
+            phone.photo(nowhere, encode_jpeg(render_scene(38, with_bin_label=False,
+                                                          difficulty=0.2)))
+            phone.wait_for(outcome(nowhere))
         finally:
             phone.close()
 
@@ -371,7 +375,10 @@ def test_the_review_shows_variance_against_tryton(triton, tmp_path: Path, tryton
             return answer.json()
 
         day = review()
-        assert day["erp"]["state"] == "ok"
+        # The bay without a location gets no ERP figures; the others still do.
+        assert day["erp"]["state"] == "ok", day["erp"]
+        (lost,) = [q for q in day["queue"] if q["photo_id"] == nowhere]
+        assert lost["location"] == "" and all(r["System_Quantity"] == "" for r in lost["rows"])
         (item,) = [q for q in day["queue"] if q["photo_id"] == pid]
         known = [r for r in item["rows"] if r["SKU"] in {f"SKU-{10001 + i}" for i in range(52)}]
         assert known, item["rows"]

@@ -329,8 +329,9 @@ def _manager() -> Device:
                 "(location conflict, low confidence, unidentified items, stock flags, variance "
                 "against the ERP beyond SHELFCOUNT_VARIANCE_PCT / _VALUE, sent back), rows with "
                 "System_Quantity, Variance, Variance_Pct and Flags, boxes of the current "
-                "photo; erp: state ok | not_configured | unavailable (with error); sheet_url "
-                "when Sheets is set up.",
+                "photo; erp: state ok | not_configured | unavailable (with error), skipped: bays "
+                "the ERP could not look up (count_id, error: no location yet, unknown to it); "
+                "sheet_url when Sheets is set up.",
     responses={200: (OBJECT, "the day"), 403: (ApiErrorBody, MANAGERS)})
 def review() -> Response:
     """The manager's day: sessions by walker with progress, the review queue, the sheet."""

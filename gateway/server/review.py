@@ -57,16 +57,25 @@ def bay_reasons(bay: dict[str, Any], records: list[CountRecord], reorder_point: 
 
 def _erp_quantities(system_quantities: Any, bay: dict[str, Any], latest: CountRecord,
                     erp: dict[str, Any]) -> dict[tuple[str, str], Any] | None:
-    """The ERP's quantities for a bay's lines, or None (no ERP, or it failed this request:
-    ``erp`` records why, and later bays do not try again)."""
+    """The ERP's quantities for a bay's lines, or None. A bay the ERP cannot take (no
+    location yet, a refused look-up) goes without and the others still get theirs; when the
+    ERP itself failed (unreachable, 5xx) ``erp`` records why and later bays do not try again."""
     if system_quantities is None or erp["state"] != "ok":
         return None
+    from gateway.sinks.base import SinkError
     from gateway.store import OutboxEntry
 
     entry = OutboxEntry("", latest.id, latest.session_id, "", bay["location"], bay["rows"],
                         latest.created_at, None)
     try:
         return system_quantities(entry)
+    except SinkError as exc:
+        if exc.transient:
+            erp.update(state="unavailable", error=str(exc)[:300])
+        else:
+            erp.setdefault("skipped", []).append({"count_id": latest.id,
+                                                  "error": str(exc)[:300]})
+        return None
     except Exception as exc:  # noqa: BLE001 - the day is shown without variance
         erp.update(state="unavailable", error=str(exc)[:300])
         return None
