@@ -197,3 +197,13 @@ def test_known_shipments_are_the_daily_demand() -> None:
     (known,) = demand_series(history, [], shipped)
     assert known.demand.tolist() == [0, 10, 0, 0, 0, 4, 0]
     assert known.certainty.tolist() == [1] * 7
+
+
+def test_shipments_recorded_from_a_day_on_leave_the_earlier_demand_to_the_counts() -> None:
+    """The ERP link started on day 14: the first two weeks' use (3 a day, from the counts) is
+    not taken for zero, and only the later intervals have their shipments known."""
+    history = [event("S", 100, 0), event("S", 79, 7), event("S", 58, 14), event("S", 50, 21)]
+    shipped = [event("S", 5, 15.2), event("S", 3, 18.4)]
+    (s,) = demand_series(history, [], shipped)
+    assert s.demand.tolist() == [3] * 14 + [0, 5, 0, 0, 3, 0, 0]
+    assert [iv.shipped for iv in s.intervals] == [None, None, 8]

@@ -1,5 +1,6 @@
 """Daily demand from counts: consumption between two counts, spread over the days between.
-Where a bin's shipments are known (imported, or Tryton's moves), they are its daily demand.
+Where a bin's shipments are known (imported, or Tryton's moves), they are its daily demand
+from when they began to be recorded.
 
 Consumption between counts = previous count + receipts in between - current count. Counts
 come at irregular gaps (1 to 30 days), so each interval's consumption is spread evenly over its
@@ -77,6 +78,17 @@ class _Moves:
         return int(self.running[hi] - self.running[lo])
 
 
+def _known_from(counts: list[StockEvent], shipments: list[StockEvent] | None) -> datetime | None:
+    """From which count on the bin's shipments are known: the start of the interval holding
+    the first shipment recorded (shipments began to be recorded then: an import's or the
+    ERP link's start), None when none is. Earlier intervals stay count-based."""
+    if not shipments:
+        return None
+    first = min(m.at for m in shipments)
+    before = [c.at for c in counts if c.at < first]
+    return before[-1] if before else counts[0].at
+
+
 def series_of(counts: list[StockEvent], receipts: list[StockEvent],
               shipments: list[StockEvent] | None = None) -> DemandSeries:
     """One key's series (``counts`` non-empty, one per day is kept: the day's last)."""
@@ -84,21 +96,23 @@ def series_of(counts: list[StockEvent], receipts: list[StockEvent],
     first, last = counts[0], counts[-1]
     days = (last.at.date() - first.at.date()).days
     demand, certainty = np.zeros(days), np.zeros(days)
-    got, sent = _Moves(receipts), _Moves(shipments) if shipments else None
+    known = _known_from(counts, shipments)
+    got, sent = _Moves(receipts), _Moves(shipments or [])
     intervals = [Interval(b, a, got.between(b.at, a.at),
-                          sent.between(b.at, a.at) if sent is not None else None)
+                          sent.between(b.at, a.at) if known and b.at >= known else None)
                  for b, a in zip(counts, counts[1:], strict=False)]
     for iv in intervals:
         lo = (iv.before.at.date() - first.at.date()).days
         hi = (iv.after.at.date() - first.at.date()).days
         demand[lo:hi] = max(0, iv.used) / (hi - lo)
         certainty[lo:hi] = 1.0 / (hi - lo)
-    if shipments:  # what left each day is known: demand day by day, not spread
-        demand[:] = 0
-        certainty[:] = 1.0
-        for m in shipments:
+    if known is not None:  # what left each day is known: demand day by day, not spread
+        start = (known.date() - first.at.date()).days
+        demand[start:] = 0
+        certainty[start:] = 1.0
+        for m in shipments or []:
             day = (m.at.date() - first.at.date()).days
-            if 0 <= day < days:
+            if start <= day < days:
                 demand[day] += m.quantity
     return DemandSeries(first.sku, first.location, first.at.date(), demand, certainty,
                         last.quantity, last.at, len(counts),
@@ -108,7 +122,8 @@ def series_of(counts: list[StockEvent], receipts: list[StockEvent],
 def demand_series(history: Sequence[StockEvent], receipts: Sequence[StockEvent],
                   shipments: Sequence[StockEvent] = ()) -> list[DemandSeries]:
     """Every (SKU, location) with at least one count, sorted by SKU then location. A key
-    with any shipment recorded has its shipments known (each interval's ``shipped``)."""
+    with shipments recorded has them known from the interval of the first one on (those
+    intervals' ``shipped``); before it, its demand is spread from the counts."""
     counts: dict[tuple[str, str], list[StockEvent]] = defaultdict(list)
     received: dict[tuple[str, str], list[StockEvent]] = defaultdict(list)
     shipped: dict[tuple[str, str], list[StockEvent]] = defaultdict(list)
