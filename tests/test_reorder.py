@@ -416,6 +416,43 @@ def test_one_open_suggestion_per_bin_when_two_refresh_at_once(
     assert only.quantity == 33
 
 
+def test_a_refresh_that_saw_a_suggestion_open_leaves_a_decision_alone(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh read the list before a manager approved one (quantity 40) and dismissed
+    another: it neither rewrites the approved quantity nor expires the decided one."""
+    store.refresh_suggestions([_row("SKU-1", 30), _row("SKU-2", 12)], NOW)
+    one, two = sorted(store.suggestions(), key=lambda s: s.sku)
+    with store.db.tx() as conn:
+        seen = Store._latest_per_key(conn)
+    store.decide_suggestion(one.id, "approve", "boss", NOW, quantity=40)
+    store.decide_suggestion(two.id, "dismiss", "boss", NOW)
+    monkeypatch.setattr(Store, "_latest_per_key", staticmethod(lambda conn: seen))
+    store.refresh_suggestions([_row("SKU-1", 31)], NOW + timedelta(minutes=1))
+    assert (store.suggestion(one.id).state, store.suggestion(one.id).quantity) == ("approved", 40)
+    assert store.suggestion(two.id).state == "dismissed"
+
+
+def test_two_managers_deciding_at_once_cannot_both_win(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second manager's request read the suggestion while it was open; the first one's
+    dismissal committed in between: the approval is a conflict, not an overwrite."""
+    store.refresh_suggestions([_row("SKU-1", 30)], NOW)
+    (one,) = store.suggestions()
+    store.decide_suggestion(one.id, "dismiss", "first", NOW)
+    real = Store._get
+    calls = []
+
+    def stale_once(conn, suggestion_id):  # what the second request saw before the commit
+        calls.append(1)
+        return one if len(calls) == 1 else real(conn, suggestion_id)
+
+    monkeypatch.setattr(Store, "_get", staticmethod(stale_once))
+    with pytest.raises(StoreError) as lost:
+        store.decide_suggestion(one.id, "approve", "second", NOW)
+    assert lost.value.code == "conflict" and "dismissed" in str(lost.value)
+    assert store.suggestion(one.id).decided_by == "first"
+
+
 def test_decided_suggestions_are_listed_latest_first_up_to_a_limit(store: Store) -> None:
     store.refresh_suggestions([_row(f"SKU-{i}", 10) for i in range(5)], NOW)
     for i, s in enumerate(sorted(store.suggestions(), key=lambda s: s.sku)):

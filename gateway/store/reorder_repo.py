@@ -85,7 +85,8 @@ class ReorderRepository:
             for key, row in wanted.items():
                 last = latest.get(key)
                 if last is not None and last.state == "open":
-                    conn.execute(update(reorder_suggestions).where(r.id == last.id).values(
+                    conn.execute(update(reorder_suggestions).where(
+                        r.id == last.id, r.state == "open").values(
                         quantity=int(row["Suggested_Order_Qty"]), updated_at=stamp,
                         facts_json=json.dumps(_facts(row))))
                 elif last is None or not self._blocks(conn, last, row, now):
@@ -96,7 +97,8 @@ class ReorderRepository:
                         updated_at=stamp))
             stale = [s.id for k, s in latest.items() if s.state == "open" and k not in wanted]
             if stale:
-                conn.execute(update(reorder_suggestions).where(r.id.in_(stale))
+                conn.execute(update(reorder_suggestions)
+                             .where(r.id.in_(stale), r.state == "open")
                              .values(state="expired", updated_at=stamp))
 
     @staticmethod
@@ -157,23 +159,33 @@ class ReorderRepository:
                           quantity: int | None = None,
                           note: str | None = None) -> ReorderSuggestion:
         """Approve (optionally with another quantity) or dismiss an open suggestion. Doing
-        the same again answers the suggestion as it is; the other decision is a conflict."""
+        the same again answers the suggestion as it is; the other decision is a conflict.
+        The update holds only while the suggestion is still open, so two managers (or a
+        refresh expiring it) deciding at once cannot both win: the loser gets the answer for
+        the state the winner left."""
         target = {"approve": "approved", "dismiss": "dismissed"}[action]
+        values: dict[str, Any] = {"state": target, "decided_by": by,
+                                  "decided_at": to_ts(now), "updated_at": to_ts(now),
+                                  "note": note}
+        if quantity is not None:
+            values["quantity"] = quantity
         with self.db.tx() as conn:
             current = self._get(conn, suggestion_id)
-            if current.state == target:
-                if quantity is not None and quantity != current.quantity:
-                    raise StoreError("conflict", f"already approved for {current.quantity}")
-                return current
-            if current.state != "open":
-                raise StoreError("conflict", f"the suggestion is {current.state}")
-            values: dict[str, Any] = {"state": target, "decided_by": by,
-                                      "decided_at": to_ts(now), "updated_at": to_ts(now),
-                                      "note": note}
-            if quantity is not None:
-                values["quantity"] = quantity
-            conn.execute(update(reorder_suggestions).where(r.id == suggestion_id).values(**values))
-            return self._get(conn, suggestion_id)
+            if current.state == "open":
+                done = conn.execute(update(reorder_suggestions).where(
+                    r.id == suggestion_id, r.state == "open").values(**values))
+                if done.rowcount == 1:
+                    return self._get(conn, suggestion_id)
+        return self._answer_decided(self.suggestion(suggestion_id), target, quantity)
+
+    @staticmethod
+    def _answer_decided(current: ReorderSuggestion, target: str,
+                        quantity: int | None) -> ReorderSuggestion:
+        if current.state != target:
+            raise StoreError("conflict", f"the suggestion is {current.state}")
+        if quantity is not None and quantity != current.quantity:
+            raise StoreError("conflict", f"already approved for {current.quantity}")
+        return current
 
     def erp_due(self, now: datetime, limit: int) -> list[ReorderSuggestion]:
         """Approved suggestions whose ERP request is not made yet and whose retry time has
