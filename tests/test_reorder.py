@@ -184,6 +184,8 @@ def test_managers_approve_in_the_app_and_tryton_gets_the_request(
 
         assert call("GET", token=walker).status_code == 403
         assert call("GET", params={"state": "later"}).status_code == 400
+        for limit in ("²", "0", "1001", "9" * 50, "-1"):  # refused before any work
+            assert call("GET", params={"limit": limit}).status_code == 400, limit
         listed = call("GET")
         assert listed.status_code == 200, listed.text
         (s,) = [x for x in listed.json()["suggestions"] if x["sku"] == "SKU-10001"]
@@ -451,6 +453,20 @@ def test_two_managers_deciding_at_once_cannot_both_win(
         store.decide_suggestion(one.id, "approve", "second", NOW)
     assert lost.value.code == "conflict" and "dismissed" in str(lost.value)
     assert store.suggestion(one.id).decided_by == "first"
+
+
+def test_the_list_shows_open_ones_most_urgent_first_then_the_latest_decisions(
+        store: Store) -> None:
+    from gateway.server.stock_api import _listing_order
+
+    rows = [{**_row(f"SKU-{i}", 10), "Days_Until_Stockout": float(9 - i)} for i in range(6)]
+    store.refresh_suggestions(rows, NOW)
+    by_sku = {s.sku: s for s in store.suggestions()}
+    for minutes, sku in enumerate(["SKU-0", "SKU-5", "SKU-2"]):  # decided in this order
+        store.decide_suggestion(by_sku[sku].id, "approve", "boss",
+                                NOW + timedelta(minutes=minutes))
+    listed = sorted(store.suggestions(("open", "approved")), key=_listing_order)
+    assert [s.sku for s in listed] == ["SKU-4", "SKU-3", "SKU-1", "SKU-2", "SKU-5", "SKU-0"]
 
 
 def test_decided_suggestions_are_listed_latest_first_up_to_a_limit(store: Store) -> None:

@@ -51,7 +51,8 @@ def forecast() -> Response:
 def _count(name: str, default: int, most: int, what: str = "") -> int:
     """A whole number from the query, 1..most (400 otherwise)."""
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    # isdigit() alone takes "²" and other digits int() refuses; the length keeps int() cheap
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= most:
         raise ApiError("bad_request", f"{name}: a whole number{what}, 1-{most}", 400)
     return int(raw)
 
@@ -88,18 +89,23 @@ def reorder_suggestions() -> Response:
     wanted = request.args.get("state", "open")
     if wanted not in STATE_FILTERS:
         raise ApiError("bad_request", f"state: one of {', '.join(STATE_FILTERS)}", 400)
+    limit = _count("limit", 200, 1000)
     svc = services()
     if wanted in ("open", "all"):
         refresh(svc.store, svc.pipelines.get().catalog)
-    limit = _count("limit", 200, 1000)
     found = svc.store.suggestions(STATE_FILTERS[wanted], decided_limit=limit)
-    found.sort(key=lambda s: (s.state != "open", _days_left(s), s.sku, s.location))
+    found.sort(key=_listing_order)
     return jsonify({"suggestions": [_json(s) for s in found]})
 
 
-def _days_left(s: object) -> float:
-    days = getattr(s, "facts", {}).get("Days_Until_Stockout")
-    return float(days) if isinstance(days, int | float) else float("inf")
+def _listing_order(s: Any) -> tuple:
+    """Open ones most urgent first (fewest days of stock left); decided ones latest decision
+    first, so a client showing the first few shows the latest."""
+    if s.state == "open":
+        days = s.facts.get("Days_Until_Stockout")
+        return (0, float(days) if isinstance(days, int | float) else float("inf"), s.sku,
+                s.location)
+    return (1, -(s.decided_at.timestamp() if s.decided_at else 0.0), s.sku, s.location)
 
 
 def _decide(suggestion_id: str, action: str) -> Response:
