@@ -61,10 +61,10 @@ def test_variance_flags() -> None:
 
 
 def test_backoff_grows_exponentially_with_jitter_and_caps() -> None:
-    worker = OutboxWorker(store=None, sinks=[], base_delay_s=2, max_delay_s=60,  # type: ignore[arg-type]
+    worker = OutboxWorker(store=None, sinks=[], base_delay_s=2.0, max_delay_s=60.0,  # type: ignore[arg-type]
                           rng=random.Random(1))
     down = SinkError("down")
-    for attempt, full in [(1, 2), (2, 4), (3, 8), (4, 16), (8, 60), (30, 60)]:
+    for attempt, full in [(1, 2), (2, 4), (3, 8), (4, 16), (8, 60), (30, 60), (5000, 60)]:
         delays = [worker.backoff_s(attempt, down) for _ in range(20)]
         assert all(full / 2 <= d <= full for d in delays)
         assert len(set(delays)) > 1  # jitter

@@ -69,7 +69,9 @@ class PollingWorker:
         """
         if isinstance(error, SinkError) and not error.transient:
             return self.max_delay_s
-        delay = min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempt - 1))
+        # the exponent is capped: an entry failing for months (thousands of attempts) would
+        # overflow the float long after the delay reached max_delay_s
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** min(max(0, attempt - 1), 40))
         delay = delay / 2 + self.rng.uniform(0, delay / 2)
         if isinstance(error, SinkError) and error.retry_after:
             delay = max(delay, min(error.retry_after, self.max_delay_s))
