@@ -479,3 +479,46 @@ def test_decided_suggestions_are_listed_latest_first_up_to_a_limit(store: Store)
     # The two latest decisions and the open one, oldest first.
     assert sorted(s.sku for s in kept) == ["SKU-3", "SKU-4", "SKU-9"] and kept[-1].sku == "SKU-9"
     assert len(store.suggestions(("approved", "dismissed"))) == 5
+
+
+@pytest.mark.triton
+def test_a_confirmed_two_photo_bay_shows_the_variance_it_was_booked_with(
+        triton, tmp_path: Path, tryton_db: TrytonDB) -> None:
+    """A wide bay shot in two parts, confirmed from its first photo: Tryton books it under that
+    photo's count id, and the review's ERP figure is the quantity before the booking (40),
+    not the on-hand after it (which would show no variance at all)."""
+    from gateway.training.scenes import encode_jpeg, render_scene
+    from tests.server_support import WsClient, outcome
+
+    data = tmp_path / "data"
+    picture = encode_jpeg(render_scene(41, location="A-01-2", skus=["SKU-10002"],
+                                       difficulty=0.2))
+    with running_gateway(data, triton.url, env=tryton_db.env()) as gw:
+        walker = new_token(data, f"walker-{uuid.uuid4().hex[:6]}")
+        manager = new_token(data, f"manager-{uuid.uuid4().hex[:6]}", "manager")
+        phone = WsClient(gw)
+        try:
+            phone.hello(walker)
+            left, right = str(uuid.uuid4()), str(uuid.uuid4())
+            phone.photo(left, picture, location="A-01-2")
+            first = phone.wait_for(outcome(left))
+            phone.photo(right, picture, location="A-01-2", part_of=first["bay"])
+            second = phone.wait_for(outcome(right))
+            phone.send({"type": "confirm", "id": left})
+            phone.wait_for(lambda m: m["type"] == "confirmed" and m["id"] == left)
+        finally:
+            phone.close()
+        counted = sum(int(r["Quantity_Counted"]) for r in second["bay_rows"]
+                      if r["SKU"] == "SKU-10002")
+        assert counted not in (0, 40), second["bay_rows"]
+        deadline = time.monotonic() + 60
+        while tryton_db.on_hand("A-01-2", "SKU-10002") != counted:
+            assert time.monotonic() < deadline, "Tryton did not get the count"
+            time.sleep(0.5)
+        day = requests.get(f"{gw.base_url}/api/v1/review", timeout=60,
+                           headers={"Authorization": f"Bearer {manager}"}).json()
+    (item,) = [q for q in day["queue"] if q["bay"] == first["bay"]]
+    assert item["confirmed"] and day["erp"]["state"] == "ok"
+    (line,) = [r for r in item["rows"] if r["SKU"] == "SKU-10002"]
+    assert float(line["System_Quantity"]) == 40
+    assert float(line["Variance"]) == counted - 40

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.sinks.variance import Thresholds, assess
-from gateway.store import CountRecord, Store
+from gateway.store import CountRecord, OutboxEntry, Store
 from gateway.store.bays import bay_summary
 from gateway.store.types import to_ts, utcnow
 
@@ -55,7 +55,21 @@ def bay_reasons(bay: dict[str, Any], records: list[CountRecord], reorder_point: 
     return reasons, lines
 
 
-def _erp_quantities(system_quantities: Any, bay: dict[str, Any], latest: CountRecord,
+def _bay_entry(bay: dict[str, Any], latest: CountRecord, ids: dict[str, str],
+               entries: dict[str, OutboxEntry]) -> OutboxEntry:
+    """What the ERP was (or would be) sent for the bay: a confirmed bay's last outbox entry,
+    which carries the count id the ERP booked it under (whichever of its photos the walker
+    confirmed from), else the bay as it stands, under its latest photo."""
+    if bay["confirmed"]:
+        members = {ids[p] for p in bay["photos"] + bay["history"] if p in ids}
+        sent = [e for e in entries.values() if e.count_id in members]
+        if sent:
+            return max(sent, key=lambda e: e.created_at)
+    return OutboxEntry("", latest.id, latest.session_id, "", bay["location"], bay["rows"],
+                       latest.created_at, None)
+
+
+def _erp_quantities(system_quantities: Any, entry: OutboxEntry,
                     erp: dict[str, Any]) -> dict[tuple[str, str], Any] | None:
     """The ERP's quantities for a bay's lines, or None. A bay the ERP cannot take (no
     location yet, a refused look-up) goes without and the others still get theirs; when the
@@ -63,17 +77,14 @@ def _erp_quantities(system_quantities: Any, bay: dict[str, Any], latest: CountRe
     if system_quantities is None or erp["state"] != "ok":
         return None
     from gateway.sinks.base import SinkError
-    from gateway.store import OutboxEntry
 
-    entry = OutboxEntry("", latest.id, latest.session_id, "", bay["location"], bay["rows"],
-                        latest.created_at, None)
     try:
         return system_quantities(entry)
     except SinkError as exc:
         if exc.transient:
             erp.update(state="unavailable", error=str(exc)[:300])
         else:
-            erp.setdefault("skipped", []).append({"count_id": latest.id,
+            erp.setdefault("skipped", []).append({"count_id": entry.count_id,
                                                   "error": str(exc)[:300]})
         return None
     except Exception as exc:  # noqa: BLE001 - the day is shown without variance
@@ -94,6 +105,9 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
         records = store.session_counts(session.id)
         bays = bay_summary(records)
         by_id = {r.client_id: r for r in records}
+        ids = {r.client_id: r.id for r in records}
+        entries = ({e.id: e for e in store.outbox_entries(session.id)}
+                   if system_quantities is not None else {})
         confirmed_ids = {r.id for r in records if r.confirmed_at is not None}
         sessions.append({
             "id": session.id, "walker": session.walker, "started": to_ts(session.created_at),
@@ -104,7 +118,8 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
             current = [by_id[p] for p in bay["photos"] if p in by_id]
             if not current:
                 continue
-            system = _erp_quantities(system_quantities, bay, current[-1], erp)
+            system = _erp_quantities(
+                system_quantities, _bay_entry(bay, current[-1], ids, entries), erp)
             reasons, lines = bay_reasons(bay, current, reorder_point, thresholds,
                                          review_below, system)
             if not bay["confirmed"] and any(r.replaces in confirmed_ids for r in current):
