@@ -12,6 +12,7 @@ import pytest
 
 from gateway.catalog import import_catalog, load_catalog
 from gateway.config import load_settings
+from gateway.sinks.base import SinkError
 from gateway.sinks.registry import build_sinks
 from gateway.stock.insights import InsightSettings
 from gateway.stock.sheets_report import ALERT_HEADER, REORDER_HEADER, ReportWorker, publish
@@ -66,6 +67,19 @@ def test_reorder_and_alerts_worksheets_are_replaced(tmp_path: Path, sheets: Shee
         writes = sheets.fake.count("PUT", "Reorder")
         worker.run_once()  # nothing changed and not stale yet: no request
         assert sheets.fake.count("PUT", "Reorder") == writes
+        # Whichever of its two requests fails (quota), the sheet is never left empty: the
+        # last report stays whole, or the new one is written with old lines below it.
+        before = sheets.fake.rows(sheets.key, "Alerts")
+        assert len(before) == 2
+        for after in (0, 1):
+            sink._worksheet("Alerts")  # known: the two requests are the write and the clear
+            sheets.fake.inject(503, after=after)
+            with pytest.raises(SinkError):
+                sink.replace_worksheet("Alerts", ALERT_HEADER, [])
+            assert sheets.fake.rows(sheets.key, "Alerts")[:2] == before
+        sink.replace_worksheet("Alerts", ALERT_HEADER, [])
+        assert [r for r in sheets.fake.rows(sheets.key, "Alerts") if any(r)] == [
+            list(ALERT_HEADER)]
     finally:
         store.close()
 

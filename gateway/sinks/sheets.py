@@ -198,13 +198,16 @@ class SheetsSink:
 
     def replace_worksheet(self, title: str, header: Sequence[str],
                           rows: Sequence[Sequence[Any]]) -> None:
-        """Make a worksheet hold exactly these rows (a report, not a log): cleared, then
-        written from A1 (2 requests). Cells are made safe for a spreadsheet."""
+        """Make a worksheet hold exactly these rows (a report, not a log): written from A1,
+        then what lies below cleared (2 requests). In that order a failed write leaves the
+        last report whole instead of an empty sheet. Cells are made safe for a spreadsheet."""
+        values = [list(header)] + [[safe_cell(v) if isinstance(v, str) else v for v in r]
+                                   for r in rows]
         try:
             ws = self._worksheet(title)
-            ws.clear()
-            ws.update([list(header)] + [[safe_cell(v) if isinstance(v, str) else v for v in r]
-                                        for r in rows], "A1", value_input_option="RAW")
+            ws.update(values, "A1", value_input_option="RAW")
+            last = gspread.utils.rowcol_to_a1(1, max(ws.col_count, len(header)))
+            ws.batch_clear([f"A{len(values) + 1}:{last.rstrip('0123456789')}"])
         except SinkError:
             raise
         except Exception as exc:  # noqa: BLE001 - translated, see _as_sink_error

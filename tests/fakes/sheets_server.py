@@ -174,10 +174,12 @@ class FakeSheets:
             "token_uri": self.url + TOKEN_PATH,
         }
 
-    def inject(self, status: int, count: int = 1, retry_after: float | None = None) -> None:
-        """Make the next ``count`` API calls (not token calls) answer ``status``."""
+    def inject(self, status: int, count: int = 1, retry_after: float | None = None,
+               after: int = 0) -> None:
+        """Make the next ``count`` API calls (not token calls) answer ``status``, once
+        ``after`` calls have been answered normally."""
         with self._lock:
-            self._failures.extend([(status, retry_after)] * count)
+            self._failures.extend([(0, None)] * after + [(status, retry_after)] * count)
 
     def rows(self, key: str, title: str) -> list[list[Any]]:
         sheet = self.books[key].sheet(title)
@@ -234,8 +236,8 @@ class FakeSheets:
             return self._error(401, "Request had invalid authentication credentials.",
                                "UNAUTHENTICATED")
         with self._lock:
-            if self._failures:
-                status, retry_after = self._failures.pop(0)
+            status, retry_after = self._failures.pop(0) if self._failures else (0, None)
+            if status:
                 resp = self._error(status, "injected failure",
                                    "RESOURCE_EXHAUSTED" if status == 429 else "UNAVAILABLE")
                 if retry_after is not None:
