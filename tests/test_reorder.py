@@ -522,3 +522,38 @@ def test_a_confirmed_two_photo_bay_shows_the_variance_it_was_booked_with(
     (line,) = [r for r in item["rows"] if r["SKU"] == "SKU-10002"]
     assert float(line["System_Quantity"]) == 40
     assert float(line["Variance"]) == counted - 40
+
+
+def test_order_points_for_many_skus_take_a_few_calls(tryton_db: TrytonDB,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 bins' reorder points: a handful of Tryton calls, not a walk up the location tree and
+    a search per SKU; a second run with the same figures writes nothing."""
+    from gateway.sinks.tryton_order_points import TrytonOrderPoints
+    from tests.tryton_fixtures import LOCATIONS, SKUS
+
+    client = tryton_db.client()
+    calls: list[tuple[str, str]] = []
+    real = client.model
+
+    def counted(model: str, method: str, *args, **kw):
+        calls.append((model, method))
+        return real(model, method, *args, **kw)
+
+    monkeypatch.setattr(client, "model", counted)
+    rows = [{"SKU": SKUS[i], "Location": LOCATIONS[i], "Reorder_Point": 10.0 + i,
+             "Daily_Demand": 1.0, "Suggested_Order_Qty": 20} for i in range(40)]
+    rows.append({**rows[0], "Location": "Z-99-9"})  # a bin Tryton does not know: left out
+    points = TrytonOrderPoints(client)
+    assert points.write(rows) == 40
+    assert len(calls) <= 4, calls
+    calls.clear()
+    assert points.write(rows) == 40
+    assert [c for c in calls if c[1] in ("write", "create")] == [] and len(calls) <= 3
+    rows[5]["Reorder_Point"] = 99.0
+    calls.clear()
+    assert points.write(rows) == 40
+    assert [c for c in calls if c[1] in ("write", "create")] == [("stock.order_point", "write")]
+    (pid,) = real("product.product", "search", [("code", "=", SKUS[5])], 0, 1, None)
+    (point,) = real("stock.order_point", "search_read", [("product", "=", pid)], 0, None, None,
+                    ["min_quantity"])
+    assert point["min_quantity"] == 99.0

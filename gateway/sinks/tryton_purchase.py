@@ -19,6 +19,7 @@ units, rounded up so that the order never falls short of the suggestion.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
@@ -53,6 +54,25 @@ def warehouse_of(client: TrytonClient, location: str) -> int:
             return int(rec["id"])
         current = rec["parent"]
     raise SinkError(f"Tryton location {location!r} is in no warehouse", transient=False)
+
+
+def warehouses_of(client: TrytonClient, codes: Iterable[str]) -> dict[str, int | None]:
+    """The warehouse above each bin code (None: unknown to Tryton, or in no warehouse), from
+    one read of the location tree instead of a walk up per bin."""
+    tree = {int(r["id"]): r for r in client.model(
+        "stock.location", "search_read", [], 0, None, None, ["code", "type", "parent"])}
+    by_code = {r["code"]: int(i) for i, r in tree.items() if r.get("code")}
+    out: dict[str, int | None] = {}
+    for code in codes:
+        current, out[code] = by_code.get(code), None
+        for _ in range(MAX_LOCATION_DEPTH):
+            if current is None or current not in tree:
+                break
+            if tree[current]["type"] == "warehouse":
+                out[code] = current
+                break
+            current = tree[current]["parent"]
+    return out
 
 
 class TrytonPurchaser:
