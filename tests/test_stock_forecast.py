@@ -47,7 +47,7 @@ def test_forecast_picks_a_model_and_suggests_whole_packs() -> None:
     rng = np.random.default_rng(3)
     y = rng.poisson(3.0, 120).astype(float)
     method, daily, sigma = choose_and_forecast(y, 28)
-    assert method in {"CrostonSBA", "TSB", "ADIDA", "SES"}
+    assert method in {"Combined", "CrostonSBA", "TSB", "ADIDA", "SES"}
     assert daily == pytest.approx(3.0, abs=0.6) and 0.5 < sigma < 4
     point, qty = reorder(10, 3.0, 1.0, Supply(lead_time_days=4, service_level=0.95,
                                               pack_size=12, min_order_qty=24))
@@ -55,6 +55,19 @@ def test_forecast_picks_a_model_and_suggests_whole_packs() -> None:
     assert qty % 12 == 0 and qty >= 24 and 10 + qty >= point + 3 * 14
     assert reorder(100, 3.0, 1.0, Supply())[1] == 0  # above the reorder point: no order
     assert choose_and_forecast(np.zeros(0), 7)[0] == "none"
+
+
+def test_the_forecast_keeps_a_long_memory_unless_demand_clearly_changed() -> None:
+    """Steady demand: the combined long-memory forecast, close to the true rate. A product that
+    stopped selling two months ago: a fast model takes over (its holdout error is a fraction
+    of the combined one's), instead of ordering for demand that is gone."""
+    rng = np.random.default_rng(5)
+    steady = rng.poisson(5.0, 240).astype(float)
+    method, daily, _ = choose_and_forecast(steady, 28)
+    assert method == "Combined" and daily == pytest.approx(5.0, abs=0.5)
+    stopped = np.concatenate([rng.poisson(5.0, 180), np.zeros(60)]).astype(float)
+    method, daily, _ = choose_and_forecast(stopped, 28)
+    assert method != "Combined" and daily < 0.5
 
 
 def write(path: Path, header: list[str], rows: list[list[object]]) -> Path:

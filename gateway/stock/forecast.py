@@ -1,10 +1,12 @@
 """Demand forecasts and reorder suggestions per SKU and location (``shelfcount forecast``).
 
 Models come from statsforecast, made for intermittent warehouse demand: Croston (SBA), TSB,
-ADIDA and optimised simple exponential smoothing. Each series picks its model on a holdout
-(its last days, mean absolute error), then the model is refitted on the whole series. The
-interval is the chosen model's holdout error spread (80 %: the 10th to 90th percentile of a
-normal error), so a series that forecasts badly says so with a wide interval.
+ADIDA and optimised simple exponential smoothing, and ``Combined`` (a slow exponential
+smoothing, a 91-day mean and a linear trend, averaged). Each series picks its model on a
+holdout (forecasts made 28, 56 and 84 days before its end, scored on the next 28 days' total),
+then the model is refitted on the whole series. The interval is the chosen model's holdout
+error spread (80 %: the 10th to 90th percentile of a normal error), so a series that forecasts
+badly says so with a wide interval.
 
 Reorder point = demand over the lead time + safety stock for the service level: z * sigma *
 sqrt(L), or z * sqrt(L * sigma^2 + d^2 * sigma_L^2) when the lead time's own spread sigma_L is
@@ -31,6 +33,10 @@ DEFAULT_LEAD_TIME_DAYS = 7.0
 DEFAULT_SERVICE_LEVEL = 0.95
 REVIEW_DAYS = 14  # an order covers this many days beyond the reorder point
 MIN_MODEL_DAYS = 14  # shorter series get their mean daily demand
+HOLDOUT_BACK = (28, 56, 84)  # forecasts made this many days before the end are scored
+SWITCH_BELOW = 0.1  # another model replaces Combined under this share of its latest error
+LEVEL_DAYS = 91
+TREND_DAYS = 182
 INTERVAL_Z = NormalDist().inv_cdf(0.9)  # 80 % interval
 COLUMNS = ("SKU", "Location", "On_Hand", "Daily_Demand", "Demand_Low", "Demand_High",
            "Days_Until_Stockout", "Reorder_Point", "Suggested_Order_Qty", "Method",
@@ -69,28 +75,84 @@ def _models() -> dict[str, Any]:
 
 
 def _level(model: Any, y: np.ndarray, h: int) -> float:
-    """The model's (flat) daily forecast for the next ``h`` days, averaged."""
-    return float(np.mean(model.forecast(y=y.astype(np.float64), h=h)["mean"]))
+    """The model's (flat) daily forecast for the next ``h`` days, averaged, at least 0."""
+    return max(0.0, float(np.mean(model.forecast(y=y.astype(np.float64), h=h)["mean"])))
+
+
+def _trend(y: np.ndarray, h: int) -> float:
+    """A straight line through the last TREND_DAYS, read at the middle of the horizon."""
+    recent = y[-TREND_DAYS:]
+    if len(recent) < 2:
+        return float(recent.mean()) if len(recent) else 0.0
+    slope, start = np.polyfit(np.arange(len(recent)), recent, 1)
+    return max(0.0, float(start + slope * (len(recent) - 1 + (h + 1) / 2)))
+
+
+def combined(y: np.ndarray, h: int) -> float:
+    """The default forecast: the mean of a slow exponential smoothing (alpha 0.02), the last
+    LEVEL_DAYS' mean (statsforecast) and a linear trend. Demand spread from counts changes only
+    at counts, so a day's value says little and fast-reacting models chase the spread. Measured
+    on the forecast benchmark's tuning seed (1, not the reported seed 0): this mean beat every
+    single model, and a per-series choice among them, on the 28-day total of every class."""
+    from statsforecast.models import SimpleExponentialSmoothing, WindowAverage
+
+    return float(np.mean([_level(SimpleExponentialSmoothing(alpha=0.02), y, h),
+                          _level(WindowAverage(window_size=min(LEVEL_DAYS, len(y))), y, h),
+                          _trend(y, h)]))
+
+
+def _forecasters() -> dict[str, Callable[[np.ndarray, int], float]]:
+    out: dict[str, Callable[[np.ndarray, int], float]] = {"Combined": combined}
+    for name, model in _models().items():
+        out[name] = lambda y, h, m=model: _level(m, y, h)
+    return out
+
+
+def _holdout(y: np.ndarray, horizon: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) pairs: forecasts made 28, 56 and 84 days before the end, each tested on
+    the horizon that followed (shorter series: one split, its last quarter)."""
+    splits = [(y[:-back], y[-back:][:horizon]) for back in HOLDOUT_BACK
+              if len(y) - back >= MIN_MODEL_DAYS]
+    if splits:
+        return splits
+    hold = max(7, len(y) // 4)
+    return [(y[:-hold], y[-hold:])]
+
+
+def _chosen(errors: dict[str, list[float]]) -> str:
+    """``Combined``, unless another model did far better on the latest holdout (under
+    SWITCH_BELOW of its error: a change is seen there first) and better over all of them."""
+    latest = {name: e[0] for name, e in errors.items()}
+    name = min(latest, key=lambda n: latest[n])
+    if latest[name] < SWITCH_BELOW * latest["Combined"] and \
+            np.mean(errors[name]) < np.mean(errors["Combined"]):
+        return name
+    return "Combined"
 
 
 def choose_and_forecast(y: np.ndarray, horizon: int) -> tuple[str, float, float]:
-    """(method, daily demand, daily error spread) for one series."""
+    """(method, daily demand, daily error spread) for one series.
+
+    Chosen per series on the holdout by the error of each forecast's total over the horizon
+    (what a reorder point is made of; a daily error favours the median, zero for sparse
+    demand). ``Combined`` stands unless another model clearly did better (``_chosen``):
+    evidence of a change it is too slow for (a new level, a product that stopped selling).
+    A looser rule switches on noise: on the benchmark's tuning seed, against never switching,
+    this rule costs 1-3 points of the 28-day total MASE on stationary classes, a quarter
+    instead of a tenth 4-12 points.
+    """
     if len(y) == 0:
         return "none", 0.0, 0.0
     if len(y) < MIN_MODEL_DAYS or not y.any():
         return "mean", float(y.mean()), float(y.std())
-    hold = max(7, len(y) // 4)
-    train, test = y[:-hold], y[-hold:]
-    best: tuple[float, str, Any] | None = None
-    for name, model in _models().items():
-        err = float(np.mean(np.abs(test - _level(model, train, hold))))
-        if best is None or err < best[0]:
-            best = (err, name, model)
-    assert best is not None
-    _, name, model = best
-    level = max(0.0, _level(model, y, horizon))
-    spread = float(np.std(test - _level(model, train, hold)))
-    return name, level, spread
+    splits = _holdout(y, horizon)
+    forecasters = _forecasters()
+    errors = {name: [abs(test.sum() - f(train, len(test)) * len(test)) for train, test in splits]
+              for name, f in forecasters.items()}
+    name = _chosen(errors)
+    train, test = splits[0]
+    spread = float(np.std(test - forecasters[name](train, len(test))))
+    return name, forecasters[name](y, horizon), spread
 
 
 def reorder(on_hand: int, daily: float, sigma: float, supply: Supply) -> tuple[float, int]:

@@ -4,12 +4,15 @@
 stock replenished by recorded receipts, counted every 1-30 days with counting noise. The
 forecast sees only the counts and receipts (as `shelfcount forecast` does) and is scored on the
 next 28 days of true demand: MASE (scaled by the true series' in-sample one-step naive error)
-against two baselines computed from the same counts, the last interval's rate ("naive") and
-the mean of the last 28 days ("moving average"); stock-out prediction (SKUs whose stock truly
-runs out within their 7-day lead time, against Days_Until_Stockout <= 7) precision and recall;
-the time to forecast every SKU; and shrinkage alerts (one in ten SKUs loses a quarter to a
-half of its stock on one day) precision and recall, from counts and receipts only and with
-the day's shipments known as well (an ERP's outgoing moves).
+of the daily demand and of the 28 days' total (scaled by the in-sample error of "the next 28
+days sell what the last 28 did"), against two baselines computed from the same counts, the
+last interval's rate ("naive") and the mean of the last 28 days ("moving average"); stock-out
+prediction (SKUs whose stock truly runs out within their 7-day lead time, against
+Days_Until_Stockout <= 7) precision and recall; the time to forecast every SKU; and shrinkage
+alerts (one in ten SKUs loses a quarter to a half of its stock on one day) precision and
+recall, from counts and receipts only and with the day's shipments known as well (an ERP's
+outgoing moves). An oracle that knows each SKU's true demand process (its expected demand, its
+probability of running out) shows how far any forecaster could go on the same data.
 """
 
 from __future__ import annotations
@@ -34,24 +37,51 @@ DAYS, HORIZON, LEAD = 365, 28, 7
 THEFT_SHARE = 0.1  # SKUs with one injected shrinkage event
 START = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 OUT = REPO_ROOT / "data" / "bench" / "forecast.json"
+WEEK = np.array([1.0, 1.1, 1.0, 1.2, 1.6, 0.6, 0.5])
+ORACLE_DRAWS = 400
 
 
-def true_demand(kind: str, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Daily demand of one SKU of a class, ``n`` days."""
+def true_demand(kind: str, rng: np.random.Generator, n: int,
+                params: dict | None = None) -> np.ndarray:
+    """Daily demand of one SKU of a class, ``n`` days; its process's parameters go into
+    ``params`` (for the stock-out oracle), the random draws in the same order either way."""
+    p = params if params is not None else {}
     t = np.arange(n)
     if kind == "smooth":
-        return rng.poisson(rng.uniform(2, 12), n).astype(float)
+        p["lam"] = rng.uniform(2, 12)
+        return rng.poisson(p["lam"], n).astype(float)
     if kind == "intermittent":
-        hit = rng.random(n) < rng.uniform(0.08, 0.3)
-        return hit * rng.poisson(rng.uniform(1, 4), n) + hit
+        draws = rng.random(n)
+        p["hit"] = rng.uniform(0.08, 0.3)
+        p["lam"] = rng.uniform(1, 4)
+        return (draws < p["hit"]) * rng.poisson(p["lam"], n) + (draws < p["hit"])
     if kind == "lumpy":
-        hit = rng.random(n) < rng.uniform(0.03, 0.12)
-        return hit * rng.geometric(rng.uniform(0.05, 0.2), n).astype(float)
+        draws = rng.random(n)
+        p["hit"] = rng.uniform(0.03, 0.12)
+        p["geo"] = rng.uniform(0.05, 0.2)
+        return (draws < p["hit"]) * rng.geometric(p["geo"], n).astype(float)
     if kind == "trending":
-        lam = rng.uniform(2, 6) * (1 + rng.uniform(0.5, 1.5) * t / n)
-        return rng.poisson(lam).astype(float)
-    week = np.array([1.0, 1.1, 1.0, 1.2, 1.6, 0.6, 0.5])
-    return rng.poisson(rng.uniform(3, 10) * week[t % 7]).astype(float)
+        p["base"], p["growth"], p["n"] = rng.uniform(2, 6), rng.uniform(0.5, 1.5), n
+        return rng.poisson(p["base"] * (1 + p["growth"] * t / n)).astype(float)
+    p["lam"] = rng.uniform(3, 10)
+    return rng.poisson(p["lam"] * WEEK[t % 7]).astype(float)
+
+
+def future_demand(kind: str, p: dict, first_day: int, days: int, rng: np.random.Generator,
+                  size: int) -> np.ndarray:
+    """``size`` draws of the next ``days`` days of the same process from ``first_day``."""
+    t = np.arange(first_day, first_day + days)
+    shape = (size, days)
+    if kind == "smooth":
+        return rng.poisson(p["lam"], shape).astype(float)
+    if kind == "intermittent":
+        hit = rng.random(shape) < p["hit"]
+        return hit * (rng.poisson(p["lam"], shape) + 1.0)
+    if kind == "lumpy":
+        return (rng.random(shape) < p["hit"]) * rng.geometric(p["geo"], shape).astype(float)
+    if kind == "trending":
+        return rng.poisson(p["base"] * (1 + p["growth"] * t / p["n"]), shape).astype(float)
+    return rng.poisson(p["lam"] * WEEK[t % 7], shape).astype(float)
 
 
 def simulate(sku: str, demand: np.ndarray, rng: np.random.Generator,
@@ -90,6 +120,15 @@ def _mase(pred: float, future: np.ndarray, past: np.ndarray) -> float:
     return float(np.mean(np.abs(future - pred)) / scale)
 
 
+def _mase_total(pred: float, future: np.ndarray, past: np.ndarray) -> float:
+    """MASE of the horizon's total (what a reorder point is made of): |true total - forecast
+    total|, scaled by the in-sample error of "the next 28 days = the last 28 days"."""
+    h = len(future)
+    sums = np.convolve(past, np.ones(h), "valid")
+    scale = max(float(np.mean(np.abs(sums[h:] - sums[:-h]))), 1e-6) if len(sums) > h else 1.0
+    return float(abs(future.sum() - pred * h) / scale)
+
+
 def _shrinkage_scores(series: list, thefts: dict[str, datetime]) -> dict:
     """Alerts against injected thefts: an alert is right when a theft happened within its
     interval; a theft is found when the interval holding it raised an alert. Thefts in a
@@ -118,7 +157,8 @@ def run(n_skus: int, seed: int) -> dict:
     history, receipts, shipments, truth, thefts = [], [], [], {}, {}
     for i in range(n_skus):
         kind, sku = CLASSES[i % len(CLASSES)], f"SKU-{i:05d}"
-        demand = true_demand(kind, rng, DAYS + HORIZON)
+        params: dict = {}
+        demand = true_demand(kind, rng, DAYS + HORIZON, params)
         theft_day = int(rng.integers(30, DAYS - 20)) if rng.random() < THEFT_SHARE else None
         if theft_day is not None:  # during the day, before that day's count at noon
             thefts[sku] = START + timedelta(days=theft_day, hours=6)
@@ -127,18 +167,20 @@ def run(n_skus: int, seed: int) -> dict:
         receipts += recs
         last = counts[-1]
         day = (last.at - START).days
-        truth[sku] = (kind, demand, day, stock)
+        truth[sku] = (kind, demand, day, stock, params)
     t0 = time.perf_counter()
     series = demand_series(history, receipts)
     rows = forecast_rows(series, lambda _sku: Supply(lead_time_days=LEAD), HORIZON)
     forecast_s = time.perf_counter() - t0
-    scores, runs_out, predicted, kinds = _score(series, rows, truth)
+    oracle = _oracle(series, truth, seed)
+    scores, runs_out, predicted, kinds = _score(series, rows, truth, oracle)
     out = _summary(scores, np.array(runs_out), np.array(predicted), forecast_s, n_skus)
     out["stockout"]["true_by_class"] = {k: sum(1 for r, c in zip(runs_out, kinds, strict=True)
                                                if r and c == k) for k in CLASSES}
+    out["stockout"]["oracle"] = _oracle_stockouts(series, oracle, np.array(runs_out))
     known = demand_series(history, receipts, shipments)
     known_rows = forecast_rows(known, lambda _sku: Supply(lead_time_days=LEAD), HORIZON)
-    k_scores, k_out, k_pred, _ = _score(known, known_rows, truth)
+    k_scores, k_out, k_pred, _ = _score(known, known_rows, truth, oracle)
     out["shipments_known"] = _summary(k_scores, np.array(k_out), np.array(k_pred), 0.0, n_skus)
     out["shrinkage"] = {
         "counts_only": _shrinkage_scores(series, thefts),
@@ -146,23 +188,50 @@ def run(n_skus: int, seed: int) -> dict:
     return out
 
 
-def _score(series: list, rows: list, truth: dict) -> tuple[dict, list, list, list]:
+def _oracle(series: list, truth: dict, seed: int) -> dict[str, tuple[float, float]]:
+    """Per SKU, what knowing its true demand process would give: (expected daily demand over
+    the horizon, probability that the stock at its last count runs out within the lead
+    time), from ORACLE_DRAWS draws of its future."""
+    rng = np.random.default_rng(seed + 1)
+    out = {}
+    for s in series:
+        kind, _, day, stock, params = truth[s.sku]
+        draws = future_demand(kind, params, day, HORIZON, rng, ORACLE_DRAWS)
+        out[s.sku] = (float(draws.mean()),
+                      float(np.mean(draws[:, :LEAD].sum(axis=1) >= stock[day])))
+    return out
+
+
+def _oracle_stockouts(series: list, oracle: dict, runs_out: np.ndarray) -> dict:
+    """The ceiling of any stock-out predictor: the oracle's probability >= 0.5."""
+    predicted = np.array([oracle[s.sku][1] >= 0.5 for s in series])
+    tp = int((predicted & runs_out).sum())
+    return {"predicted": int(predicted.sum()), "precision": tp / max(1, int(predicted.sum())),
+            "recall": tp / max(1, int(runs_out.sum())),
+            "expected_true": round(float(sum(oracle[s.sku][1] for s in series)), 1)}
+
+
+def _score(series: list, rows: list, truth: dict,
+           oracle: dict) -> tuple[dict, list, list, list]:
     """MASE of the forecast, the baselines (from the same observed series) and the oracle, per
     class; whether each SKU truly runs out within the lead time and whether it was predicted."""
     scores: dict[str, dict[str, list[float]]] = {
-        k: {"model": [], "naive": [], "ma": [], "oracle": []} for k in CLASSES}
+        k: {f"{n}{t}": [] for n in ("model", "naive", "ma", "oracle") for t in ("", "_total")}
+        for k in CLASSES}
     runs_out, predicted, kinds = [], [], []
     for s, row in zip(series, rows, strict=True):
-        kind, demand, day, stock = truth[s.sku]
+        kind, demand, day, stock, _ = truth[s.sku]
         future, past = demand[day:day + HORIZON], demand[:day]
         observed = s.demand
         naive = float(observed[-1]) if len(observed) else 0.0
         ma = float(observed[-28:].mean()) if len(observed) else 0.0
         model = float(row["Daily_Demand"] or 0.0)
-        # "oracle": the true mean of the next 28 days, the best any flat forecast can do.
+        # "oracle": the process's expected demand over the next 28 days (what a forecaster
+        # knowing the process would say; the days' own randomness stays unknowable).
         for name, pred in (("model", model), ("naive", naive), ("ma", ma),
-                           ("oracle", float(future.mean()))):
+                           ("oracle", oracle[s.sku][0])):
             scores[kind][name].append(_mase(pred, future, past))
+            scores[kind][f"{name}_total"].append(_mase_total(pred, future, past))
         runs_out.append(bool(stock[day] <= demand[day:day + LEAD].sum()))
         kinds.append(kind)
         days_left = row["Days_Until_Stockout"]
@@ -176,7 +245,9 @@ def _summary(scores: dict, runs_out: np.ndarray, predicted: np.ndarray, forecast
     for kind, s in scores.items():
         m = {k: float(np.mean(v)) for k, v in s.items()}
         best = min(m["naive"], m["ma"])
-        by_class[kind] = {**m, "vs_best_baseline": 1 - m["model"] / best}
+        best_total = min(m["naive_total"], m["ma_total"])
+        by_class[kind] = {**m, "vs_best_baseline": 1 - m["model"] / best,
+                          "total_vs_best_baseline": 1 - m["model_total"] / best_total}
     tp = int((runs_out & predicted).sum())
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{os.cpu_count()} CPUs", "skus": n, "mase": by_class,
@@ -184,6 +255,21 @@ def _summary(scores: dict, runs_out: np.ndarray, predicted: np.ndarray, forecast
                          "precision": tp / max(1, int(predicted.sum())),
                          "recall": tp / max(1, int(runs_out.sum()))},
             "forecast_s": round(forecast_s, 2)}
+
+
+def _table(mase: dict) -> None:
+    """Per class: daily MASE (model, baselines, the oracle flat forecast) and the same for the
+    28-day total; "vs best" = how much lower the model's MASE is than the better baseline's."""
+    print("| class | daily MASE: forecast | naive | moving avg | vs best | oracle vs best "
+          "| 28-day total MASE: forecast | naive | moving avg | vs best | oracle vs best |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for kind, m in mase.items():
+        cells = []
+        for t in ("", "_total"):
+            best = min(m[f"naive{t}"], m[f"ma{t}"])
+            cells += [f"{m[f'model{t}']:.3f}", f"{m[f'naive{t}']:.3f}", f"{m[f'ma{t}']:.3f}",
+                      f"{1 - m[f'model{t}'] / best:+.1%}", f"{1 - m[f'oracle{t}'] / best:+.1%}"]
+        print(f"| {kind} | " + " | ".join(cells) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,22 +280,17 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.skus, args.seed)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
-    print("| class | MASE forecast | naive | moving average | vs best baseline | oracle flat "
-          "| oracle vs best baseline |")
-    print("|---|---|---|---|---|---|---|")
-    for kind, m in result["mase"].items():
-        print(f"| {kind} | {m['model']:.3f} | {m['naive']:.3f} | {m['ma']:.3f} "
-              f"| {m['vs_best_baseline']:+.1%} | {m['oracle']:.3f} "
-              f"| {1 - m['oracle'] / min(m['naive'], m['ma']):+.1%} |")
+    _table(result["mase"])
     so = result["stockout"]
     print(f"stock-outs within {LEAD} days: {so['true']} true, {so['predicted']} predicted, "
           f"precision {so['precision']:.2f}, recall {so['recall']:.2f} (true by class: "
           f"{', '.join(f'{k} {v}' for k, v in so['true_by_class'].items())})")
+    orc = so["oracle"]
+    print(f"  oracle (the true process's stock-out probability >= 0.5): {orc['predicted']} "
+          f"predicted, precision {orc['precision']:.2f}, recall {orc['recall']:.2f}; "
+          f"stock-outs expected from the processes: {orc['expected_true']}")
     print("with the day's shipments known (the forecast and baselines see them):")
-    for kind, m in result["shipments_known"]["mase"].items():
-        print(f"| {kind} | {m['model']:.3f} | {m['naive']:.3f} | {m['ma']:.3f} "
-              f"| {m['vs_best_baseline']:+.1%} | {m['oracle']:.3f} "
-              f"| {1 - m['oracle'] / min(m['naive'], m['ma']):+.1%} |")
+    _table(result["shipments_known"]["mase"])
     so = result["shipments_known"]["stockout"]
     print(f"stock-outs with shipments known: precision {so['precision']:.2f}, "
           f"recall {so['recall']:.2f}")
