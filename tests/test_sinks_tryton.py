@@ -77,6 +77,38 @@ def test_bay_is_booked_once_and_feeds_the_variance(tmp_path: Path, tryton_db: Tr
     assert _inventories(tryton_db, "done") == done_before + 1
 
 
+def test_a_reopened_bay_is_booked_again_with_a_note_saying_so(tmp_path: Path,
+                                                             tryton_db: TrytonDB) -> None:
+    """Issue 12: a bay a manager reopened and confirmed again is booked with its new count, and
+    its new inventory says in Tryton that it was reopened (once, also after a retry)."""
+    from gateway.sinks.tryton import REOPENED_NOTE
+
+    bays, worker = _worker(tmp_path, tryton_db.env())
+    first = bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 35)])
+    assert worker.run_once() == 1
+    manager, _ = bays.store.add_device("manager-1", "manager")
+    (copy,) = bays.store.reopen(first, manager)
+    bays.store.finish_count(copy.id, {"rows": [row("A-01-1", "SKU-10001", 37)]})
+    bays.store.confirm_count(copy.id, manager)
+    assert worker.run_once() == 1
+    assert tryton_db.on_hand("A-01-1", "SKU-10001") == 37
+    (again,) = _booked(tryton_db, copy.id)
+    (old,) = _booked(tryton_db, first)
+
+    def flags(inventory: int) -> list[str]:
+        return [n["message"] for n in tryton_db.client().model(
+            "ir.note", "search_read", [("resource", "=", f"stock.inventory,{inventory}"),
+                                       ("message", "like", f"{REOPENED_NOTE}%")],
+            0, None, None, ["message"])]
+
+    (flag,) = flags(again["id"])
+    assert "counted again" in flag and flags(old["id"]) == []
+    sink = worker.sinks[0]
+    assert isinstance(sink, TrytonSink)
+    sink.deliver(bays.store.outbox_entries(bays.session_id)[-1])  # a retry
+    assert len(flags(again["id"])) == 1
+
+
 class _DiesAfterSending:
     """The store as seen by a worker killed after delivering, before recording it."""
 

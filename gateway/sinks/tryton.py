@@ -38,6 +38,7 @@ from .base import Entry, SinkError
 from .plugin import SinkContext, SinkPlugin, SinkSettings
 
 NOTE_PREFIX = "shelfcount:"
+REOPENED_NOTE = "ShelfCount: bay reopened by a manager"
 SNAPSHOT_CACHE = 2000
 
 
@@ -292,6 +293,7 @@ class TrytonSink:
         self._each_or_all(drafts, lambda batch: self.client.model(
             "stock.inventory", "confirm", [inv for _, inv in batch]) or [None] * len(batch),
             outcomes)
+        self._flag_reopened(entries, inventories, outcomes)
         try:
             expected = self._expected({inv: loc for inv, (_, loc) in inventories.items()},
                                       found.products)
@@ -303,6 +305,31 @@ class TrytonSink:
         while len(self._snapshots) > SNAPSHOT_CACHE:
             self._snapshots.popitem(last=False)
         return outcomes
+
+    def _flag_reopened(self, entries: Sequence[Entry], inventories: dict[int, tuple[int, str]],
+                       outcomes: list[Exception | None]) -> None:
+        """A reopened bay's new inventory gets a second note saying so, for whoever reads it
+        in Tryton (the first booking stays: the new count sets the quantity again). Each
+        delivery adds the notes still missing, so a retry neither skips nor repeats one."""
+        wanted = {f"stock.inventory,{inv}": i for inv, (i, _) in inventories.items()
+                  if entries[i].revises and outcomes[i] is None}
+        if not wanted:
+            return
+        m = self.client.model
+        try:
+            have = {n["resource"] for n in m(
+                "ir.note", "search_read", [("resource", "in", list(wanted)),
+                                           ("message", "like", f"{REOPENED_NOTE}%")],
+                0, None, None, ["resource"])}
+            new = [{"resource": res, "message": f"{REOPENED_NOTE} and counted again by "
+                    f"{entries[i].walker}; this inventory replaces the bay's earlier ShelfCount "
+                    f"count (outbox entry {entries[i].revises})"}
+                   for res, i in wanted.items() if res not in have]
+            if new:
+                m("ir.note", "create", new)
+        except SinkError as exc:
+            for i in wanted.values():
+                outcomes[i] = exc
 
     def _states(self, inventories: list[int]) -> dict[int, str]:
         if not inventories:
