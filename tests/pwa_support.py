@@ -184,6 +184,7 @@ class FakeGateway:
         self.corrections: list[dict[str, Any]] = []
         self.box_fixes: list[dict[str, Any]] = []  # distinct (by correction id) boxes messages
         self.confirmed: list[str] = []
+        self.tasks: list[dict[str, Any]] = []  # GET /api/v1/tasks answers these
         self.sessions = 0
         # While set, stored photos get no ack/result: a test can lose the tab "in flight".
         self.answer_photos = threading.Event()
@@ -227,7 +228,7 @@ class FakeGateway:
         def tasks() -> Any:  # the location picker's "count today" list
             if request.headers.get("Authorization") != f"Bearer {FAKE_TOKEN}":
                 return {"type": "error", "code": "unauthorized", "message": "bad token"}, 401
-            return {"tasks": []}
+            return {"tasks": self.tasks}
 
         @sock.route("/ws/count")
         def ws(conn: Any) -> None:

@@ -489,6 +489,31 @@ def test_scan_bin_label_reads_its_barcode_on_the_phone(playwright: Any, gateway:
         assert errors == []
 
 
+def test_a_bin_on_the_recount_list_is_not_confirmed_in_one_tap(playwright: Any, camera: Path,
+                                                               gateway: Any) -> None:
+    """Issue 16: a shrinkage alert puts the bin on today's list as a recount; confirming its
+    bay asks for a second look, saying why, like a doubtful count does."""
+    gw, url = gateway
+    gw.tasks = [{"location": "A-01-1", "sku": "SKU-10001", "abc": "A", "recount": True,
+                 "reason": "recount: the last count is far from what stock moves explain",
+                 "last_count": "2026-11-30", "days_since": 4, "expected": 12}]
+    try:
+        with browser_context(playwright, camera) as ctx:
+            page = ctx.new_page()
+            errors = page_errors(page)
+            pair_at(page, url, "A-01-1")
+            page.click("#shutter")
+            page.wait_for_selector(".line")
+            page.click("#confirm")
+            page.wait_for_selector("#confirm-why:not([hidden])")
+            why = page.text_content("#confirm-why")
+            assert "a recount was asked for A-01-1 (SKU-10001" in why
+            assert gw.confirmed == []
+            assert errors == []
+    finally:
+        gw.tasks = []
+
+
 def test_confirm_asks_twice_for_a_doubtful_bay_and_can_be_undone(playwright: Any, camera: Path,
                                                                 gateway: Any) -> None:
     """Issue 12, finding 4: a one-tap confirm with no guard and no undo."""

@@ -1143,10 +1143,18 @@ function keypad(k) {
   renderEdit();
 }
 
-// Why a bay deserves a second look before it is confirmed (empty: nothing).
-function confirmReasons(photo) {
+// Why a bay deserves a second look before it is confirmed (empty: nothing). `tasks`: today's
+// count list; a bin on it for a recount (a shrinkage alert) is looked at, not tapped through.
+function confirmReasons(photo, tasks = []) {
   const rows = (photo.result && photo.result.rows) || [];
   const reasons = [];
+  const where = locationFromResult(photo.result) || photo.location;
+  const recount = tasks.find((t) => t.recount && t.location === where);
+  if (recount) {
+    reasons.push(`a recount was asked for ${where} (${recount.sku}: stock moves do not `
+      + "explain its last count)");
+  }
+  if (photo.recount) reasons.push(`sent back for a recount: ${photo.recount.note}`);
   const low = rows.filter((r) => confidenceOf(r).level === "low" && !(photo.edits || {})[r.SKU]);
   if (low.length) reasons.push(`low confidence on ${low.map((r) => r.SKU || "?").join(", ")}`);
   if (rows.some((r) => !r.SKU && Number(r.Quantity_Counted) > 0)) {
@@ -1161,7 +1169,7 @@ async function confirmBay() {
   const id = ui.photoId;
   if (!id) return;
   const photo = await store.getPhoto(id);
-  const reasons = photo ? confirmReasons(photo) : [];
+  const reasons = photo ? confirmReasons(photo, await store.getKv("tasks", [])) : [];
   if (reasons.length && ui.confirmArmed !== id) {
     ui.confirmArmed = id; // the second tap confirms
     const why = $("confirm-why");
