@@ -9,7 +9,7 @@ one waiting on the other.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -22,6 +22,7 @@ from gateway.inference.client import InferenceClient
 from gateway.pipeline.appearance import describe
 from gateway.pipeline.assign import Naming, name_items, orphan_reads
 from gateway.pipeline.codes import code_to_json, read_codes
+from gateway.pipeline.crops import Crop, codes_from_crops, merge_codes
 from gateway.pipeline.decode import decode_image, image_size
 from gateway.pipeline.detect import (
     VersionRecorder,
@@ -95,8 +96,11 @@ class Pipeline:
         return self._detector_ready
 
     def count(
-        self, data: bytes, *, location: str | None = None, preview: bool = False
+        self, data: bytes, *, location: str | None = None, preview: bool = False,
+        crops: Sequence[Crop] = (),
     ) -> CountResult:
+        """Count one photo. ``crops``: parts of the full photo sent beside a reduced one,
+        read for the codes the reduced pixels lost (gateway.pipeline.crops)."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         image, width, height = self._decoded(data, preview)
@@ -110,6 +114,10 @@ class Pipeline:
 
         t = time.perf_counter()
         codes = read_codes(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        if crops:
+            codes = merge_codes(codes, codes_from_crops(
+                crops, image.shape[1], image.shape[0],
+                lambda jpeg: self.decode(jpeg, gray=True)))
         timings["codes"] = _ms(t)
 
         s = self.settings
