@@ -79,6 +79,43 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
 
+MAX_CROPS = 64  # code crops one photo may carry
+MAX_CROP_BYTES = 512_000
+MAX_SIDE = 20_000  # pixels along a full photo's side
+
+
+class CropPart(Message):
+    """One crop: where it lies in the full photo, and its JPEG's length in the binary."""
+
+    box: list[int] = Field(min_length=4, max_length=4, description="x1, y1, x2, y2 in the "
+                           "full photo's pixels")
+    bytes: int = Field(ge=1, le=MAX_CROP_BYTES, description="its JPEG's bytes")
+
+
+class PhotoCrops(Message):
+    """Full-resolution crops of the codes sent beside a reduced photo: their JPEGs follow the
+    photo's in the same binary message, in this order."""
+
+    full: list[int] = Field(min_length=2, max_length=2,
+                            description="the full photo's width and height")
+    parts: list[CropPart] = Field(min_length=1, max_length=MAX_CROPS)
+
+    @model_validator(mode="after")
+    def _inside(self) -> PhotoCrops:
+        w, h = self.full
+        if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+            raise ValueError(f"full: width and height 1-{MAX_SIDE}")
+        for part in self.parts:
+            x1, y1, x2, y2 = part.box
+            if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
+                raise ValueError(f"crop box {list(part.box)} is not inside the {w}x{h} photo")
+        return self
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.bytes for p in self.parts)
+
+
 class PhotoHeader(Message):
     """What comes with a photo's bytes: the client's photo id (its idempotency key), the
     location the walker scanned, and how the photo relates to a bay."""
@@ -92,6 +129,9 @@ class PhotoHeader(Message):
                                       "retake replaces")
     part_of: ClientId | None = Field(None, description="bay id or photo id of the bay this "
                                      "photo is another part of")
+    crops: PhotoCrops | None = Field(None, description="WebSocket only: the photo is a "
+                                     "reduced one, and full-resolution crops of its codes "
+                                     "follow its JPEG in the binary message")
 
     @model_validator(mode="after")
     def _one_link(self) -> PhotoHeader:

@@ -10,7 +10,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gateway.pipeline.crops import Crop
+
 if TYPE_CHECKING:
+    from gateway.store import CountRecord
+
     from .services import Services
 
 log = logging.getLogger("shelfcount.gateway")
@@ -27,6 +31,19 @@ def is_unavailable(exc: BaseException) -> bool:
 
     return isinstance(exc, InferenceUnavailable)
 
+
+
+def stored_crops(record: CountRecord, read: Callable[[str], bytes]) -> list[Crop]:
+    """The code crops that came with a reduced photo, as the pipeline reads them."""
+    if not record.crops_hash or not record.crops:
+        return []
+    blob, full = read(record.crops_hash), record.crops["full"]
+    out, offset = [], 0
+    for part in record.crops["parts"]:
+        out.append(Crop(tuple(part["box"]), (int(full[0]), int(full[1])),  # type: ignore[arg-type]
+                        blob[offset:offset + int(part["bytes"])]))
+        offset += int(part["bytes"])
+    return out
 
 class CountWorker:
     """Threads that count stored photos, in arrival order, and park them during outages."""
@@ -119,6 +136,7 @@ class CountWorker:
             return
         try:
             data = services.photos.get(record.photo_hash)
+            crops = stored_crops(record, services.photos.get)
         except FileNotFoundError:
             store.fail_count(count_id, "photo_missing", "the stored photo file is missing")
             services.publish(store.get_count(count_id))
@@ -127,7 +145,8 @@ class CountWorker:
         from gateway.pipeline.types import PipelineError
 
         try:
-            result = services.pipelines.get().count(data, location=record.location)
+            result = services.pipelines.get().count(data, location=record.location,
+                                                     crops=crops)
         except PipelineError as exc:
             store.fail_count(count_id, exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - sorted below

@@ -197,6 +197,7 @@ class Services:
         if existing is not None:
             return existing, False
         links = self._bay_links(device, session, header)
+        data, crops = self._split_crops(header, data)
         if not data:
             raise ApiError("empty", "the photo is empty")
         if len(data) > self.settings.max_image_bytes:
@@ -210,14 +211,55 @@ class Services:
                 retry_after_s=round(wait, 2),
             )
         self._check_image(data)
+        self._check_crops(header, data, crops)
         digest = self.photos.put(data)
+        crop_files = {} if header.crops is None else {
+            "crops_hash": self.photos.put(crops),
+            "crops": {"full": list(header.crops.full),
+                      "parts": [p.model_dump(mode="json") for p in header.crops.parts]}}
         record, created = self.store.add_count(
             session_id=session.id, device_id=device.id, client_id=client_id, source=source,
             location=location or None, photo_hash=digest, photo_bytes=len(data), **links,
+            **crop_files,
         )
         if created:
             self.worker.submit(record.id)
         return record, created
+
+    @staticmethod
+    def _split_crops(header: PhotoHeader, data: bytes) -> tuple[bytes, bytes]:
+        """(the photo's JPEG, its code crops' JPEGs): the crops follow the photo in the
+        binary, their lengths in the header."""
+        if header.crops is None:
+            return data, b""
+        crops = header.crops.total_bytes
+        if crops >= len(data):
+            raise ApiError("bad_request", f"crops: {crops} bytes of crops, but the binary "
+                           f"message holds {len(data)} bytes in all")
+        return data[:-crops], data[-crops:]
+
+    def _check_crops(self, header: PhotoHeader, photo: bytes, crops: bytes) -> None:
+        """Each crop an image within the limits, and the photo a reduced view of the full one
+        they were cut from (same shape), so their codes land where they belong."""
+        from gateway.pipeline.decode import probe_image
+        from gateway.pipeline.types import PipelineError
+
+        if header.crops is None:
+            return
+        full_w, full_h = header.crops.full
+        width, height = probe_image(photo).upright_size
+        if abs(width / height - full_w / full_h) > 0.02 * full_w / full_h or width > full_w:
+            raise ApiError("bad_request", f"crops: a {width}x{height} photo is no reduced "
+                           f"view of a {full_w}x{full_h} one")
+        offset = 0
+        for i, part in enumerate(header.crops.parts):
+            try:
+                w, h = probe_image(crops[offset:offset + part.bytes]).upright_size
+            except PipelineError as exc:
+                raise ApiError(exc.code, f"crop {i}: {exc.message}", 422) from None
+            if w * h > self.settings.max_image_pixels:
+                raise ApiError("too_many_pixels", f"crop {i}: {w}x{h} is too big", 422)
+            offset += part.bytes
 
     def _check_image(self, data: bytes) -> None:
         """Refuse, before anything touches the disk, bytes that are no image within the

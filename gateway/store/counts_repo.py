@@ -89,6 +89,7 @@ class CountRepository:
         self, *, session_id: str, device_id: str, client_id: str, source: str,
         location: str | None, photo_hash: str, photo_bytes: int,
         replaces: str | None = None, part_of: str | None = None,
+        crops_hash: str | None = None, crops: dict[str, Any] | None = None,
     ) -> tuple[CountRecord, bool]:
         """Record a stored photo as queued work; idempotent on (device, client id).
 
@@ -107,7 +108,8 @@ class CountRepository:
                 id=count_id, session_id=session_id, device_id=device_id, client_id=client_id,
                 source=source, location=location, photo_hash=photo_hash,
                 photo_bytes=int(photo_bytes), status="queued", attempts=0, created_at=now,
-                updated_at=now, replaces=replaces, part_of=part_of))
+                updated_at=now, replaces=replaces, part_of=part_of, crops_hash=crops_hash,
+                crops_json=None if crops is None else json.dumps(crops)))
             record = self._count(conn, count_id)
         assert record is not None
         return record, True
@@ -327,12 +329,13 @@ class CountRepository:
 
     # -- retention --------------------------------------------------------------------------
     def expired_photos(self, before: datetime, limit: int = 1000) -> list[tuple[str, str]]:
-        """(count id, photo hash) of finished counts older than ``before`` still holding a photo."""
+        """(count id, file hash) of finished counts older than ``before`` still holding a
+        photo: its photo and, when it came with code crops, their file too."""
         with self.db.tx() as conn:
-            rows = conn.execute(select(c.id, c.photo_hash).where(and_(
+            rows = conn.execute(select(c.id, c.photo_hash, c.crops_hash).where(and_(
                 c.created_at < to_ts(before), c.status.in_(("done", "failed")),
                 c.photo_purged_at.is_(None))).order_by(c.created_at).limit(int(limit)))
-            return [(r[0], r[1]) for r in rows]
+            return [(r[0], digest) for r in rows for digest in (r[1], r[2]) if digest]
 
     def mark_purged(self, count_ids: Sequence[str]) -> None:
         now = to_ts(utcnow())
@@ -344,8 +347,8 @@ class CountRepository:
         """Whether any count still needs this photo file (unpurged)."""
         with self.db.tx() as conn:
             return conn.execute(select(c.id).where(
-                (c.photo_hash == photo_hash) & c.photo_purged_at.is_(None)).limit(1)).first() \
-                is not None
+                ((c.photo_hash == photo_hash) | (c.crops_hash == photo_hash))
+                & c.photo_purged_at.is_(None)).limit(1)).first() is not None
 
     # -- reading ----------------------------------------------------------------------------
     def _count(self, conn: Connection, count_id: str) -> CountRecord | None:
@@ -392,4 +395,6 @@ def _count_record(r: Any, fixes: Sequence[Correction], box_edit: BoxEdit | None
         replaces=r["replaces"], part_of=r["part_of"], superseded_by=r["superseded_by"],
         location_choice=r["location_choice"], recount_note=r["recount_note"],
         recount_by=r["recount_by"], recount_at=from_ts(r["recount_at"]), box_edit=box_edit,
+        crops_hash=r["crops_hash"],
+        crops=None if r["crops_json"] is None else json.loads(r["crops_json"]),
     )

@@ -85,6 +85,8 @@ counts = Table(
     _text("recount_note"),
     _text("recount_by"),
     _text("recount_at"),
+    _text("crops_hash"),  # code crops sent beside a reduced photo (0005): one photo-store file
+    _text("crops_json"),  # and where each lies in the full photo: [{"box", "bytes"}], "full"
     UniqueConstraint("device_id", "client_id"),
     Index("counts_session", "session_id", "created_at"),
     Index("counts_status", "status"),

@@ -156,6 +156,8 @@ class CountRecord:
     recount_by: str | None = None
     recount_at: datetime | None = None
     box_edit: BoxEdit | None = None  # the newest box correction, if a person made one
+    crops_hash: str | None = None  # full-resolution code crops sent beside a reduced photo
+    crops: dict[str, Any] | None = None  # {"full": [w, h], "parts": [{"box", "bytes"}]}
 
     @property
     def model_rows(self) -> list[dict[str, Any]]:
