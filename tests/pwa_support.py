@@ -185,6 +185,7 @@ class FakeGateway:
         self.box_fixes: list[dict[str, Any]] = []  # distinct (by correction id) boxes messages
         self.confirmed: list[str] = []
         self.tasks: list[dict[str, Any]] = []  # GET /api/v1/tasks answers these
+        self.crop_bytes: dict[str, bytes] = {}  # photo id -> the code crops sent after it
         self.sessions = 0
         # While set, stored photos get no ack/result: a test can lose the tab "in flight".
         self.answer_photos = threading.Event()
@@ -238,6 +239,15 @@ class FakeGateway:
         self.server: Any = None
         self.thread: threading.Thread | None = None
 
+    def _photo_bytes(self, msg: dict[str, Any], data: bytes) -> bytes:
+        """The photo's JPEG; code crops that follow it (PROTOCOL.md "Slow links") are kept."""
+        crops = sum(p["bytes"] for p in (msg.get("crops") or {}).get("parts", []))
+        if crops:
+            with self.lock:
+                self.crop_bytes[msg["id"]] = data[len(data) - crops:]
+            data = data[:len(data) - crops]
+        return data
+
     def _serve(self, conn: Any) -> None:
         hello = json.loads(conn.receive())
         with self.lock:
@@ -262,7 +272,7 @@ class FakeGateway:
                 self.messages.append(msg)
             kind = msg.get("type")
             if kind == "photo":
-                data = conn.receive()
+                data = self._photo_bytes(msg, conn.receive())
                 frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
                 if frame is None:
                     conn.send(json.dumps({"type": "error", "id": msg["id"], "code": "not_an_image",

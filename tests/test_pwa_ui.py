@@ -616,6 +616,52 @@ def test_a_slow_upload_says_sending_with_progress_then_counted(playwright: Any, 
         assert errors == []
 
 
+def test_on_a_slow_link_codes_go_as_full_resolution_crops_beside_a_small_photo(
+        playwright: Any, gateway: Any, tmp_path: Path) -> None:
+    """Issue 12: where the phone reads codes in a big photo it sends the photo at 1280 px and
+    grey crops of those codes at full resolution after it, which the gateway decodes."""
+    from urllib.parse import urlsplit
+
+    from gateway.pipeline.codes import read_codes
+    from gateway.training.scenes import render_scene
+    from tests.throttle_proxy import throttled
+
+    gw, url = gateway
+    scene = render_scene(1777, width=2560, height=1440, difficulty=0.1)
+    camera = write_y4m(tmp_path / "codes.y4m", scene.image)
+    with throttled(urlsplit(url).port, up_bps=100_000, latency_s=0.25) as port, \
+            browser_context(playwright, camera) as ctx:
+        page = ctx.new_page()
+        errors = page_errors(page)
+        pair_at(page, f"http://127.0.0.1:{port}/", "A-01-1")
+        wait_text(page, "#net", "online")
+        for i in range(2):  # the first photo goes whole: the link's rate is not known yet
+            page.click("#shutter")
+            page.wait_for_function(f"window.__sc.stats.shutters.length >= {i + 1}",
+                                   timeout=90000)
+            if i == 0:
+                page.click("#next-photo")
+        page.wait_for_function("document.getElementById('result-status').textContent"
+                               ".includes('code crops')", timeout=30000)
+        first, second = gw.full_photos()
+        assert "crops" not in first
+        crops = second["crops"]
+        assert crops["full"] == [2560, 1440] and 1 <= len(crops["parts"]) <= 64
+        blob = gw.crop_bytes[second["id"]]
+        assert len(blob) == sum(p["bytes"] for p in crops["parts"])
+        offset, read = 0, 0
+        for part in crops["parts"]:
+            x1, y1, x2, y2 = part["box"]
+            assert 0 <= x1 < x2 <= 2560 and 0 <= y1 < y2 <= 1440
+            gray = cv2.imdecode(np.frombuffer(blob[offset:offset + part["bytes"]], np.uint8),
+                                cv2.IMREAD_GRAYSCALE)
+            assert gray is not None and max(gray.shape) <= 320
+            read += bool(read_codes(gray))
+            offset += part["bytes"]
+        assert read >= 0.8 * len(crops["parts"])  # the gateway's readers read the crops
+        assert errors == []
+
+
 def test_on_a_slow_link_the_next_big_photo_goes_at_reduced_size(playwright: Any, gateway: Any,
                                                                 tmp_path: Path) -> None:
     """Issue 12, finding 6: a 12 MP photo was always sent whole. After one slow upload the app

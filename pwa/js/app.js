@@ -625,7 +625,10 @@ async function renderResult(photo) {
     status = `Recount asked${photo.recount.by ? ` by ${photo.recount.by}` : ""}: `
       + `${photo.recount.note}. ${status}`;
   }
-  if (photo.reduced) status += " · sent at reduced size (slow link)";
+  if (photo.reduced) {
+    status += ` · sent at reduced size (slow link${photo.codeCrops
+      ? `, with ${photo.codeCrops} code crops at full resolution` : ""})`;
+  }
   renderCheckNote(photo);
   if (photo.boxRefused) status += ` · boxes refused: ${photo.boxRefused}`;
   if (photo.status === "queued" && link.state === "online" && !photo.note) {

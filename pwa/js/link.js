@@ -5,6 +5,7 @@
 // client UUIDs and the gateway dedupes on them, so re-sending after a dropped connection is safe.
 // Outbox items are sent strictly in the order they were made, each one after the previous one was
 // acknowledged, so a correction never overtakes the photo it corrects.
+import { LABEL_FORMATS, barcodeReader } from "./barcodes.js";
 import { Camera } from "./camera.js";
 import * as store from "./store.js";
 
@@ -13,10 +14,16 @@ const PREVIEW_TIMEOUT_MS = 5000;
 const MAX_BACKOFF_MS = 15000;
 const KEEPALIVE_MS = 30000;
 // On a slow link (the last uploads' rate says a photo would take longer than SLOW_UPLOAD_S)
-// a big photo is sent at REDUCED_SIDE px on its long side: enough to count and to read the
-// labels of ordinary bays (make bench-reduced measures what it costs); the full photo stays here.
+// a big photo is sent reduced; the full photo stays here. Where the phone's own reader finds
+// codes in the full photo, it is sent at CROPPED_SIDE px with grey crops of those codes at
+// full resolution (at most CROP_SIDE px long, after the photo in the same binary message:
+// PROTOCOL.md "Slow links"), else at REDUCED_SIDE px: enough to count and to read the labels
+// of ordinary bays. make bench-reduced measures both against the full photo.
 const SLOW_UPLOAD_S = 3;
 const REDUCED_SIDE = 2048;
+const CROPPED_SIDE = 1280;
+const CROP_SIDE = 320;
+const MAX_CROPS = 64;
 const REDUCED_QUALITY = 0.85;
 // Error codes that mean "try again later" rather than "this photo is bad".
 const RETRYABLE = /unavailable|rate_limited|busy|timeout|overload|internal|not_ready/i;
@@ -28,6 +35,40 @@ export function uuid() {
   b[8] = (b[8] & 0x3f) | 0x80;
   const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+// Where the phone's reader sees codes in the full photo: [x1, y1, x2, y2] boxes with a margin,
+// inside the photo (none when it cannot read here).
+async function findCodes(bitmap) {
+  let found;
+  try {
+    const reader = await barcodeReader(LABEL_FORMATS);
+    found = await reader.detect(bitmap);
+  } catch {
+    return [];
+  }
+  return found.slice(0, MAX_CROPS).map(({ boundingBox: b }) => {
+    const m = Math.max(16, 0.125 * Math.max(b.width, b.height));
+    return [Math.max(0, Math.floor(b.x - m)), Math.max(0, Math.floor(b.y - m)),
+      Math.min(bitmap.width, Math.ceil(b.x + b.width + m)),
+      Math.min(bitmap.height, Math.ceil(b.y + b.height + m))];
+  }).filter(([x1, y1, x2, y2]) => x2 > x1 && y2 > y1);
+}
+
+// A canvas holding `box` of the bitmap at `scale` (grey when asked).
+function drawn(bitmap, [x1, y1, x2, y2], scale, grey = false) {
+  const c = document.createElement("canvas");
+  c.width = Math.max(1, Math.round((x2 - x1) * scale));
+  c.height = Math.max(1, Math.round((y2 - y1) * scale));
+  const ctx = c.getContext("2d");
+  if (grey) ctx.filter = "grayscale(1)";
+  ctx.drawImage(bitmap, x1, y1, x2 - x1, y2 - y1, 0, 0, c.width, c.height);
+  return c;
+}
+
+async function cropOf(bitmap, box) {
+  const scale = Math.min(1, CROP_SIDE / Math.max(box[2] - box[0], box[3] - box[1]));
+  return { box, jpeg: await Camera.toJpeg(drawn(bitmap, box, scale, true), REDUCED_QUALITY) };
 }
 
 export function wsUrl(base = location.href) {
@@ -340,21 +381,29 @@ export class Link extends EventTarget {
     this.uplinkBps = this.uplinkBps ? (this.uplinkBps + bps) / 2 : bps;
   }
 
-  // The photo as sent: reduced when the link is slow and the photo is big.
+  // The photo as sent, { blob, crops }: reduced when the link is slow and the photo is big
+  // (crops: the header's description of the code crops that follow it in `blob`, or null).
   async uploadFor(blob) {
-    if (!this.uplinkBps || blob.size / this.uplinkBps <= SLOW_UPLOAD_S) return blob;
+    const whole = { blob, crops: null };
+    if (!this.uplinkBps || blob.size / this.uplinkBps <= SLOW_UPLOAD_S) return whole;
     try {
       const bitmap = await createImageBitmap(blob);
-      const scale = REDUCED_SIDE / Math.max(bitmap.width, bitmap.height);
-      if (scale >= 1) return blob;
-      const c = document.createElement("canvas");
-      c.width = Math.round(bitmap.width * scale);
-      c.height = Math.round(bitmap.height * scale);
-      c.getContext("2d").drawImage(bitmap, 0, 0, c.width, c.height);
-      const small = await Camera.toJpeg(c, REDUCED_QUALITY);
-      return small.size < blob.size ? small : blob;
+      const codes = await findCodes(bitmap);
+      const side = codes.length ? CROPPED_SIDE : REDUCED_SIDE;
+      const scale = side / Math.max(bitmap.width, bitmap.height);
+      if (scale >= 1) return whole;
+      const small = await Camera.toJpeg(drawn(bitmap, [0, 0, bitmap.width, bitmap.height],
+        scale), REDUCED_QUALITY);
+      const parts = await Promise.all(codes.map((box) => cropOf(bitmap, box)));
+      const sent = new Blob([small, ...parts.map((p) => p.jpeg)], { type: "image/jpeg" });
+      if (sent.size >= blob.size) return whole;
+      const crops = parts.length ? {
+        full: [bitmap.width, bitmap.height],
+        parts: parts.map((p) => ({ box: p.box, bytes: p.jpeg.size })),
+      } : null;
+      return { blob: sent, crops };
     } catch {
-      return blob; // cannot decode here: send what was taken
+      return whole; // cannot decode here: send what was taken
     }
   }
 
@@ -450,7 +499,8 @@ export class Link extends EventTarget {
       const head = { type: "photo", id: p.id, preview: false };
       if (p.location) head.location = p.location;
       if (p.partOf) head.part_of = p.partOf; // "add another part of this bay"
-      const blob = await this.uploadFor(p.blob);
+      const { blob, crops } = await this.uploadFor(p.blob);
+      if (crops) head.crops = crops;
       const reply = this.wait(`photo:${p.id}`, ACK_TIMEOUT_MS);
       const t0 = performance.now();
       if (!this.send(head, blob)) return false;
@@ -458,6 +508,7 @@ export class Link extends EventTarget {
         if (r.status === "queued") r.status = "sending";
         r.sentBytes = blob.size;
         r.reduced = blob !== p.blob;
+        r.codeCrops = crops ? crops.parts.length : 0;
       });
       this.emit("changed", { id: p.id });
       this.watchUpload(p.id, blob.size);
