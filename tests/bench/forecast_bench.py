@@ -129,32 +129,36 @@ def _mase_total(pred: float, future: np.ndarray, past: np.ndarray) -> float:
     return float(abs(future.sum() - pred * h) / scale)
 
 
-def _shrinkage_scores(series: list, thefts: dict[str, datetime]) -> dict:
-    """Alerts against injected thefts: an alert is right when a theft happened within its
-    interval; a theft is found when the interval holding it raised an alert. Thefts in a
-    bin's first MIN_HISTORY_DAYS (nothing usual to compare with) or after its last count
-    (not seen yet) are left out of recall."""
-    alerts, hits = 0, 0
-    found: set[str] = set()
-    seen = 0
+def _shrinkage_scores(series: list, thefts: dict[str, datetime], kinds: dict[str, str]
+                      ) -> dict:
+    """Alerts against injected thefts, overall and per demand class: an alert is right when
+    a theft happened within its interval; a theft is found when the interval holding it raised
+    an alert. Thefts in a bin's first MIN_HISTORY_DAYS (nothing usual to compare with) or after
+    its last count (not seen yet) are left out of recall."""
+    tally = {k: [0, 0, 0, 0] for k in CLASSES}  # alerts, right alerts, thefts seen, found
     for s in series:
+        t = tally[kinds[s.sku]]
         theft = thefts.get(s.sku)
         if theft is not None and s.intervals and \
                 s.intervals[0].before.at + timedelta(days=MIN_HISTORY_DAYS) < theft <= \
                 s.intervals[-1].after.at:
-            seen += 1
-        for _, iv, _, _ in drops(s, InsightSettings()):
-            alerts += 1
-            if theft is not None and iv.before.at < theft <= iv.after.at:
-                hits += 1
-                found.add(s.sku)
-    return {"thefts_seen": seen, "alerts": alerts, "precision": hits / max(1, alerts),
-            "recall": len(found) / max(1, seen)}
+            t[2] += 1
+        hit = [theft is not None and iv.before.at < theft <= iv.after.at
+               for _, iv, _, _ in drops(s, InsightSettings())]
+        t[0], t[1], t[3] = t[0] + len(hit), t[1] + sum(hit), t[3] + any(hit)
+
+    def scores(a: int, h: int, seen: int, found: int) -> dict:
+        return {"thefts_seen": seen, "alerts": a, "precision": h / max(1, a),
+                "recall": found / max(1, seen)}
+
+    total = [sum(t[i] for t in tally.values()) for i in range(4)]
+    return {**scores(*total), "by_class": {k: scores(*t) for k, t in tally.items()}}
 
 
 def run(n_skus: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     history, receipts, shipments, truth, thefts = [], [], [], {}, {}
+    kind_of: dict[str, str] = {}
     for i in range(n_skus):
         kind, sku = CLASSES[i % len(CLASSES)], f"SKU-{i:05d}"
         params: dict = {}
@@ -168,6 +172,7 @@ def run(n_skus: int, seed: int) -> dict:
         last = counts[-1]
         day = (last.at - START).days
         truth[sku] = (kind, demand, day, stock, params)
+        kind_of[sku] = kind
     t0 = time.perf_counter()
     series = demand_series(history, receipts)
     rows = forecast_rows(series, lambda _sku: Supply(lead_time_days=LEAD), HORIZON)
@@ -183,8 +188,8 @@ def run(n_skus: int, seed: int) -> dict:
     k_scores, k_out, k_pred, _ = _score(known, known_rows, truth, oracle)
     out["shipments_known"] = _summary(k_scores, np.array(k_out), np.array(k_pred), 0.0, n_skus)
     out["shrinkage"] = {
-        "counts_only": _shrinkage_scores(series, thefts),
-        "shipments_known": _shrinkage_scores(known, thefts)}
+        "counts_only": _shrinkage_scores(series, thefts, kind_of),
+        "shipments_known": _shrinkage_scores(known, thefts, kind_of)}
     return out
 
 
@@ -297,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     for mode, sh in result["shrinkage"].items():
         print(f"shrinkage ({mode.replace('_', ' ')}): {sh['thefts_seen']} thefts between "
               f"counts, {sh['alerts']} alerts, precision {sh['precision']:.2f}, "
-              f"recall {sh['recall']:.2f}")
+              f"recall {sh['recall']:.2f}; by class: " + ", ".join(
+                  f"{k} {c['precision']:.2f}/{c['recall']:.2f}"
+                  for k, c in sh["by_class"].items()))
     print(f"forecast of {result['skus']} SKUs: {result['forecast_s']:.1f} s")
     return 0
 
