@@ -244,8 +244,11 @@ def test_retention_removes_old_photo_files_only(tmp_path: Path) -> None:
         session = store.create_session(device)
         old_hash = services.photos.put(b"old photo")
         new_hash = services.photos.put(b"new photo")
+        crops_hash = services.photos.put(b"its code crops")
         old, _ = store.add_count(session_id=session.id, device_id=device.id, client_id="old",
-                                 source="ws", location=None, photo_hash=old_hash, photo_bytes=9)
+                                 source="ws", location=None, photo_hash=old_hash, photo_bytes=9,
+                                 crops_hash=crops_hash,
+                                 crops={"full": [4032, 3024], "parts": []})
         new, _ = store.add_count(session_id=session.id, device_id=device.id, client_id="new",
                                  source="ws", location=None, photo_hash=new_hash, photo_bytes=9)
         for record in (old, new):
@@ -253,8 +256,9 @@ def test_retention_removes_old_photo_files_only(tmp_path: Path) -> None:
         with store.db.tx() as conn:  # age one count past the retention period
             conn.execute(update(counts).where(counts.c.id == old.id)
                          .values(created_at=(utcnow() - timedelta(days=8)).isoformat()))
-        assert services.purge_photos() == 1
+        assert services.purge_photos() == 2  # the old photo and the code crops sent with it
         assert not services.photos.exists(old_hash) and services.photos.exists(new_hash)
+        assert not services.photos.exists(crops_hash)
         assert store.get_count(old.id).status == "done"  # the record stays
         assert services.purge_photos() == 0
     finally:
