@@ -69,6 +69,44 @@ def test_code128_plain() -> None:
     assert code_to_json(code) == {"Format": "Code128", "Text": "SKU-48213"}
 
 
+def _photographed(sym: np.ndarray, seed: int) -> np.ndarray:
+    """A symbol as a phone sees it on a carton: on texture, turned a little in perspective,
+    blurred, noisy and JPEG-compressed."""
+    rng = np.random.default_rng(seed)
+    h, w = sym.shape
+    img = canvas(w + 160, h + 160, seed)
+    paste(img, sym, 80, 80)
+    H, W = img.shape
+    d = rng.uniform(0.02, 0.06, 4) * W
+    src = np.float32([[0, 0], [W, 0], [W, H], [0, H]])
+    dst = np.float32([[d[0], 0], [W - d[1], d[2] * 0.3], [W, H], [d[3], H]])
+    img = cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), (W, H),
+                              borderValue=120)
+    img = cv2.GaussianBlur(img, (3, 3), 0.8)
+    img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert ok
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+
+
+@pytest.mark.parametrize("content, fmt, name, text", [
+    ("12345678", F.Code32, "Code32", "A123456788"),  # Italian pharmacode: A + 9 digits
+    ("12345678", F.PZN, "PZN", "-12345678"),  # German pharmacy number (PZN8)
+    ("Box 12-a/b", F.Code39Ext, "Code39Ext", "Box 12-a/b"),  # full ASCII: lower case
+    ("BIN-A12", F.Code39, "Code39", "BIN-A12"),
+])
+def test_code39_variants_are_read_with_their_own_names(content: str, fmt: object, name: str,
+                                                       text: str) -> None:
+    """Issue 17: zxing-cpp 3 reports Code 39's variants under their own formats; they were
+    dropped (an unknown format name) until mapped. Clean and photographed symbols."""
+    sym = symbol(content, fmt)
+    code = only(read_codes(sym))
+    assert (code.format, code.text) == (name, text)
+    for seed in range(3):
+        assert [(c.format, c.text) for c in read_codes(_photographed(sym, seed))] == [
+            (name, text)], seed
+
+
 def test_gs1_128_hri_ais_and_gtin() -> None:
     hri = "(01)09501101530003(17)260131(10)AB12"
     code = only(read_codes(symbol(hri, F.Code128, gs1=True)))

@@ -57,7 +57,12 @@ _ZBAR_SYMBOLS = (
 )  # fmt: skip
 _ZXING_NAMES = {
     "EAN-13": "EAN-13", "EAN-8": "EAN-8", "UPC-A": "UPC-A", "UPC-E": "UPC-E",
-    "Code 128": "Code128", "Code 39": "Code39", "Code 93": "Code93", "ITF": "ITF",
+    "Code 128": "Code128", "Code 39": "Code39", "Code 39 Standard": "Code39",
+    # zxing-cpp 3 names the Code 39 variants it recognises (full ASCII, the Italian and
+    # German pharmacy codes, check digits validated); older releases called them all Code 39,
+    # and unnamed here they were dropped.
+    "Code 39 Extended": "Code39Ext", "Code 32": "Code32", "Pharmazentralnummer": "PZN",
+    "Code 93": "Code93", "ITF": "ITF",
     "DataBar": "DataBar", "DataBar Expanded": "DataBarExpanded",
     "DataBar Limited": "DataBarLimited", "PDF417": "PDF417", "QR Code": "QRCode",
     "Micro QR Code": "MicroQRCode", "Data Matrix": "DataMatrix", "Aztec": "Aztec",
@@ -70,7 +75,7 @@ _ZBAR_NAMES = {
 _FAMILY = {"UPC-A": "EANUPC", "UPC-E": "EANUPC", "EAN-13": "EANUPC", "EAN-8": "EANUPC",
            "GS1-128": "Code128"}  # fmt: skip
 _RETAIL = frozenset({"EAN-13", "EAN-8", "UPC-A", "UPC-E"})
-_MIN_LENGTH = {"Code128": 3, "Code39": 3, "Code93": 3, "ITF": 6}
+_MIN_LENGTH = {"Code128": 3, "Code39": 3, "Code39Ext": 3, "Code93": 3, "ITF": 6}
 
 # From 1080p up an image is a shelf photo: one fast pass at full resolution (no inverted
 # search, no PDF417, zbar on every 2nd scan line). Below (close-ups, crops) the engines

@@ -26,8 +26,8 @@ class PipelineError(Exception):
 
 # Linear symbologies (one dimension: a read can come from a single scan line).
 LINEAR_FORMATS = frozenset({
-    "EAN-13", "EAN-8", "UPC-A", "UPC-E", "Code128", "GS1-128", "Code39", "Code93", "ITF",
-    "DataBar", "DataBarExpanded", "DataBarLimited",
+    "EAN-13", "EAN-8", "UPC-A", "UPC-E", "Code128", "GS1-128", "Code39", "Code39Ext",
+    "Code32", "PZN", "Code93", "ITF", "DataBar", "DataBarExpanded", "DataBarLimited",
 })  # fmt: skip
 SLIVER_RATIO = 0.1
 
