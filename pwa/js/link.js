@@ -24,6 +24,10 @@ const REDUCED_SIDE = 2048;
 const CROPPED_SIDE = 1280;
 const CROP_SIDE = 320;
 const MAX_CROPS = 64;
+// Finding codes must not hold the upload up: the reader (a 1 MB WebAssembly module) is loaded
+// in the background as soon as the link looks slow, and a search that takes longer than this
+// sends the photo at REDUCED_SIDE without crops.
+const FIND_CODES_MS = 2500;
 const REDUCED_QUALITY = 0.85;
 // Error codes that mean "try again later" rather than "this photo is bad".
 const RETRYABLE = /unavailable|rate_limited|busy|timeout|overload|internal|not_ready/i;
@@ -37,13 +41,26 @@ export function uuid() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+// The phone's code reader, loaded once (in the background once the link looks slow).
+let codeReader = null;
+function loadCodeReader() {
+  codeReader = codeReader || barcodeReader(LABEL_FORMATS).then(async (reader) => {
+    const blank = document.createElement("canvas");
+    blank.width = blank.height = 8;
+    await reader.detect(blank); // a first read loads and compiles the module, off the photo's path
+    return reader;
+  }).catch(() => null);
+  return codeReader;
+}
+
 // Where the phone's reader sees codes in the full photo: [x1, y1, x2, y2] boxes with a margin,
-// inside the photo (none when it cannot read here).
+// inside the photo (none when it cannot read here, or not within FIND_CODES_MS).
 async function findCodes(bitmap) {
   let found;
   try {
-    const reader = await barcodeReader(LABEL_FORMATS);
-    found = await reader.detect(bitmap);
+    const search = loadCodeReader().then((reader) => (reader ? reader.detect(bitmap) : []));
+    const late = new Promise((resolve) => { setTimeout(() => resolve([]), FIND_CODES_MS); });
+    found = await Promise.race([search, late]);
   } catch {
     return [];
   }
@@ -379,6 +396,7 @@ export class Link extends EventTarget {
     if (bytes < 50000 || ms <= 0) return; // small uploads say more about latency than rate
     const bps = (bytes * 1000) / ms;
     this.uplinkBps = this.uplinkBps ? (this.uplinkBps + bps) / 2 : bps;
+    if (bytes / this.uplinkBps > SLOW_UPLOAD_S) loadCodeReader(); // ready for the next photo
   }
 
   // The photo as sent, { blob, crops }: reduced when the link is slow and the photo is big
