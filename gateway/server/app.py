@@ -35,6 +35,26 @@ SECURITY_HEADERS = {
 }
 
 
+def _register_probes(app: Flask, services: Services) -> None:
+    """What orchestrators and monitoring ask, without a token: readiness and metrics (counts
+    and latencies, no content)."""
+
+    @operation("Readiness of gateway, Triton and store (no token; also served at /healthz)",
+               public=True, responses={200: ({"type": "object"}, "all ready"),
+                                       503: ({"type": "object"}, "something is not ready")})
+    def healthz() -> tuple[Response, int]:
+        ok, body = services.health()
+        return jsonify(body), 200 if ok else 503
+
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/api/v1/healthz", "api_healthz", healthz)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body, content_type = services.metrics.render()
+        return Response(body, content_type=content_type)
+
+
 def create_app(settings: Any, services: Services) -> Flask:
     """Build the app around already-constructed ``services`` (tests pass their own)."""
     app = Flask(__name__, static_folder=None)
@@ -91,15 +111,7 @@ def create_app(settings: Any, services: Services) -> Flask:
 
     _register_error_handlers(app)
 
-    @operation("Readiness of gateway, Triton and store (no token; also served at /healthz)",
-               public=True, responses={200: ({"type": "object"}, "all ready"),
-                                       503: ({"type": "object"}, "something is not ready")})
-    def healthz() -> tuple[Response, int]:
-        ok, body = services.health()
-        return jsonify(body), 200 if ok else 503
-
-    app.add_url_rule("/healthz", "healthz", healthz)
-    app.add_url_rule("/api/v1/healthz", "api_healthz", healthz)
+    _register_probes(app, services)
 
     @app.get("/")
     def pwa_index() -> Response:

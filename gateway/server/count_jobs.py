@@ -151,6 +151,7 @@ class CountWorker:
             store.fail_count(count_id, exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - sorted below
             if is_unavailable(exc):
+                services.metrics.triton_errors.inc()
                 self.triton_down.set()
                 self._park(count_id, str(exc), tried=True)
                 return
@@ -163,6 +164,7 @@ class CountWorker:
                 return
         else:
             store.finish_count(count_id, result.to_json())
+            services.metrics.observe_count(result.timings_ms)
         services.publish(store.get_count(count_id))
 
     def _retry_loop(self) -> None:

@@ -78,6 +78,8 @@ class GatewayServer:
             from gateway.stock.sheets_report import start_report
 
             self.outbox = start_worker(self.settings, self.services.store)
+            if self.outbox is not None:
+                self.services.sink_names = [sink.name for sink in self.outbox.sinks]
             self.services.system_quantities = system_quantity_lookup(self.settings,
                                                                      self.services.store)
             self.purchasing = start_purchasing(self.settings, self.services.store)

@@ -44,6 +44,7 @@ from .count_jobs import CountWorker
 from .errors import STORE_STATUS, ApiError
 from .hub import Hub
 from .limits import ConnectionLimiter, RateLimiter
+from .metrics import GatewayMetrics
 from .pipelines import PipelineProvider
 from .previews import PreviewRunner
 from .views import outcome_message
@@ -78,6 +79,8 @@ class Services:
         self.preview_limit = RateLimiter(settings.preview_rate_per_s, 10)
         self.connections = ConnectionLimiter(settings.max_connections)
         self.sockets: set[Any] = set()  # open WebSocket connections, closed on stop()
+        self.sink_names: list[str] = []  # the outbox's sinks, set when its worker starts
+        self.metrics = GatewayMetrics(self.store, lambda: self.sink_names)
         self.on_confirmed: Callable[[], None] | None = None  # e.g. wake the outbox worker
         # The ERP's system quantities of a bay (Tryton), for the review's variance; None: no ERP.
         self.system_quantities: Callable[[Any], Any] | None = None

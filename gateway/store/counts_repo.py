@@ -327,6 +327,15 @@ class CountRepository:
             raise StoreError("not_ready", "another photo of this bay is still being counted")
         return [p for p in parts if p.status == "done"]
 
+    # -- metrics ----------------------------------------------------------------------------
+    def count_totals(self) -> list[tuple[str, str, str, int]]:
+        """(source, status, error code or "", how many) over every stored photo: what the
+        gateway's /metrics reports as totals and queue depth."""
+        with self.db.tx() as conn:
+            rows = conn.execute(select(c.source, c.status, func.coalesce(c.error_code, ""),
+                                       func.count()).group_by(c.source, c.status, c.error_code))
+            return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
     # -- retention --------------------------------------------------------------------------
     def expired_photos(self, before: datetime, limit: int = 1000) -> list[tuple[str, str]]:
         """(count id, file hash) of finished counts older than ``before`` still holding a

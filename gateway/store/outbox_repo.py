@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from .devices_repo import new_id
 from .engine import Database
@@ -22,6 +22,19 @@ class OutboxRepository:
     """The ``outbox`` and ``outbox_delivery`` tables."""
 
     db: Database
+
+    def outbox_totals(self, sinks: list[str]) -> dict[str, dict[str, int]]:
+        """Per sink: entries delivered, entries still waiting, and retries (attempts after
+        the first), for /metrics."""
+        with self.db.tx() as conn:
+            entries = int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+            rows = conn.execute(select(d.sink, func.count(d.delivered_at),
+                                       func.coalesce(func.sum(d.attempts - 1), 0))
+                                .group_by(d.sink)).all()
+        seen = {r[0]: (int(r[1]), int(r[2])) for r in rows}
+        return {sink: {"delivered": seen.get(sink, (0, 0))[0],
+                       "waiting": entries - seen.get(sink, (0, 0))[0],
+                       "retries": seen.get(sink, (0, 0))[1]} for sink in sinks}
 
     def outbox_due(self, sink: str, now: datetime, limit: int) -> list[OutboxEntry]:
         """Entries not yet delivered to ``sink`` whose retry time has come, oldest first."""
