@@ -89,6 +89,7 @@ def test_code_crops_bring_back_the_codes_a_reduced_photo_lost(
     ("box_outside", "bad_request"),
     ("not_a_jpeg", "not_an_image"),
     ("other_shape", "bad_request"),
+    ("bigger_than_its_box", "bad_request"),
 ])
 def test_crops_that_do_not_add_up_are_refused(gw: GatewayServer, phone: WsClient,
                                                twelve_mp: bytes, damage: str,
@@ -101,11 +102,30 @@ def test_crops_that_do_not_add_up_are_refused(gw: GatewayServer, phone: WsClient
         header["parts"][0]["box"] = [4000, 10, 4100, 60]
     elif damage == "not_a_jpeg":
         blob = b"\0" * len(crops[0].jpeg) + crops[1].jpeg
-    else:
+    elif damage == "other_shape":
         header["full"] = [3024, 3024]
+    else:  # a small box claiming a big picture: decoding it would cost more than the box
+        x1, y1 = header["parts"][0]["box"][:2]
+        header["parts"][0]["box"] = [x1, y1, x1 + 8, y1 + 8]
     photo_id = str(uuid.uuid4())
     before = gw.services.store.count_by_client  # nothing stored under this id afterwards
     phone.photo(photo_id, small + blob, crops=header)
     answer = phone.wait_for(lambda m: m.get("id") == photo_id or m["type"] == "error")
     assert answer["type"] == "error" and answer["code"] == code, answer
     assert all(before(d.id, photo_id) is None for d in gw.services.store.list_devices())
+
+
+def test_a_crop_that_does_not_decode_is_skipped_not_the_photo() -> None:
+    from gateway.pipeline.crops import Crop
+    from gateway.pipeline.types import PipelineError
+
+    def decode(jpeg: bytes) -> np.ndarray:
+        if jpeg == b"broken":
+            raise PipelineError("not_an_image", "broken crop")
+        return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+    full = encode_jpeg(render_scene(1777, width=4032, height=3024), quality=90)
+    good = code_crops(full)[:3]
+    parts = [Crop(good[0].box, (4032, 3024), b"broken"), *good]
+    assert len(codes_from_crops(parts, 1280, 960, decode)) == len(
+        codes_from_crops(good, 1280, 960, decode)) > 0

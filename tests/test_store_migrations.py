@@ -134,3 +134,31 @@ def test_a_database_made_before_alembic_upgrades_with_its_data(
             assert conn.execute(text("SELECT value FROM meta")).scalar_one() == SCHEMA_VERSION
     finally:
         again.close()
+
+
+def test_receipts_read_twice_from_one_tryton_move_are_kept_once(
+        target: tuple[str, dict]) -> None:
+    """Revision 0005: a done move Tryton wrote again had been stored a second time under its
+    new write time; the upgrade keeps the first row (imported rows are left alone)."""
+    from alembic import command
+
+    store = Store(target[0], **target[1])
+    try:
+        with store.db.tx() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0004")
+            for at, source in (("2026-11-01T10:00:00+00:00", "tryton move 7"),
+                               ("2026-11-03T09:00:00+00:00", "tryton move 7"),
+                               ("2026-11-01T10:00:00+00:00", "receipts.csv:2"),
+                               ("2026-11-02T10:00:00+00:00", "receipts.csv:3")):
+                conn.execute(text("INSERT INTO stock_receipts (sku, location, quantity, "
+                                  "received_at, source) VALUES ('S', 'A-01-1', 12, :at, :src)"),
+                             {"at": at, "src": source})
+            command.upgrade(config, "head")
+        assert sorted((e.at.day, e.source) for e in store.receipts()) == [
+            (1, "receipts.csv:2"), (1, "tryton move 7"), (2, "receipts.csv:3")]
+        assert revision(store) == head() and schema_drift(store) == []
+    finally:
+        store.close()

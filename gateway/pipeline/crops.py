@@ -9,13 +9,16 @@ still come from the photo the walker saw.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .codes import read_codes
-from .types import Box, Code
+from .types import Box, Code, PipelineError
+
+log = logging.getLogger("shelfcount.pipeline")
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,11 @@ def codes_from_crops(crops: Sequence[Crop], width: int, height: int,
     version of the photo."""
     out: list[Code] = []
     for crop in crops:
-        gray = decode_gray(crop.jpeg)
+        try:
+            gray = decode_gray(crop.jpeg)
+        except PipelineError as exc:  # a crop only adds codes: the photo is counted without it
+            log.warning("code crop skipped: %s", exc.message)
+            continue
         x1, y1, x2, y2 = crop.box
         kx, ky = (x2 - x1) / gray.shape[1], (y2 - y1) / gray.shape[0]
         sx, sy = width / crop.full[0], height / crop.full[1]

@@ -136,11 +136,15 @@ class CountWorker:
             return
         try:
             data = services.photos.get(record.photo_hash)
-            crops = stored_crops(record, services.photos.get)
         except FileNotFoundError:
             store.fail_count(count_id, "photo_missing", "the stored photo file is missing")
             services.publish(store.get_count(count_id))
             return
+        try:
+            crops = stored_crops(record, services.photos.get)
+        except FileNotFoundError:  # they only add codes: count the photo without them
+            log.warning("count %s: its code crops file is missing", count_id)
+            crops = []
         store.set_status(count_id, "processing", attempt=True)
         from gateway.pipeline.types import PipelineError
 

@@ -9,6 +9,8 @@ so several in one process (the tests) do not collide.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 QUEUED = ("queued", "processing", "waiting")  # a count's states before it is done or failed
+CACHE_S = 2.0
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -85,6 +88,8 @@ class GatewayMetrics:
             "shelfcount_triton_errors", "Counts that found Triton unavailable",
             registry=self.registry)
         self.registry.register(_StoreCollector(store, sinks))
+        self._lock = threading.Lock()
+        self._cached: tuple[float, bytes] | None = None
 
     def observe_count(self, timings_ms: dict[str, float]) -> None:
         for stage, ms in timings_ms.items():
@@ -92,5 +97,10 @@ class GatewayMetrics:
                 self.stage_seconds.labels(stage).observe(ms / 1000)
 
     def render(self) -> tuple[bytes, str]:
-        """The scrape's body and content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The scrape's body and content type; kept CACHE_S, so that a client asking in a
+        loop (the route needs no token) costs the store two queries every few seconds."""
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > CACHE_S:
+                self._cached = (now, generate_latest(self.registry))
+            return self._cached[1], CONTENT_TYPE_LATEST

@@ -56,6 +56,9 @@ LAST_SEEN_EVERY_S = 60.0  # devices' last_seen is written at most this often
 _CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 
 
+MAX_CROP_PIXELS = 8_000_000  # a photo's code crops together (the PWA's: 64 x 320 px at most)
+
+
 class Services:
     """Everything the front ends share. ``start()`` / ``stop()`` run the background threads."""
 
@@ -254,15 +257,20 @@ class Services:
         if abs(width / height - full_w / full_h) > 0.02 * full_w / full_h or width > full_w:
             raise ApiError("bad_request", f"crops: a {width}x{height} photo is no reduced "
                            f"view of a {full_w}x{full_h} one")
-        offset = 0
+        offset, pixels = 0, 0
         for i, part in enumerate(header.crops.parts):
             try:
                 w, h = probe_image(crops[offset:offset + part.bytes]).upright_size
             except PipelineError as exc:
                 raise ApiError(exc.code, f"crop {i}: {exc.message}", 422) from None
-            if w * h > self.settings.max_image_pixels:
-                raise ApiError("too_many_pixels", f"crop {i}: {w}x{h} is too big", 422)
+            x1, y1, x2, y2 = part.box
+            if w > x2 - x1 or h > y2 - y1:  # a crop is the box's pixels or fewer, never more
+                raise ApiError("bad_request", f"crop {i}: {w}x{h} is larger than its box", 422)
+            pixels += w * h
             offset += part.bytes
+        if pixels > MAX_CROP_PIXELS:  # bounds the decoding a photo's crops can cost
+            raise ApiError("too_many_pixels", f"crops: {pixels} pixels in all, more than "
+                           f"{MAX_CROP_PIXELS}", 422)
 
     def _check_image(self, data: bytes) -> None:
         """Refuse, before anything touches the disk, bytes that are no image within the

@@ -110,8 +110,10 @@ def _forecasters() -> dict[str, Callable[[np.ndarray, int], float]]:
 
 def _holdout(y: np.ndarray, horizon: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, test) pairs: forecasts made 28, 56 and 84 days before the end, each tested on
-    the horizon that followed (shorter series: one split, its last quarter)."""
-    splits = [(y[:-back], y[-back:][:horizon]) for back in HOLDOUT_BACK
+    the horizon that followed, at least 28 days of it (a one-day horizon would measure the
+    spread on one day); shorter series: one split, its last quarter."""
+    days = max(horizon, HOLDOUT_BACK[0])
+    splits = [(y[:-back], y[-back:][:days]) for back in HOLDOUT_BACK
               if len(y) - back >= MIN_MODEL_DAYS]
     if splits:
         return splits
@@ -151,7 +153,8 @@ def choose_and_forecast(y: np.ndarray, horizon: int) -> tuple[str, float, float]
               for name, f in forecasters.items()}
     name = _chosen(errors)
     train, test = splits[0]
-    spread = float(np.std(test - forecasters[name](train, len(test))))
+    # root mean square: a forecast that is off on average is as uncertain as a noisy one
+    spread = float(np.sqrt(np.mean((test - forecasters[name](train, len(test))) ** 2)))
     return name, forecasters[name](y, horizon), spread
 
 

@@ -49,7 +49,10 @@ function loadCodeReader() {
     blank.width = blank.height = 8;
     await reader.detect(blank); // a first read loads and compiles the module, off the photo's path
     return reader;
-  }).catch(() => null);
+  }).catch(() => {
+    codeReader = null; // tried again for the next photo (the module may load then)
+    return null;
+  });
   return codeReader;
 }
 
@@ -58,7 +61,8 @@ function loadCodeReader() {
 async function findCodes(bitmap) {
   let found;
   try {
-    const search = loadCodeReader().then((reader) => (reader ? reader.detect(bitmap) : []));
+    const search = loadCodeReader().then((reader) => (reader ? reader.detect(bitmap) : []))
+      .catch(() => []); // a search still running when the photo went (its bitmap closed)
     const late = new Promise((resolve) => { setTimeout(() => resolve([]), FIND_CODES_MS); });
     found = await Promise.race([search, late]);
   } catch {
@@ -404,8 +408,10 @@ export class Link extends EventTarget {
   async uploadFor(blob) {
     const whole = { blob, crops: null };
     if (!this.uplinkBps || blob.size / this.uplinkBps <= SLOW_UPLOAD_S) return whole;
+    let bitmap = null;
     try {
-      const bitmap = await createImageBitmap(blob);
+      bitmap = await createImageBitmap(blob);
+      if (Math.max(bitmap.width, bitmap.height) <= CROPPED_SIDE) return whole;
       const codes = await findCodes(bitmap);
       const side = codes.length ? CROPPED_SIDE : REDUCED_SIDE;
       const scale = side / Math.max(bitmap.width, bitmap.height);
@@ -422,6 +428,8 @@ export class Link extends EventTarget {
       return { blob: sent, crops };
     } catch {
       return whole; // cannot decode here: send what was taken
+    } finally {
+      if (bitmap) bitmap.close();
     }
   }
 
