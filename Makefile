@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libzbar0 chromium chromium-driver fonts-dejavu-core
 
-.PHONY: run test system venv models bench bench-load bench-pwa bench-reduced bench-real bench-learning bench-forecast lint proto vendor-pwa clean
+.PHONY: run test system venv models bench bench-load bench-pwa bench-reduced bench-real bench-learning bench-forecast bench-codes lint proto vendor-pwa clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3.11 is required" >&2; exit 1; }
@@ -57,6 +57,10 @@ bench-pwa: system models
 # 12 MP bays counted whole and at the PWA's slow-link size (2048 px): what the reduction costs.
 bench-reduced: system models
 	$(BIN)/python -m tests.bench.reduced_bench
+
+# The code reader per symbology on photographed symbols, and false reads on the shared photos.
+bench-codes: $(STAMP)
+	$(BIN)/python -m tests.bench.codes_bench
 
 # Walkers' corrections as training data: 10/25/50/100 corrected photos of an unseen warehouse
 # (../shared), each followed by `train --from-store`; figures in item_detector/MODEL.md.
