@@ -56,13 +56,13 @@ def bay_reasons(bay: dict[str, Any], records: list[CountRecord], reorder_point: 
 
 
 def _bay_entry(bay: dict[str, Any], latest: CountRecord, ids: dict[str, str],
-               entries: dict[str, OutboxEntry]) -> OutboxEntry:
+               entries: list[OutboxEntry]) -> OutboxEntry:
     """What the ERP was (or would be) sent for the bay: a confirmed bay's last outbox entry,
     which carries the count id the ERP booked it under (whichever of its photos the walker
     confirmed from), else the bay as it stands, under its latest photo."""
     if bay["confirmed"]:
         members = {ids[p] for p in bay["photos"] + bay["history"] if p in ids}
-        sent = [e for e in entries.values() if e.count_id in members]
+        sent = [e for e in entries if e.count_id in members]
         if sent:
             return max(sent, key=lambda e: e.created_at)
     return OutboxEntry("", latest.id, latest.session_id, "", bay["location"], bay["rows"],
@@ -106,8 +106,7 @@ def day_overview(store: Store, reorder_point: Any, thresholds: Thresholds,
         bays = bay_summary(records)
         by_id = {r.client_id: r for r in records}
         ids = {r.client_id: r.id for r in records}
-        entries = ({e.id: e for e in store.outbox_entries(session.id)}
-                   if system_quantities is not None else {})
+        entries = store.outbox_entries(session.id) if system_quantities is not None else []
         confirmed_ids = {r.id for r in records if r.confirmed_at is not None}
         sessions.append({
             "id": session.id, "walker": session.walker, "started": to_ts(session.created_at),

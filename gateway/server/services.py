@@ -216,8 +216,8 @@ class Services:
                 "rate_limited", "too many photos from this device", 429,
                 retry_after_s=round(wait, 2),
             )
-        self._check_image(data)
-        self._check_crops(header, data, crops)
+        size = self._check_image(data)
+        self._check_crops(header, size, crops)
         digest = self.photos.put(data)
         crop_files = {} if header.crops is None else {
             "crops_hash": self.photos.put(crops),
@@ -244,7 +244,7 @@ class Services:
                            f"message holds {len(data)} bytes in all")
         return data[:-crops], data[-crops:]
 
-    def _check_crops(self, header: PhotoHeader, photo: bytes, crops: bytes) -> None:
+    def _check_crops(self, header: PhotoHeader, size: tuple[int, int], crops: bytes) -> None:
         """Each crop an image within the limits, and the photo a reduced view of the full one
         they were cut from (same shape), so their codes land where they belong."""
         from gateway.pipeline.decode import probe_image
@@ -253,7 +253,7 @@ class Services:
         if header.crops is None:
             return
         full_w, full_h = header.crops.full
-        width, height = probe_image(photo).upright_size
+        width, height = size
         if abs(width / height - full_w / full_h) > 0.02 * full_w / full_h or width > full_w:
             raise ApiError("bad_request", f"crops: a {width}x{height} photo is no reduced "
                            f"view of a {full_w}x{full_h} one")
@@ -272,10 +272,10 @@ class Services:
             raise ApiError("too_many_pixels", f"crops: {pixels} pixels in all, more than "
                            f"{MAX_CROP_PIXELS}", 422)
 
-    def _check_image(self, data: bytes) -> None:
+    def _check_image(self, data: bytes) -> tuple[int, int]:
         """Refuse, before anything touches the disk, bytes that are no image within the
         limits (headers only: format, end marker, pixel count; the pixels are decoded when
-        counted). A device cannot fill the photo store with noise."""
+        counted). A device cannot fill the photo store with noise. Returns (width, height)."""
         from gateway.pipeline.decode import probe_image
         from gateway.pipeline.types import PipelineError
 
@@ -286,6 +286,7 @@ class Services:
         if width * height > self.settings.max_image_pixels:
             raise ApiError("too_many_pixels", f"{width}x{height} is more than "
                            f"{self.settings.max_image_pixels} pixels", 422)
+        return width, height
 
     def _bay_links(self, device: Device, session: Session, header: PhotoHeader
                    ) -> dict[str, str | None]:

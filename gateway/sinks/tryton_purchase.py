@@ -40,20 +40,12 @@ def _date(day: date) -> dict[str, Any]:
 
 
 def warehouse_of(client: TrytonClient, location: str) -> int:
-    """The warehouse above a bin (Tryton has no field for it over RPC: walk up)."""
-    m = client.model
-    found = m("stock.location", "search", [("code", "=", location)], 0, 1, None)
-    if not found:
-        raise SinkError(f"Tryton has no location with code {location!r}", transient=False)
-    current: int | None = int(found[0])
-    for _ in range(MAX_LOCATION_DEPTH):
-        if current is None:
-            break
-        (rec,) = m("stock.location", "read", [current], ["type", "parent"])
-        if rec["type"] == "warehouse":
-            return int(rec["id"])
-        current = rec["parent"]
-    raise SinkError(f"Tryton location {location!r} is in no warehouse", transient=False)
+    """The warehouse above a bin (Tryton has no field for it over RPC: walk up the tree)."""
+    found = warehouses_of(client, [location])[location]
+    if found is None:
+        raise SinkError(f"Tryton has no warehouse above location {location!r} (unknown to "
+                        "it, or in no warehouse)", transient=False)
+    return found
 
 
 def warehouses_of(client: TrytonClient, codes: Iterable[str]) -> dict[str, int | None]:
