@@ -21,6 +21,7 @@ from gateway.config import Settings
 from gateway.inference.client import InferenceClient
 from gateway.pipeline.appearance import describe
 from gateway.pipeline.assign import Naming, name_items, orphan_reads
+from gateway.pipeline.audit import AuditItem, audit_bay
 from gateway.pipeline.codes import code_to_json, read_codes
 from gateway.pipeline.crops import Crop, codes_from_crops, merge_codes
 from gateway.pipeline.decode import decode_image, image_size
@@ -41,6 +42,7 @@ from gateway.pipeline.fuse import (
 )
 from gateway.pipeline.ocr_regions import Region, choose_regions
 from gateway.pipeline.types import Box, Code, CountResult, Detection, PipelineError, TextLine
+from gateway.planogram import BayPlan, Planogram
 
 PREVIEW_MAX_SIDE = 960
 DETECTOR_MODEL = "item_detector"
@@ -60,10 +62,12 @@ class Pipeline:
         client: InferenceClient,
         catalog: Catalog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        planogram: Planogram | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.catalog = catalog
+        self.planogram = planogram or Planogram.empty()
         self.clock = clock
         self._locations = {loc.upper() for loc in catalog.locations()}
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline")
@@ -180,6 +184,14 @@ class Pipeline:
         rows, boxes = build_rows(evidence, facts, self.catalog, now=self.clock())
         sources = box_sources(evidence, len(boxes))
         timings["fuse"] = _ms(t)
+        findings: list[dict[str, object]] = []
+        if not preview:
+            t = time.perf_counter()
+            findings = [f.scaled(1 / scale).to_json() for f in audit_bay(
+                [AuditItem(tuple(b[:4]), str(b[5] or ""), src == "own", float(b[4]))
+                 for b, src in zip(boxes, sources, strict=True)],
+                self.plan_for(facts.location, facts.home), image.shape[1], image.shape[0])]
+            timings["audit"] = _ms(t)
         timings["total"] = _ms(t0)
         if scale != 1.0:
             boxes = [[*(round(v / scale, 1) for v in b[:4]), *b[4:]] for b in boxes]
@@ -194,7 +206,16 @@ class Pipeline:
             location_known=self.knows_location(facts.location),
             box_sources=sources,
             model_version=model_version,
+            findings=findings,
         )
+
+    def plan_for(self, location: str, home: str | None) -> BayPlan | None:
+        """What the bay should hold: its planogram rows, else the catalog's home SKU (one
+        SKU per bin, layout unknown), else nothing to audit against."""
+        plan = self.planogram.plan_for(location)
+        if plan is None and home:
+            plan = BayPlan(location, ((home,),), planned=False)
+        return plan
 
     def _decoded(self, data: bytes, preview: bool) -> tuple[np.ndarray, int, int]:
         """The photo's pixels (a preview frame at no more than PREVIEW_MAX_SIDE) and the

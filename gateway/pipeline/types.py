@@ -93,6 +93,8 @@ class CountResult:
     location_known: bool | None = None
     box_sources: list[str] | None = None  # per box: own / neighbour / home / unknown
     model_version: str | None = None  # the item detector version that answered (Triton's)
+    # Shelf audit (gateway.pipeline.audit): gap / misplaced / missing / extra, photo pixels.
+    findings: list[dict[str, object]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -106,4 +108,5 @@ class CountResult:
             "location_known": self.location_known,
             "box_sources": self.box_sources or [],
             "model_version": self.model_version,
+            "findings": self.findings,
         }

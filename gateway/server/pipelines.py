@@ -1,4 +1,5 @@
-"""The counting pipeline for the gateway, built lazily and rebuilt when the catalog changes."""
+"""The counting pipeline for the gateway, built lazily and rebuilt when the catalog or the
+planogram changes."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 
 
 class PipelineProvider:
-    """Builds the pipeline lazily and rebuilds it when the catalog file changes.
+    """Builds the pipeline lazily and rebuilds it when the catalog or planogram file changes.
 
-    ``shelfcount catalog import`` while the gateway runs must take effect without a restart.
+    ``shelfcount catalog import`` and ``planogram import`` while the gateway runs must take
+    effect without a restart.
     """
 
     def __init__(self, settings: Any, triton_url: str) -> None:
@@ -22,28 +24,32 @@ class PipelineProvider:
         self.client = InferenceClient(
             triton_url, timeout_s=settings.triton_request_timeout_s, retry_wait_s=1.0
         )
-        self._catalog_path = Path(settings.data_dir) / "catalog.csv"
-        self._stamp: float | None = None
+        self._paths = (Path(settings.data_dir) / "catalog.csv",
+                       Path(settings.data_dir) / "planogram.csv")
+        self._stamp: tuple[float, ...] | None = None
         self._pipeline: Any = None
         self._lock = threading.Lock()
 
-    def _catalog_stamp(self) -> float:
-        try:
-            return self._catalog_path.stat().st_mtime
-        except FileNotFoundError:
-            return -1.0
+    def _files_stamp(self) -> tuple[float, ...]:
+        stamps = []
+        for path in self._paths:
+            try:
+                stamps.append(path.stat().st_mtime)
+            except FileNotFoundError:
+                stamps.append(-1.0)
+        return tuple(stamps)
 
     def get(self) -> Any:
-        stamp = self._catalog_stamp()
+        stamp = self._files_stamp()
         with self._lock:
             if self._pipeline is None or stamp != self._stamp:
                 from gateway.catalog import load_catalog
                 from gateway.pipeline.run import Pipeline
 
                 old = self._pipeline
-                self._pipeline = Pipeline(
-                    self.settings, self.client, load_catalog(self.settings.data_dir)
-                )
+                data_dir = self.settings.data_dir
+                self._pipeline = Pipeline(self.settings, self.client, load_catalog(data_dir),
+                                          planogram=_planogram(data_dir))
                 self._stamp = stamp
                 if old is not None:
                     old.close()
@@ -79,3 +85,15 @@ class PipelineProvider:
             if self._pipeline is not None:
                 self._pipeline.close()
             self.client.close()
+
+
+def _planogram(data_dir: Path) -> Any:
+    """The stored plan; one edited by hand into something unreadable is logged and ignored
+    (counting goes on, the audit falls back on the catalog's home bins)."""
+    from gateway.planogram import Planogram, PlanogramError, load_planogram
+
+    try:
+        return load_planogram(data_dir)
+    except PlanogramError as exc:
+        log.warning("planogram_unusable", error=str(exc))
+        return Planogram.empty()
