@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                         "default: the catalog imported with 'shelfcount catalog import'")
     c.add_argument("--location", metavar="LOC",
                    help="bin location to use when the photo shows no readable bin label")
+    c.add_argument("--planogram", metavar="FILE", type=Path,
+                   help="planogram CSV (Location,Shelf_Row,Position,SKU,Facings) for the "
+                        "jsonl 'findings'; default: the one imported with 'planogram import'")
     c.add_argument("--format", choices=("csv", "jsonl"), default="csv",
                    help="csv: header + one row per (photo, location, SKU); "
                         "jsonl: one JSON object per row with an extra 'Image' key")
@@ -48,6 +51,27 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--format", choices=("jsonl",), default="jsonl",
                    help="jsonl: one JSON object per code with Image, Format, Text, GTIN")
     k.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG or WebP photos")
+
+    a = sub.add_parser("audit", help="shelf audit: gaps, misplaced items, missing and extra "
+                                     "SKUs in shelf photos, one finding per line")
+    a.add_argument("--catalog", metavar="FILE", type=Path,
+                   help="catalog CSV; default: the one imported with 'catalog import'")
+    a.add_argument("--planogram", metavar="FILE", type=Path,
+                   help="planogram CSV (Location,Shelf_Row,Position,SKU,Facings); default: the "
+                        "one imported with 'planogram import'; without one the catalog's home "
+                        "bin is the plan (one SKU per bin)")
+    a.add_argument("--location", metavar="LOC",
+                   help="bin location to use when the photo shows no readable bin label")
+    a.add_argument("--format", choices=("csv", "jsonl"), default="csv",
+                   help="csv: header Image,Type,X0,Y0,X1,Y1,SKU,Expected_SKU,Confidence; "
+                        "jsonl: type, box, sku, expected_sku, confidence and Image")
+    a.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG or WebP photos")
+
+    pg = sub.add_parser("planogram", help="manage the shelf plan used by the audit")
+    pg_sub = pg.add_subparsers(dest="planogram_command", required=True, metavar="ACTION")
+    pgi = pg_sub.add_parser("import", help="check a planogram CSV (every bad line reported) "
+                                           "and store it for serve/count/audit")
+    pgi.add_argument("file", type=Path, metavar="FILE", help="planogram CSV file")
 
     cat = sub.add_parser("catalog", help="manage the product catalog")
     cat_sub = cat.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
@@ -142,13 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.catalog import CatalogError
+    from gateway.planogram import PlanogramError
 
+    simple = {"count": cmd_count, "codes": cmd_codes, "audit": cmd_audit,
+              "planogram": cmd_planogram, "device": cmd_device, "labels": cmd_labels,
+              "model": model_commands.model_main, "forecast": stock_commands.forecast_main}
     try:
+        if args.command in simple:
+            return simple[args.command](args, settings)
         match args.command:
-            case "count":
-                return cmd_count(args, settings)
-            case "codes":
-                return cmd_codes(args, settings)
             case "catalog":
                 from gateway.catalog import import_catalog
 
@@ -159,20 +185,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 from gateway.server.serve import serve_main
 
                 return serve_main(settings)
-            case "device":
-                return cmd_device(args, settings)
             case "export":
                 from gateway.sinks.commands import export_main
 
                 return export_main(settings, args.session, args.to)
-            case "labels":
-                return cmd_labels(args, settings)
-            case "model":
-                return model_commands.model_main(args, settings)
             case "history" | "receipts" | "shipments":
                 return stock_commands.import_main(args, settings, args.command)
-            case "forecast":
-                return stock_commands.forecast_main(args, settings)
             case "moves":
                 from gateway.stock.moves_sync import sync_main
 
@@ -185,7 +203,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 from gateway.sinks.commands import sinks_main
 
                 return sinks_main()
-    except CatalogError as exc:
+    except (CatalogError, PlanogramError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     return EXIT_USAGE
 
@@ -201,42 +219,97 @@ def _load_catalog(args: argparse.Namespace, settings: Settings):
     return Catalog.from_csv(args.catalog) if args.catalog else load_catalog(settings.data_dir)
 
 
-def cmd_count(args: argparse.Namespace, settings: Settings) -> int:
+def _load_planogram(args: argparse.Namespace, settings: Settings):
+    from gateway.planogram import Planogram, load_planogram
 
+    path = getattr(args, "planogram", None)
+    return Planogram.from_csv(path) if path else load_planogram(settings.data_dir)
+
+
+def _counting(args: argparse.Namespace, settings: Settings,
+              work: Callable[[object, str, bytes], None], *, progress: bool) -> int:
+    """Start Triton, build the pipeline (catalog, planogram), run ``work(pipeline, path,
+    bytes)`` on each photo, stop everything; the exit status says whether any photo failed."""
     from gateway.inference.client import InferenceClient
     from gateway.inference.embedded import start_triton
     from gateway.pipeline.run import Pipeline
 
     catalog = _load_catalog(args, settings)
+    planogram = _load_planogram(args, settings)
     try:
         url, server = start_triton(settings)
     except (RuntimeError, OSError, TimeoutError) as exc:
         return _fail(f"cannot start Triton: {exc}", EXIT_UNAVAILABLE)
     client = InferenceClient(url, timeout_s=settings.triton_request_timeout_s)
-    pipeline = Pipeline(settings, client, catalog)
-    out = sys.stdout
-    writer = csv.writer(out, lineterminator="\n")
-    if args.format == "csv":
-        writer.writerow(COLUMNS)
-
-    def emit(path: str, data: bytes) -> None:
-        result = pipeline.count(data, location=args.location)
-        for row in result.rows:
-            if args.format == "csv":
-                writer.writerow([safe_cell(row[c]) for c in COLUMNS])
-            else:
-                out.write(json.dumps({**row, "Image": path,
-                                      "model_version": result.model_version}) + "\n")
-        out.flush()
-
+    pipeline = Pipeline(settings, client, catalog, planogram=planogram)
     try:
-        failed = _each_photo(args.images, emit, progress=len(args.images) > 1 and not args.quiet)
+        failed = _each_photo(args.images, lambda path, data: work(pipeline, path, data),
+                             progress=progress)
     finally:
         pipeline.close()
         client.close()
         if server is not None:
             server.stop()
     return EXIT_PHOTO_FAILED if failed else EXIT_OK
+
+
+def cmd_count(args: argparse.Namespace, settings: Settings) -> int:
+    out = sys.stdout
+    writer = csv.writer(out, lineterminator="\n")
+    if args.format == "csv":
+        writer.writerow(COLUMNS)
+
+    def emit(pipeline, path: str, data: bytes) -> None:
+        result = pipeline.count(data, location=args.location)
+        for row in result.rows:
+            if args.format == "csv":
+                writer.writerow([safe_cell(row[c]) for c in COLUMNS])
+            else:
+                out.write(json.dumps({**row, "Image": path,
+                                      "model_version": result.model_version,
+                                      "findings": result.findings}) + "\n")
+        out.flush()
+
+    return _counting(args, settings, emit, progress=len(args.images) > 1 and not args.quiet)
+
+
+AUDIT_COLUMNS = ("Image", "Type", "X0", "Y0", "X1", "Y1", "SKU", "Expected_SKU", "Confidence")
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    out = sys.stdout
+    writer = csv.writer(out, lineterminator="\n")
+    if args.format == "csv":
+        writer.writerow(AUDIT_COLUMNS)
+
+    def emit(pipeline, path: str, data: bytes) -> None:
+        for f in pipeline.count(data, location=args.location).findings:
+            if args.format == "csv":
+                writer.writerow([safe_cell(v) for v in (path, f["type"], *f["box"], f["sku"],
+                                                        f["expected_sku"], f["confidence"])])
+            else:
+                out.write(json.dumps({**f, "Image": path}) + "\n")
+        out.flush()
+
+    return _counting(args, settings, emit, progress=False)
+
+
+def cmd_planogram(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.catalog import load_catalog
+    from gateway.planogram import PlanogramError, import_planogram
+
+    catalog = load_catalog(settings.data_dir)
+    known = (lambda sku: catalog.by_sku(sku) is not None) if len(catalog) else None
+    try:
+        plan = import_planogram(args.file, settings.data_dir, known)
+    except PlanogramError as exc:
+        for problem in exc.problems:
+            print(f"shelfcount: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    bays = len({s.location.upper() for s in plan.slots})
+    print(f"imported {len(plan)} slots in {bays} bays into {settings.data_dir}",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_codes(args: argparse.Namespace, settings: Settings) -> int:

@@ -34,6 +34,10 @@ ROW_TOLERANCE = 0.05
 MIN_GAP_FACINGS = 0.75
 # A column belongs to a planned slot when its centre is this close (in slot widths).
 SLOT_MATCH = 0.45
+# A shelf's placement is pinned when it fits this much better than any other; a planned slot
+# outside the photo costs this much of a match (a weak pull into the frame).
+PINNED_MARGIN = 0.3
+OUT_OF_FRAME = 0.3
 FINDING_TYPES = ("gap", "misplaced", "missing", "extra")
 
 
@@ -241,18 +245,91 @@ def _match_rows(items: Sequence[AuditItem], rows: list[_Row],
 
 def _planned_slots(items: Sequence[AuditItem], rows: list[_Row], plan: BayPlan,
                    matched: dict[int, int], unit: float, width: int) -> dict[int, list[_Slot]]:
-    """Per found row, the planned facings laid over it where they fit its columns best."""
+    """Per found row, the planned facings laid over it where they fit its columns best.
+
+    Two passes: shelves whose columns pin the plan down (one placement fits clearly best)
+    give the bay's edges; a shelf of like items with an empty facing at one end fits as well
+    shifted by a facing, so it is held to those edges (or, without them, to the photo)."""
     extent = (min(r.columns[0].x0 for r in rows), max(r.columns[-1].x1 for r in rows)) \
         if rows else (0.0, float(width))
     space = _spacing(rows, unit)
-    out: dict[int, list[_Slot]] = {}
+    fits: dict[int, _RowFit] = {}
     for r, p in matched.items():
         row = rows[r]
         row_space = _spacing([row], unit) if len(row.columns) > 1 else space
         widths = _slot_widths(items, row, plan.rows[p], _sku_widths(items, row), unit,
                               row_space, extent)
-        out[r] = _fit_row(row, plan.rows[p], widths, unit, row_space, extent, width)
-    return out
+        fits[r] = _RowFit.of(row, plan.rows[p], widths, row_space, width)
+    pinned = [f for f in fits.values() if f.margin(unit) >= PINNED_MARGIN]
+    edges = (median(f.start for f in pinned), median(f.end for f in pinned)) if pinned else None
+    return {r: f.slots(width, edges, unit) for r, f in fits.items()}
+
+
+@dataclass
+class _RowFit:
+    """Every placement of a shelf's planned facings tried against its columns: the grid's
+    left edge (``offsets``) and how well the columns land in the slots (``score``)."""
+
+    row: _Row
+    planned: tuple[str, ...]
+    w: np.ndarray
+    starts: np.ndarray
+    offsets: np.ndarray
+    score: np.ndarray
+
+    @classmethod
+    def of(cls, row: _Row, planned: tuple[str, ...], w: np.ndarray, space: float,
+           width: int) -> _RowFit:
+        starts = np.concatenate([[0.0], np.cumsum(w + space)[:-1]])
+        centres = starts + w / 2
+        cols = np.array([c.centre for c in row.columns], float)
+        offsets = np.unique(np.round(cols[:, None] - centres[None, :], 1))
+        d = _slot_distance(cols[None, :] - offsets[:, None], centres, w)
+        score = np.where(d < SLOT_MATCH, 1.0 - d, -0.5).sum(axis=1)
+        # slots hanging out of the photo: a weak penalty, real columns outweigh it
+        x0 = offsets[:, None] + starts[None, :]
+        out = (np.clip(-x0, 0, w) + np.clip(x0 + w - width, 0, w)) / w
+        score = score - OUT_OF_FRAME * out.sum(axis=1)
+        return cls(row, planned, w, starts, offsets, score)
+
+    @property
+    def best(self) -> float:
+        return float(self.offsets[int(np.argmax(self.score))])
+
+    @property
+    def start(self) -> float:
+        return self.best
+
+    @property
+    def end(self) -> float:
+        return self.best + float(self.starts[-1] + self.w[-1])
+
+    def margin(self, unit: float) -> float:
+        """How much better the best placement fits than any other a third of a facing or
+        more away from it."""
+        far = np.abs(self.offsets - self.best) > 0.3 * unit
+        return float(self.score.max() - self.score[far].max()) if far.any() else 9.0
+
+    def slots(self, width: int, edges: tuple[float, float] | None, unit: float) -> list[_Slot]:
+        score = self.score
+        if edges is not None:
+            span = float(self.starts[-1] + self.w[-1])
+            off = np.minimum(np.abs(self.offsets - edges[0]),
+                             np.abs(self.offsets + span - edges[1]))
+            score = score - 0.5 * off / max(unit, 1.0)
+        best = float(self.offsets[int(np.argmax(score))])
+        centres = best + self.starts + self.w / 2
+        out = []
+        for sku, x, wi in zip(self.planned, self.starts, self.w, strict=True):
+            x0, x1 = best + x, best + x + wi
+            inside = min(x1, float(width)) - max(x0, 0.0)
+            out.append(_Slot(sku, x0, x1, visible=inside >= 0.5 * wi))
+        for c, col in enumerate(self.row.columns):
+            dist = np.abs(col.centre - centres) / self.w
+            k = int(np.argmin(dist))
+            if dist[k] < SLOT_MATCH + 0.1:
+                out[k].columns.append(c)
+        return out
 
 
 def _sku_widths(items: Sequence[AuditItem], row: _Row) -> dict[str, float]:
@@ -279,35 +356,6 @@ def _slot_widths(items: Sequence[AuditItem], row: _Row, planned: tuple[str, ...]
         w[unknown] = float(np.clip(share, 0.4 * row_unit, 3.0 * row_unit)) \
             if np.isfinite(share) else row_unit
     return np.maximum(w, 0.05 * max(unit, 1.0))
-
-
-def _fit_row(row: _Row, planned: tuple[str, ...], w: np.ndarray, unit: float, space: float,
-             extent: tuple[float, float], width: int) -> list[_Slot]:
-    """The planned facings as slots side by side, shifted so the row's columns land in them
-    (each column-slot pairing is tried as the anchor). A plan as wide as the bay is held to
-    the bay's left edge unless the columns say otherwise: otherwise one empty facing at
-    either end of a shelf of like items would fit equally well."""
-    starts = np.concatenate([[0.0], np.cumsum(w + space)[:-1]])
-    centres = starts + w / 2
-    cols = np.array([c.centre for c in row.columns], float)
-    offsets = np.unique(np.round(cols[:, None] - centres[None, :], 1))
-    d = _slot_distance(cols[None, :] - offsets[:, None], centres, w)
-    score = np.where(d < SLOT_MATCH, 1.0 - d, -0.5).sum(axis=1)
-    span = float(starts[-1] + w[-1])
-    if abs(span - (extent[1] - extent[0])) < 0.15 * (extent[1] - extent[0]):
-        score = score - 0.5 * np.abs(offsets - extent[0]) / max(unit, 1.0)
-    best_o = float(offsets[int(np.argmax(score))])
-    slots = []
-    for sku, x, wi in zip(planned, starts, w, strict=True):
-        x0, x1 = best_o + x, best_o + x + wi
-        inside = min(x1, float(width)) - max(x0, 0.0)
-        slots.append(_Slot(sku, x0, x1, visible=inside >= 0.5 * wi))
-    for c, centre in enumerate(cols):
-        dist = np.abs(centre - (best_o + centres)) / w
-        k = int(np.argmin(dist))
-        if dist[k] < SLOT_MATCH + 0.1:
-            slots[k].columns.append(c)
-    return slots
 
 
 def _slot_distance(points: np.ndarray, centres: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -346,36 +394,43 @@ def _gap(run: list[_Slot], row: _Row) -> Finding:
 
 def _empty_rows(rows: list[_Row], matched: dict[int, int], n_planned: int, width: int,
                 height: int) -> dict[int, Box]:
-    """Planned shelves with nothing found on them, each with the stretch of photo where it
-    stands: between the found shelves around it (shared evenly when several are empty), or
-    a shelf's height beyond the last one (the whole photo when nothing was found at all)."""
-    by_plan = {p: r for r, p in matched.items()}
-    left = min((r.columns[0].x0 for r in rows), default=0.0)
-    right = max((r.columns[-1].x1 for r in rows), default=float(width))
-    tall = median(r.bottom - r.top for r in rows) if rows else height / max(1, n_planned)
+    """Planned shelves with nothing found on them, each with where its items would stand:
+    shelves are evenly spaced, so an empty one's floor is a whole number of shelf pitches
+    from a found one's (the pitch from two found shelves, else from the photo left below or
+    above the one found); with nothing found at all, the plan's shelves share the photo."""
+    by_plan = {p: rows[r] for r, p in matched.items()}
+    if not by_plan:
+        step = height / max(1, n_planned)
+        return {k: (0.0, k * step, float(width), (k + 1) * step) for k in range(n_planned)}
+    left = min(r.columns[0].x0 for r in by_plan.values())
+    right = max(r.columns[-1].x1 for r in by_plan.values())
+    tall = median(r.bottom - r.top for r in by_plan.values())
+    floors = sorted((p, r.bottom) for p, r in by_plan.items())
+    pitch = _shelf_pitch(floors, n_planned, tall, height)
     out: dict[int, Box] = {}
-    p = 0
-    while p < n_planned:
-        if p in by_plan:
-            p += 1
+    for k in range(n_planned):
+        if k in by_plan:
             continue
-        q = p
-        while q < n_planned and q not in by_plan:
-            q += 1
-        top = rows[by_plan[p - 1]].bottom if p > 0 else None
-        bottom = rows[by_plan[q]].top if q < n_planned else None
-        if top is None:
-            top = max(0.0, (bottom if bottom is not None else height) - tall * (q - p)) \
-                if rows else 0.0
-        if bottom is None:
-            bottom = min(float(height), top + tall * (q - p)) if rows else float(height)
-        step = (bottom - top) / (q - p)
-        for k in range(p, q):
-            y0 = top + (k - p) * step
-            if step > 0.3 * tall:
-                out[k] = (left, y0, right, y0 + step)
-        p = q
+        p, floor = min(floors, key=lambda pf: abs(pf[0] - k))
+        y1 = min(float(height), floor + (k - p) * pitch)
+        y0 = max(0.0, y1 - tall)
+        if y1 - y0 > 0.3 * tall:
+            out[k] = (left, y0, right, y1)
     return out
+
+
+def _shelf_pitch(floors: list[tuple[int, float]], n_planned: int, tall: float,
+                 height: int) -> float:
+    """Floor-to-floor distance of the bay's shelves (``floors``: plan row, floor y)."""
+    if len(floors) >= 2:
+        return median((f2 - f1) / (p2 - p1) for (p1, f1), (p2, f2) in zip(floors, floors[1:],
+                                                                         strict=False))
+    p, floor = floors[0]
+    below, above = n_planned - 1 - p, p
+    if not below and not above:
+        return 1.05 * tall  # one planned shelf, and it was found: nothing is asked
+    pitch = (height - floor) / below if below else (floor - tall) / above
+    return max(1.05 * tall, pitch)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,9 +3,12 @@ planogram changes."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("shelfcount.gateway")
 
 
 class PipelineProvider:
@@ -95,5 +98,5 @@ def _planogram(data_dir: Path) -> Any:
     try:
         return load_planogram(data_dir)
     except PlanogramError as exc:
-        log.warning("planogram_unusable", error=str(exc))
+        log.warning("planogram unusable, audit falls back on home bins: %s", exc)
         return Planogram.empty()

@@ -32,7 +32,10 @@ class TruthFinding:
     box: Box | None  # photo pixels; None for SKU-level findings (missing, extra)
     sku: str
     expected_sku: str
-    legible: bool = True  # misplaced: the item's code or SKU text is readable in the photo
+    # misplaced: the item's code or SKU text is readable in the photo; extra: one of the
+    # SKU's items is; missing: False where the SKU stands only misplaced and unreadable, so
+    # reporting it missing or not are both right
+    legible: bool = True
 
 
 @dataclass
@@ -228,8 +231,14 @@ def _truth(scene: sc.Scene, facings: list[_Facing], planned: list[str]) -> list[
                 truth.append(TruthFinding("misplaced", item.box, item.sku, expected,
                                           i in legible))
     shown = {f.shown for f in facings if f.shown}
-    truth += [TruthFinding("missing", None, "", s) for s in planned if s not in shown]
-    truth += [TruthFinding("extra", None, s, "") for s in sorted(shown - set(planned))]
+    # a planned SKU seen only on illegible misplaced items: "missing" is as right as not
+    read = {it.sku for i, it in enumerate(scene.items) if i in legible}
+    in_place = {f.shown for f in facings if f.shown and f.shown == f.planned}
+    truth += [TruthFinding("missing", None, "", s, legible=s not in shown)
+              for s in planned if s not in in_place and s not in read]
+    truth += [TruthFinding("extra", None, s, "", any(it.sku == s for i, it in
+                                                     enumerate(scene.items) if i in legible))
+              for s in sorted(shown - set(planned))]
     return truth
 
 

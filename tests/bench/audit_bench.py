@@ -4,7 +4,8 @@ Each bay (gateway.training.scene_bays) comes with its planogram and every true f
 bays are counted through the real pipeline and the embedded Triton with the planogram loaded,
 and the findings are scored: gap recall and precision (a found gap matches a true one at
 IoU >= 0.3), misplaced-item recall (over items whose code or label is legible) and precision,
-bays whose missing SKUs are exactly right (and extra SKUs), and the time the audit adds to a
+bays whose missing SKUs are exactly right (and extra SKUs: every one with a legible item found,
+none that is not there), and the time the audit adds to a
 photo's count (p50/p95). Printed and written to artifacts/bench-audit.json.
 """
 
@@ -92,15 +93,14 @@ class Score:
         self.mis_found_right += len(pairs)
         self.mis_legible += sum(t.legible for t in tm)
         self.mis_legible_found += sum(tm[j].legible for _, j in pairs)
-        for kind, key in (("missing", "expected_sku"), ("extra", "sku")):
-            found = {f[key] for f in findings if f["type"] == kind}
-            true = {t.expected_sku if kind == "missing" else t.sku for t in truth
-                    if t.type == kind}
-            if found == true:
-                if kind == "missing":
-                    self.missing_exact += 1
-                else:
-                    self.extra_exact += 1
+        found = {f["expected_sku"] for f in findings if f["type"] == "missing"}
+        missing = [t for t in truth if t.type == "missing"]
+        self.missing_exact += {t.expected_sku for t in missing if t.legible} <= found \
+            <= {t.expected_sku for t in missing}
+        # an extra SKU must be found where one of its items is legible, may be where none is
+        found = {f["sku"] for f in findings if f["type"] == "extra"}
+        extra = [t for t in truth if t.type == "extra"]
+        self.extra_exact += {t.sku for t in extra if t.legible} <= found <= {t.sku for t in extra}
 
     def report(self) -> dict[str, object]:
         def ratio(a: int, b: int) -> float | None:
@@ -132,7 +132,8 @@ def audit_pipeline(settings, client: InferenceClient, catalog: Catalog,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bays", type=int, default=200, help="generated bays (default 200)")
-    p.add_argument("--seed", type=int, default=9100, help="first bay's seed (default 9100)")
+    # the audit was tuned on seeds 9100-9299; the benchmark's bays are others
+    p.add_argument("--seed", type=int, default=20000, help="first bay's seed (default 20000)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench-audit.json")
     args = p.parse_args(argv)
     settings = load_settings()
