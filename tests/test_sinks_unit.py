@@ -113,6 +113,35 @@ def test_drop_folder_files_atomic_and_idempotent(tmp_path: Path) -> None:
         assert len(list(csv.reader(fh))) == 3
 
 
+def finding(kind: str, sku: str = "", expected: str = "", x0: float = 10.5) -> dict[str, Any]:
+    return {"type": kind, "box": [x0, 20.0, x0 + 100, 220.0], "sku": sku,
+            "expected_sku": expected, "confidence": 0.9}
+
+
+def test_drop_folder_writes_the_sessions_findings(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    settings = _folder_settings(tmp_path, drop)
+    bays = Bays.open(tmp_path / "store.db")
+    worker = OutboxWorker(bays.store, build_sinks(
+        settings, bays.store.session_rows, session_findings=bays.store.session_findings))
+    first = bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 3)],
+                         [finding("gap", expected="SKU-10001"),
+                          finding("misplaced", "=SKU-9", "SKU-10001", x0=300.5)])
+    second = bays.confirm("A-01-2", [row("A-01-2", "SKU-10002", 5)])
+    assert worker.run_once() == 2
+    (path,) = drop.glob("*_findings.csv")
+    with open(path, newline="", encoding="utf-8") as fh:
+        lines = list(csv.reader(fh))
+    assert lines[0] == ["Location", "Photo", "Type", "X0", "Y0", "X1", "Y1", "SKU",
+                        "Expected_SKU", "Confidence"]
+    assert lines[1:] == [["A-01-1", first, "gap", "10.5", "20.0", "110.5", "220.0", "",
+                          "SKU-10001", "0.9"],
+                         ["A-01-1", first, "misplaced", "300.5", "20.0", "400.5", "220.0",
+                          "'=SKU-9", "SKU-10001", "0.9"]]  # a formula is made text
+    assert second not in path.read_text(encoding="utf-8")
+
+
 def test_drop_folder_missing_waits(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     settings = _folder_settings(tmp_path, drop)
@@ -175,6 +204,22 @@ def test_webhook_alerts_flagged_lines_only(tmp_path: Path, webhook: Any) -> None
     assert json.loads(json.dumps(body))["walker"] == "walker-1"
     assert doctor_lines(settings) == [("alerts", None)]
     assert "not an http" in str(WebhookSink("ftp://x").check())
+
+
+def test_webhook_alerts_misplaced_and_missing_findings(tmp_path: Path, webhook: Any) -> None:
+    url, received, _ = webhook
+    settings = load_settings({"SHELFCOUNT_ALERT_WEBHOOK": url}, data_dir=tmp_path / "data")
+    bays = Bays.open(tmp_path / "store.db")
+    worker = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows))
+    bays.confirm("A-01-1", [row("A-01-1", "SKU-10001", 40)], [finding("gap")])  # no call
+    wrong = bays.confirm("A-01-2", [row("A-01-2", "SKU-10002", 40)],
+                         [finding("gap"), finding("misplaced", "SKU-10009", "SKU-10002"),
+                          finding("missing", expected="SKU-10005")])
+    assert worker.run_once() == 2
+    (body, key), = received
+    assert key == wrong and body["lines"] == []
+    assert [(f["type"], f["sku"], f["expected_sku"], f["Photo"]) for f in body["findings"]] == [
+        ("misplaced", "SKU-10009", "SKU-10002", wrong), ("missing", "", "SKU-10005", wrong)]
 
 
 def test_registry_and_doctor_without_sinks(tmp_path: Path,

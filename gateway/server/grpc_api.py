@@ -104,6 +104,12 @@ def to_proto(message: dict[str, Any]) -> pb.CountResult:
         out.boxes.append(pb.Box(x0=_float(values[0]), y0=_float(values[1]), x1=_float(values[2]),
                                 y1=_float(values[3]), score=_float(values[4]),
                                 sku=_text(values[5])))
+    for f in message.get("findings") or []:
+        box = list(f.get("box") or []) + [0.0] * 4
+        out.findings.append(pb.Finding(
+            type=_text(f.get("type")), x0=_float(box[0]), y0=_float(box[1]),
+            x1=_float(box[2]), y1=_float(box[3]), sku=_text(f.get("sku")),
+            expected_sku=_text(f.get("expected_sku")), confidence=_float(f.get("confidence"))))
     for code in message.get("codes") or []:
         out.codes.append(pb.Code(format=_text(code.get("Format")), text=_text(code.get("Text")),
                                  gtin=_text(code.get("GTIN"))))

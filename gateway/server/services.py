@@ -37,7 +37,7 @@ from gateway.store import (
     open_photos,
     open_store,
 )
-from gateway.store.bays import bay_fields
+from gateway.store.bays import bay_fields, bay_location
 from gateway.store.types import utcnow
 
 from .count_jobs import CountWorker
@@ -414,9 +414,27 @@ class Services:
         boxes = [(*box[:4], spelled[box[4]]) for box in fix.boxes]
         try:
             return self.store.correct_boxes(record.id, fix.model_copy(update={"boxes": boxes}),
-                                            by=device, catalogs=catalogs)
+                                            by=device, catalogs=catalogs,
+                                            findings=self._audit(record, boxes))
         except StoreError as exc:
             raise store_error(exc) from None
+
+    def _audit(self, record: CountRecord, boxes: list[tuple[Any, ...]]
+               ) -> list[dict[str, Any]] | None:
+        """The shelf audit on a person's boxes: each box's SKU is the person's word (an
+        unnamed box is an item of unknown SKU). None when the plan cannot be had."""
+        from gateway.pipeline.audit import AuditItem, audit_bay
+
+        result = record.result or {}
+        try:
+            pipeline = self.pipelines.get()
+        except Exception:  # noqa: BLE001 - a broken catalog must not block corrections
+            return None
+        location = bay_location(record)
+        plan = pipeline.plan_for(location, pipeline.catalog.home_sku(location))
+        items = [AuditItem(tuple(float(v) for v in b[:4]), str(b[4]), bool(b[4])) for b in boxes]
+        return [f.to_json() for f in audit_bay(items, plan, int(result.get("width") or 0),
+                                               int(result.get("height") or 0))]
 
     def _catalog_entry(self, sku: str) -> dict[str, Any] | None:
         if not sku:

@@ -30,7 +30,8 @@ def _picture(record: CountRecord) -> dict[str, Any]:
             "codes": result.get("codes", []),
             "timings_ms": result.get("timings_ms", {}),
             "width": result.get("width", 0), "height": result.get("height", 0),
-            "model_version": result.get("model_version")}
+            "model_version": result.get("model_version"),
+            "findings": record.findings}
 
 
 def _box_sources(record: CountRecord) -> list[str]:

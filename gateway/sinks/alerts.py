@@ -1,9 +1,10 @@
 """Alert webhook sink: flagged lines of a bay POSTed as JSON to SHELFCOUNT_ALERT_WEBHOOK.
 
 Only bays with at least one flagged line (variance, low stock, out of stock; see
-:mod:`gateway.sinks.variance`) produce a call. A webhook cannot be read back, so exactly-once
-is the receiver's part: every call carries ``Idempotency-Key: <count id>`` and the same key in
-the body, and a retry sends the identical document.
+:mod:`gateway.sinks.variance`) or a shelf audit finding someone must act on (``misplaced``
+stock, a ``missing`` SKU; listed under ``findings``) produce a call. A webhook cannot be read
+back, so exactly-once is the receiver's part: every call carries ``Idempotency-Key: <count
+id>`` and the same key in the body, and a retry sends the identical document.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .plugin import SinkContext, SinkPlugin, SinkSettings
 from .variance import Thresholds, assess_entry
 
 SystemQuantities = Callable[[Entry], dict[tuple[str, str], Decimal]]
+ALERT_FINDINGS = ("misplaced", "missing")
 ReorderPoint = Callable[[str], int | None]
 
 
@@ -56,12 +58,13 @@ class WebhookSink:
         lines = [{**row, **line.columns()}
                  for row, line in assess_entry(entry, system, self.reorder_point,
                                                self.thresholds) if line.flagged]
-        if not lines:
+        findings = [f for f in entry.findings if f.get("type") in ALERT_FINDINGS]
+        if not lines and not findings:
             return None
         return {"type": "shelfcount.alert", "count_id": entry.count_id,
                 "session": entry.session_id, "walker": entry.walker,
                 "location": entry.location, "confirmed_at": entry.created_at.isoformat(),
-                "lines": lines}
+                "lines": lines, "findings": findings}
 
     def deliver(self, entry: Entry) -> None:
         body = self.payload(entry)

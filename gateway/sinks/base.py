@@ -26,6 +26,22 @@ class Entry(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def revises(self) -> str | None: ...  # the entry a reopened bay's re-confirmation replaces
+    @property
+    def findings(self) -> list[dict[str, Any]]: ...  # shelf audit, with Photo and Location
+
+
+# The shelf audit's findings as the sinks write them (a "Findings" worksheet, the drop
+# folder's *_findings.csv): one line per finding, its box in pixels of the photo named.
+FINDING_COLUMNS = ("Location", "Photo", "Type", "X0", "Y0", "X1", "Y1", "SKU", "Expected_SKU",
+                   "Confidence")
+
+
+def finding_cells(finding: dict[str, Any]) -> list[Any]:
+    """One finding as FINDING_COLUMNS' values."""
+    box = list(finding.get("box") or []) + [""] * 4
+    return [finding.get("Location", ""), finding.get("Photo", ""), finding.get("type", ""),
+            *box[:4], finding.get("sku", ""), finding.get("expected_sku", ""),
+            finding.get("confidence", "")]
 
 
 class SinkError(Exception):

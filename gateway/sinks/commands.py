@@ -23,7 +23,7 @@ def _open_store(settings: Settings) -> Store:
 
 def start_worker(settings: Settings, store: Store) -> OutboxWorker | None:
     """The gateway's outbox worker thread, started; None when no sink is configured."""
-    sinks = build_sinks(settings, store.session_rows)
+    sinks = build_sinks(settings, store.session_rows, session_findings=store.session_findings)
     if not sinks:
         return None
     return OutboxWorker(store, sinks).start()
@@ -48,7 +48,8 @@ def export_main(settings: Settings, session_id: str, target: str) -> int:
     try:
         require(settings, target)  # before opening (and maybe creating) the store
         store = _open_store(settings)
-        (sink,) = build_sinks(settings, store.session_rows, only=target)
+        (sink,) = build_sinks(settings, store.session_rows, only=target,
+                              session_findings=store.session_findings)
     except (SinkConfigError, ValueError) as exc:
         print(f"shelfcount export: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,9 @@ half-written file.
   SHELFCOUNT_NETSUITE_LOCATION, Item, Bin, New Quantity, Memo): the counted quantity is
   absolute, NetSuite works out the change against its own on-hand figure, which is the system
   quantity that matters there.
+- ``<name>_findings.csv``: the shelf audit's findings of the session's confirmed bays
+  (gateway.sinks.base.FINDING_COLUMNS: location, photo, type, box, SKU, expected SKU,
+  confidence), written when the gateway knows them.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ from pydantic import Field
 from gateway.files import write_atomic
 from gateway.schema import COLUMNS
 
-from .base import Entry, SinkError, deliver_each
+from .base import FINDING_COLUMNS, Entry, SinkError, deliver_each, finding_cells
 from .csv_safety import safe_row
 from .plugin import SinkContext, SinkPlugin, SinkSettings
 
 SessionRows = Callable[[str], list[dict[str, Any]]]
+SessionFindings = Callable[[str], list[dict[str, Any]]]
 
 SAP_COLUMNS = ("ParentKey", "LineNum", "ItemCode", "WarehouseCode", "BinLocation", "Counted",
                "CountedQuantity", "CountDate", "Remarks")
@@ -85,9 +89,11 @@ class FolderSink:
 
     def __init__(self, directory: Path, session_rows: SessionRows, *,
                  sap_warehouse: str = "01", netsuite_account: str = "Inventory Adjustment",
-                 netsuite_location: str = "") -> None:
+                 netsuite_location: str = "",
+                 session_findings: SessionFindings | None = None) -> None:
         self.directory = directory
         self.session_rows = session_rows
+        self.session_findings = session_findings
         self.sap_warehouse = sap_warehouse
         self.netsuite_account = netsuite_account
         self.netsuite_location = netsuite_location
@@ -96,7 +102,8 @@ class FolderSink:
     def from_config(cls, config: FolderSettings, context: SinkContext) -> FolderSink:
         return cls(config.drop_dir, context.session_rows, sap_warehouse=config.sap_warehouse,
                    netsuite_account=config.netsuite_account,
-                   netsuite_location=config.netsuite_location)
+                   netsuite_location=config.netsuite_location,
+                   session_findings=context.session_findings)
 
     def _stem(self, entry: Entry) -> str:
         session = _safe_name(entry.session_id)
@@ -124,6 +131,10 @@ class FolderSink:
                         for r in rows if r.get("SKU")]
             write_atomic(self.directory / f"{stem}_netsuite_adjustment.csv",
                          _csv_text(NETSUITE_COLUMNS, netsuite))
+            if self.session_findings is not None:
+                findings = [finding_cells(f) for f in self.session_findings(entry.session_id)]
+                write_atomic(self.directory / f"{stem}_findings.csv",
+                             _csv_text(FINDING_COLUMNS, findings))
         except OSError as exc:
             raise SinkError(f"cannot write to drop folder {self.directory}: {exc}") from exc
 

@@ -38,6 +38,8 @@ class SinkContext:
     session_rows: Callable[[str], list[dict[str, Any]]]
     reorder_point: Callable[[str], int | None] | None = None
     system_quantities: Any = None
+    # the session's shelf audit findings as they stand (the drop folder's *_findings.csv)
+    session_findings: Callable[[str], list[dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ def require(settings: Settings, name: str) -> None:
 
 
 def build_sinks(settings: Settings, session_rows: Callable[[str], list[dict[str, Any]]],
-                only: str | None = None) -> list[Sink]:
+                only: str | None = None,
+                session_findings: Callable[[str], list[dict[str, Any]]] | None = None
+                ) -> list[Sink]:
     """The fully configured sinks (or just ``only``), wired to each other and to the catalog.
 
     A half-configured sink is left out with a warning (``shelfcount doctor`` names what is
@@ -56,7 +58,8 @@ def build_sinks(settings: Settings, session_rows: Callable[[str], list[dict[str,
     """
     if only is not None:
         require(settings, only)
-    context = SinkContext(settings, session_rows, reorder_lookup(settings))
+    context = SinkContext(settings, session_rows, reorder_lookup(settings),
+                          session_findings=session_findings)
     sinks: list[Sink] = []
     for candidate in configured(settings):
         missing = candidate.missing(settings)

@@ -3,7 +3,9 @@
 Layout: a worksheet per day (``2026-11-22``) or per session (``Session <id>``;
 SHELFCOUNT_SHEETS_WORKSHEET=day|session) with the ten CSV columns, then Count_ID, Session,
 Walker, System_Quantity, Variance, Variance_Pct, Flag; its header row is bold and frozen. A
-"Variances" worksheet with the same columns lists the flagged lines.
+"Variances" worksheet with the same columns lists the flagged lines, a "Findings" worksheet
+the shelf audit's findings (gateway.sinks.base.FINDING_COLUMNS, then Count_ID, Session,
+Walker, Confirmed_At).
 
 Exactly once: before appending, the Count_ID column of the target worksheet is read back and
 bays already there are left out, so a retry after a lost response (or a worker killed between
@@ -33,7 +35,7 @@ from pydantic import Field
 
 from gateway.schema import COLUMNS
 
-from .base import Entry, SinkError
+from .base import FINDING_COLUMNS, Entry, SinkError, finding_cells
 from .csv_safety import safe_cell
 from .plugin import SinkContext, SinkPlugin, SinkSettings
 from .variance import LineVariance, Thresholds, assess_entry
@@ -54,8 +56,9 @@ EXTRA_COLUMNS = ("Count_ID", "Session", "Walker", "System_Quantity", "Variance",
                  "Variance_Pct", "Flag")
 HEADER = COLUMNS + EXTRA_COLUMNS
 REOPENED = "Reopened"  # Flag of the lines of a bay confirmed again after a manager reopened it
-COUNT_ID_COL = HEADER.index("Count_ID") + 1
 VARIANCES = "Variances"
+FINDINGS = "Findings"
+FINDINGS_HEADER = (*FINDING_COLUMNS, "Count_ID", "Session", "Walker", "Confirmed_At")
 TIMEOUT_S = 30.0
 
 SystemQuantities = Callable[[Entry], dict[tuple[str, str], Decimal]]
@@ -168,13 +171,13 @@ class SheetsSink:
         self._sheets[title] = ws
         return ws
 
-    def _ensure_header(self, ws: gspread.Worksheet) -> None:
+    def _ensure_header(self, ws: gspread.Worksheet, header: Sequence[str]) -> None:
         """Write the header row, bold on a tint, and freeze it (2 requests)."""
-        ws.update([list(HEADER)], "A1", value_input_option="RAW")
+        ws.update([list(header)], "A1", value_input_option="RAW")
         ws.spreadsheet.batch_update({"requests": [
             {"repeatCell": {
                 "range": {"sheetId": ws.id, "startRowIndex": 0, "endRowIndex": 1,
-                          "startColumnIndex": 0, "endColumnIndex": len(HEADER)},
+                          "startColumnIndex": 0, "endColumnIndex": len(header)},
                 "cell": {"userEnteredFormat": {
                     "textFormat": {"bold": True},
                     "backgroundColor": {"red": 0.85, "green": 0.89, "blue": 0.95}}},
@@ -184,12 +187,13 @@ class SheetsSink:
                 "fields": "gridProperties.frozenRowCount"}},
         ]})
 
-    def _append_new(self, title: str, rows_by_count: dict[str, list[list[Any]]]) -> None:
+    def _append_new(self, title: str, rows_by_count: dict[str, list[list[Any]]],
+                    header: Sequence[str] = HEADER) -> None:
         """Append the rows of the count ids not yet in the worksheet (one request)."""
         ws = self._worksheet(title)
-        present = ws.col_values(COUNT_ID_COL)
+        present = ws.col_values(list(header).index("Count_ID") + 1)
         if not present or present[0] != "Count_ID":
-            self._ensure_header(ws)
+            self._ensure_header(ws, header)
         seen = {str(v) for v in present[1:]}
         values = [row for cid, rows in rows_by_count.items() if cid not in seen for row in rows]
         if values:
@@ -233,6 +237,12 @@ class SheetsSink:
         return [safe_cell(row.get(c, "")) for c in COLUMNS] + \
             [safe_cell(extra[c]) for c in EXTRA_COLUMNS]
 
+    @staticmethod
+    def _finding_cells(entry: Entry, finding: dict[str, Any]) -> list[Any]:
+        return [safe_cell(v) for v in (*finding_cells(finding), entry.count_id,
+                                       entry.session_id, entry.walker,
+                                       entry.created_at.isoformat())]
+
     # -- Sink ----------------------------------------------------------------------------
     def deliver(self, entry: Entry) -> None:
         (outcome,) = self.deliver_batch([entry])
@@ -243,6 +253,7 @@ class SheetsSink:
         outcomes: dict[str, Exception | None] = {}
         by_sheet: dict[str, dict[str, list[list[Any]]]] = defaultdict(dict)
         flagged: dict[str, list[list[Any]]] = {}
+        findings: dict[str, list[list[Any]]] = {}
         for entry in entries:
             try:
                 lines = self.assess_entry(entry)
@@ -255,12 +266,15 @@ class SheetsSink:
                      if ln.flagged or entry.revises]
             if flags:
                 flagged[entry.count_id] = flags
+            if entry.findings:
+                findings[entry.count_id] = [self._finding_cells(entry, f)
+                                            for f in entry.findings]
         failed: dict[str, Exception] = {}
-        for title, rows in [*by_sheet.items(), (VARIANCES, flagged)]:
+        for title, rows in [*by_sheet.items(), (VARIANCES, flagged), (FINDINGS, findings)]:
             if not rows:
                 continue
             try:
-                self._append_new(title, rows)
+                self._append_new(title, rows, FINDINGS_HEADER if title == FINDINGS else HEADER)
             except SinkError as exc:
                 failed.update(dict.fromkeys(rows, exc))
             except Exception as exc:  # noqa: BLE001 - translated per count

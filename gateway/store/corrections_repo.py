@@ -96,11 +96,13 @@ class CorrectionRepository:
 
 
     def correct_boxes(self, count_id: str, fix: BoxCorrection, *, by: Device,
-                      catalogs: dict[str, dict[str, Any] | None]) -> CountRecord:
+                      catalogs: dict[str, dict[str, Any] | None],
+                      findings: list[dict[str, Any]] | None = None) -> CountRecord:
         """Take a person's complete set of item boxes for a photo: each SKU's line quantity
         becomes its number of boxes (lines written as corrections, the model's figures kept),
         and the boxes are kept with who and when. ``catalogs``: per box SKU, its catalog
-        entry (a line the photo did not have is described from it).
+        entry (a line the photo did not have is described from it); ``findings``: the shelf
+        audit's from these boxes (None: not worked out, the model's stay).
 
         Idempotent on ``fix.correction_id``; refused once the bay is confirmed, and for boxes
         outside the photo.
@@ -128,7 +130,8 @@ class CorrectionRepository:
             conn.execute(box_corrections.insert().values(
                 id=new_id(), count_id=count_id, boxes_json=json.dumps(
                     [list(b) for b in fix.boxes]), by_device=by.id, by_name=by.name,
-                corrected_at=to_ts(now), client_id=fix.correction_id))
+                corrected_at=to_ts(now), client_id=fix.correction_id,
+                findings_json=None if findings is None else json.dumps(findings)))
             conn.execute(update(counts).where(counts.c.id == count_id)
                          .values(updated_at=to_ts(now)))
             updated = self._count(conn, count_id)
@@ -188,7 +191,8 @@ def box_edits_for(conn: Connection, count_ids: Sequence[str]) -> dict[str, BoxEd
         for r in rows.mappings():  # oldest first: the newest stays
             out[r["count_id"]] = BoxEdit(
                 r["id"], r["count_id"], json.loads(r["boxes_json"]), r["by_device"],
-                r["by_name"], from_ts(r["corrected_at"]), r["client_id"])  # type: ignore[arg-type]
+                r["by_name"], from_ts(r["corrected_at"]), r["client_id"],  # type: ignore[arg-type]
+                json.loads(r["findings_json"]) if r["findings_json"] else None)
     return out
 
 
@@ -200,7 +204,8 @@ def copy_corrections(conn: Connection, source: CountRecord, count_id: str) -> No
         conn.execute(box_corrections.insert().values(
             id=new_id(), count_id=count_id, boxes_json=json.dumps(edit.boxes),
             by_device=edit.by_device, by_name=edit.by_name,
-            corrected_at=to_ts(edit.corrected_at), client_id=edit.client_id))
+            corrected_at=to_ts(edit.corrected_at), client_id=edit.client_id,
+            findings_json=None if edit.findings is None else json.dumps(edit.findings)))
     for c in source.corrections:
         conn.execute(corrections.insert().values(
             id=new_id(), count_id=count_id, location=c.location, sku=c.sku,

@@ -309,10 +309,12 @@ class CountRepository:
         revises = None  # a reopened bay: its last confirmation is replaced
         if record.bay_id is not None:
             revises = latest_entry_of_bay(conn, record.bay_id, record.session_id)
+        location = bay_location(record) or None
         add_entry(conn, count_id=count_id, session_id=record.session_id, walker=walker,
-                  location=bay_location(record) or None,
-                  rows=sum_rows([part.rows for part in parts]), created_at=now,
-                  revises=revises)
+                  location=location, rows=sum_rows([part.rows for part in parts]),
+                  created_at=now, revises=revises,
+                  findings=[{**f, "Photo": part.id, "Location": location or ""}
+                            for part in parts for f in part.findings])
         return self._required(conn, count_id), True
 
     def _bay_parts(self, conn: Connection, record: CountRecord) -> list[CountRecord]:

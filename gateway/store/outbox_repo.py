@@ -61,6 +61,13 @@ class OutboxRepository:
         return [{**row, REOPENED: True} if entry.revises else row for entry in entries
                 if entry.id not in revised for row in entry.rows]
 
+    def session_findings(self, session_id: str) -> list[dict[str, Any]]:
+        """The shelf audit findings of a session's confirmed bays as they stand (a reopened
+        bay's latest confirmation only)."""
+        entries = self.outbox_entries(session_id)
+        revised = {e.revises for e in entries if e.revises}
+        return [f for entry in entries if entry.id not in revised for f in entry.findings]
+
     def outbox_mark_delivered(self, entry_id: str, sink: str) -> None:
         self._delivery(entry_id, sink, delivered=True, error=None, retry_at=None)
 
@@ -95,12 +102,13 @@ class OutboxRepository:
 
 def add_entry(conn: Connection, *, count_id: str, session_id: str, walker: str,
               location: str | None, rows: list[dict[str, Any]], created_at: str,
-              revises: str | None) -> None:
-    """A confirmed bay's rows, written in the confirmation's transaction."""
+              revises: str | None, findings: list[dict[str, Any]] | None = None) -> None:
+    """A confirmed bay's rows (and its photos' audit findings), written in the
+    confirmation's transaction."""
     conn.execute(outbox.insert().values(
         id=new_id(), count_id=count_id, session_id=session_id, walker=walker,
         location=location, rows_json=json.dumps(rows, default=str), created_at=created_at,
-        revises=revises))
+        revises=revises, findings_json=json.dumps(findings or [])))
 
 
 def latest_entry_of_bay(conn: Connection, bay_id: str, session_id: str) -> str | None:
@@ -114,4 +122,4 @@ def latest_entry_of_bay(conn: Connection, bay_id: str, session_id: str) -> str |
 def _entry(r: Any) -> OutboxEntry:
     return OutboxEntry(r["id"], r["count_id"], r["session_id"], r["walker"], r["location"],
                        json.loads(r["rows_json"]), from_ts(r["created_at"]),  # type: ignore[arg-type]
-                       r["revises"])
+                       r["revises"], json.loads(r["findings_json"] or "[]"))

@@ -123,6 +123,7 @@ outbox = Table(
     _text("rows_json", nullable=False),
     _text("created_at", nullable=False),
     _text("revises"),
+    _text("findings_json"),  # the bay's shelf audit findings, per photo (0006)
 )
 
 outbox_delivery = Table(
@@ -147,6 +148,7 @@ box_corrections = Table(
     _text("by_name", nullable=False),
     _text("corrected_at", nullable=False),
     _text("client_id"),
+    _text("findings_json"),  # the audit's findings from these boxes (0006)
     Index("box_corrections_count", "count_id", "corrected_at"),
     Index("box_corrections_client", "count_id", "client_id", unique=True),
 )

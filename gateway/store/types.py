@@ -117,6 +117,7 @@ class BoxEdit:
     by_name: str
     corrected_at: datetime
     client_id: str | None = None
+    findings: list[dict[str, Any]] | None = None  # the audit's, from these boxes
 
     def to_json(self) -> dict[str, Any]:
         return {"boxes": self.boxes, "by": self.by_name, "at": to_ts(self.corrected_at),
@@ -164,6 +165,14 @@ class CountRecord:
         return list((self.result or {}).get("rows") or [])
 
     @property
+    def findings(self) -> list[dict[str, Any]]:
+        """The shelf audit's findings: from a person's corrected boxes once there are, else
+        the model's (a count stored before the audit existed has none)."""
+        if self.box_edit is not None and self.box_edit.findings is not None:
+            return list(self.box_edit.findings)
+        return list((self.result or {}).get("findings") or [])
+
+    @property
     def is_current(self) -> bool:
         """Counted in its bay: not replaced by a retake."""
         return self.superseded_by is None
@@ -194,3 +203,5 @@ class OutboxEntry:
     rows: list[dict[str, Any]]
     created_at: datetime
     revises: str | None = None  # the entry this one replaces (a reopened, re-confirmed bay)
+    # the bay's shelf audit findings: each one's keys plus Photo (its count id) and Location
+    findings: list[dict[str, Any]] = field(default_factory=list)

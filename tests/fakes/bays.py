@@ -51,13 +51,15 @@ class Bays:
         self.session_id = self.store.create_session(self._device).id  # type: ignore[attr-defined]
         return self.session_id
 
-    def confirm(self, location: str, rows: list[dict[str, Any]]) -> str:
+    def confirm(self, location: str, rows: list[dict[str, Any]],
+                findings: list[dict[str, Any]] | None = None) -> str:
+        """A counted, confirmed bay; ``findings``: the shelf audit's, in the count's result."""
         device = self._device  # type: ignore[attr-defined]
         n = next(_client_ids)
         record, _ = self.store.add_count(
             session_id=self.session_id, device_id=device.id, client_id=f"photo-{n}",
             source="test", location=location, photo_hash=f"{n:064x}", photo_bytes=1)
-        self.store.finish_count(record.id, {"rows": rows})
+        self.store.finish_count(record.id, {"rows": rows, "findings": findings or []})
         self.store.confirm_count(record.id, device)
         self.count_ids.append(record.id)
         return record.id

@@ -83,7 +83,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CountResult(_message.Message):
-    __slots__ = ("id", "count_id", "session", "rows", "boxes", "codes", "timings_ms", "width", "height", "error", "queued", "preview", "bay", "current", "superseded_by", "replaced", "bay_rows", "location_conflict", "model_version")
+    __slots__ = ("id", "count_id", "session", "rows", "boxes", "codes", "timings_ms", "width", "height", "error", "queued", "preview", "bay", "current", "superseded_by", "replaced", "bay_rows", "location_conflict", "model_version", "findings")
     class TimingsMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class CountResult(_message.Message):
     BAY_ROWS_FIELD_NUMBER: _ClassVar[int]
     LOCATION_CONFLICT_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
     id: str
     count_id: str
     session: str
@@ -129,7 +130,28 @@ class CountResult(_message.Message):
     bay_rows: _containers.RepeatedCompositeFieldContainer[Row]
     location_conflict: LocationConflict
     model_version: str
-    def __init__(self, id: _Optional[str] = ..., count_id: _Optional[str] = ..., session: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., codes: _Optional[_Iterable[_Union[Code, _Mapping]]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., queued: _Optional[bool] = ..., preview: _Optional[bool] = ..., bay: _Optional[str] = ..., current: _Optional[bool] = ..., superseded_by: _Optional[str] = ..., replaced: _Optional[_Iterable[str]] = ..., bay_rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., location_conflict: _Optional[_Union[LocationConflict, _Mapping]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    def __init__(self, id: _Optional[str] = ..., count_id: _Optional[str] = ..., session: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., codes: _Optional[_Iterable[_Union[Code, _Mapping]]] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., queued: _Optional[bool] = ..., preview: _Optional[bool] = ..., bay: _Optional[str] = ..., current: _Optional[bool] = ..., superseded_by: _Optional[str] = ..., replaced: _Optional[_Iterable[str]] = ..., bay_rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., location_conflict: _Optional[_Union[LocationConflict, _Mapping]] = ..., model_version: _Optional[str] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
+
+class Finding(_message.Message):
+    __slots__ = ("type", "x0", "y0", "x1", "y1", "sku", "expected_sku", "confidence")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    X0_FIELD_NUMBER: _ClassVar[int]
+    Y0_FIELD_NUMBER: _ClassVar[int]
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_SKU_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    sku: str
+    expected_sku: str
+    confidence: float
+    def __init__(self, type: _Optional[str] = ..., x0: _Optional[float] = ..., y0: _Optional[float] = ..., x1: _Optional[float] = ..., y1: _Optional[float] = ..., sku: _Optional[str] = ..., expected_sku: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class LocationConflict(_message.Message):
     __slots__ = ("reason", "chosen", "read", "message")
