@@ -1,7 +1,7 @@
 // Service worker: keeps the app shell so the walker's app opens with no network at all.
 // Shell files are served from the cache at once and refreshed in the background
 // (stale-while-revalidate); the API and the WebSocket are never cached.
-const CACHE = "shelfcount-shell-v7";
+const CACHE = "shelfcount-shell-v8";
 const SHELL = [
   "./",
   "index.html",

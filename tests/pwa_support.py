@@ -334,7 +334,15 @@ class FakeGateway:
                 "boxes": boxes, "codes": [{"Format": "Code128", "Text": FAKE_LOCATION}],
                 # Two items show their own code; three are named after the bin (a guess).
                 "box_sources": ["own", "home", "home", "home", "own"],
-                "timings_ms": {"total": 5.0}, "width": w, "height": h}
+                "timings_ms": {"total": 5.0}, "width": w, "height": h,
+                # the shelf audit: an empty facing after the fifth item, the fifth misplaced
+                "findings": [
+                    {"type": "gap", "box": [w * 0.72, h * 0.2, w * 0.84, h * 0.45], "sku": "",
+                     "expected_sku": "SKU-10001", "confidence": 0.9},
+                    {"type": "misplaced", "box": boxes[4][:4], "sku": "SKU-10002",
+                     "expected_sku": "SKU-10001", "confidence": 0.95},
+                    {"type": "extra", "box": boxes[4][:4], "sku": "SKU-10002",
+                     "expected_sku": "", "confidence": 0.95}]}
 
     def start(self) -> str:
         from werkzeug.serving import WSGIRequestHandler, make_server

@@ -169,6 +169,25 @@ def test_review_flow_sends_correction_and_confirm(playwright: Any, camera: Path,
         page.click("#shutter")
         page.wait_for_selector(".line")
         assert page.locator(".line.low").count() == 1  # 0.41 confidence is highlighted
+        # The shelf audit: a legend of what was found and one line per finding; the gap is
+        # shaded on the photo in its legend colour.
+        page.wait_for_selector("#findings:not([hidden])")
+        assert page.locator("#finding-legend li").all_text_contents() == [
+            "Empty gap: 1", "Misplaced: 1", "Unplanned SKU: 1"]
+        page.click("#findings summary")  # folded: the lines keep the room
+        assert "SKU-10002 stands where SKU-10001 should" in \
+            page.locator("#finding-list").inner_text()
+        page.click("#findings summary")
+        page.wait_for_function("""() => {
+          const c = document.getElementById('photo-overlay');
+          const r = c.getBoundingClientRect(), k = c.width / r.width;
+          const img = document.getElementById('photo');
+          const s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+          const ox = (r.width - img.naturalWidth * s) / 2, oy = (r.height - img.naturalHeight * s) / 2;
+          const x = ox + img.naturalWidth * 0.78 * s, y = oy + img.naturalHeight * 0.33 * s;
+          const p = c.getContext('2d').getImageData(Math.round(x * k), Math.round(y * k), 1, 1).data;
+          return p[3] > 0 && p[0] > p[1] && p[0] > p[2];
+        }""", timeout=5000)
         page.click(".line[data-sku='SKU-10001']")
         for key in ("1", "2"):
             page.click(f"#keypad button:text-is('{key}')")

@@ -5,7 +5,7 @@ import {
   tapToPicture,
 } from "./boxedit.js";
 import { Camera } from "./camera.js";
-import { drawBoxes, fitTransform, skuColour } from "./draw.js";
+import { FINDING_STYLE, drawBoxes, drawFindings, fitTransform, skuColour } from "./draw.js";
 import { Link, uuid } from "./link.js";
 import * as store from "./store.js";
 import { StockScreen } from "./stock.js";
@@ -678,6 +678,7 @@ async function renderResult(photo) {
     el("span", { class: "sr-only" }, " items. Tap to correct."));
     lines.append(el("li", {}, b));
   }
+  renderFindings(r);
   const conflict = renderConflict(photo);
   const counted = renderBayNote(photo);
   $("confirm").disabled = !r || !counted || !!conflict || photo.status === "confirmed"
@@ -699,10 +700,39 @@ async function renderResult(photo) {
       drawBoxes($("photo-overlay"), shown, r.width, r.height, img.naturalWidth,
         img.naturalHeight, "contain",
         { numbers: false, handles: !!ui.boxEdit && ui.boxEdit.id === photo.id });
+      if (!fixing) {
+        drawFindings($("photo-overlay"), r.findings || [], r.width, r.height,
+          img.naturalWidth, img.naturalHeight, "contain");
+      }
     } else {
       drawBoxes($("photo-overlay"), [], 0, 0, 0, 0, "contain");
     }
   });
+}
+
+// The shelf audit under the lines: a legend of the kinds found (their colours on the photo)
+// and one line per finding, so the walker can act on it before confirming the bay.
+function findingText(f) {
+  switch (f.type) {
+    case "gap": return `Empty facing${f.expected_sku ? ` (plan: ${f.expected_sku})` : ""}`;
+    case "misplaced": return `${f.sku} stands where ${f.expected_sku} should`;
+    case "missing": return `${f.expected_sku} is planned here but not on the shelf`;
+    case "extra": return `${f.sku} is not planned in this bay`;
+    default: return f.type;
+  }
+}
+
+function renderFindings(r) {
+  const findings = ((r && r.findings) || []).filter((f) => FINDING_STYLE[f.type]);
+  const box = $("findings");
+  box.hidden = !findings.length;
+  const kinds = Object.keys(FINDING_STYLE).filter((k) => findings.some((f) => f.type === k));
+  $("finding-legend").replaceChildren(...kinds.map((k) => el("li", { "data-type": k },
+    el("span", { class: "swatch", style: `border-color: ${FINDING_STYLE[k].colour}` }),
+    `${FINDING_STYLE[k].label}: ${findings.filter((f) => f.type === k).length}`)));
+  $("finding-list").replaceChildren(...findings.map((f) => el("li", { "data-type": f.type },
+    el("span", { class: "swatch", style: `border-color: ${FINDING_STYLE[f.type].colour}` }),
+    findingText(f))));
 }
 
 // "Please check": a photo nobody corrected whose least sure line is below the gateway's

@@ -34,6 +34,44 @@ export function prepCanvas(canvas) {
   return { ctx, w: r.width, h: r.height };
 }
 
+// The shelf audit's findings (gateway.pipeline.audit): one colour per kind, the same in the
+// legend; dashed so they never pass for an item box.
+export const FINDING_STYLE = {
+  gap: { colour: "#ff453a", label: "Empty gap" },
+  misplaced: { colour: "#ff9f0a", label: "Misplaced" },
+  missing: { colour: "#bf5af2", label: "Missing SKU" },
+  extra: { colour: "#64d2ff", label: "Unplanned SKU" },
+};
+
+// findings: [{type, box:[x0,y0,x1,y1], ...}] in the (srcW x srcH) picture; drawn over what
+// drawBoxes left on the canvas (it does not clear it). Returns how many were drawn.
+export function drawFindings(canvas, findings, srcW, srcH, picW, picH, fit) {
+  if (!findings || !findings.length || !srcW || !srcH) return 0;
+  const r = canvas.getBoundingClientRect();
+  const ctx = canvas.getContext("2d");
+  const t = fitTransform(picW || srcW, picH || srcH, r.width, r.height, fit);
+  const kx = ((picW || srcW) / srcW) * t.s;
+  const ky = ((picH || srcH) / srcH) * t.s;
+  ctx.save();
+  ctx.lineWidth = 3;
+  ctx.setLineDash([8, 5]);
+  for (const f of findings) {
+    const style = FINDING_STYLE[f.type];
+    if (!style || !f.box) continue;
+    const [x0, y0, x1, y1] = f.box;
+    const X = t.ox + x0 * kx;
+    const Y = t.oy + y0 * ky;
+    ctx.strokeStyle = style.colour;
+    ctx.strokeRect(X, Y, (x1 - x0) * kx, (y1 - y0) * ky);
+    if (f.type === "gap") {
+      ctx.fillStyle = `${style.colour}33`;
+      ctx.fillRect(X, Y, (x1 - x0) * kx, (y1 - y0) * ky);
+    }
+  }
+  ctx.restore();
+  return findings.length;
+}
+
 // boxes: [[x0,y0,x1,y1,score,sku], ...] in a (srcW x srcH) picture; the picture is shown as
 // (picW x picH) media (video or image natural size; same aspect as src) with the given fit.
 export function drawBoxes(canvas, boxes, srcW, srcH, picW, picH, fit, opts = {}) {
