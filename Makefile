@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := libzbar0 chromium chromium-driver fonts-dejavu-core
 
-.PHONY: run test system venv models bench bench-load bench-pwa bench-reduced bench-real bench-learning bench-forecast bench-codes lint proto vendor-pwa clean
+.PHONY: run test system venv models bench bench-load bench-pwa bench-reduced bench-real bench-learning bench-forecast bench-codes bench-audit lint proto vendor-pwa clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "python3.11 is required" >&2; exit 1; }
@@ -66,6 +66,10 @@ bench-codes: $(STAMP)
 # (../shared), each followed by `train --from-store`; figures in item_detector/MODEL.md.
 bench-learning: system models
 	$(BIN)/python -m tests.bench.learning_bench
+
+# The shelf audit on 200 generated planned bays with known gaps, swaps and missing SKUs.
+bench-audit: system models
+	$(BIN)/python -m tests.bench.audit_bench
 
 # Demand forecasts from counts: a generated year of 2,000 SKUs (figures in README).
 bench-forecast: $(STAMP)

@@ -234,3 +234,26 @@ def test_concurrent_calls_agree_with_sequential() -> None:
         parallel = list(pool.map(read_codes, images))
     assert parallel == sequential
     assert [len(c) for c in sequential[:4]] == [1, 1, 1, 0]
+
+
+def test_small_datamatrix_labels_are_read_from_enlarged_cut_outs() -> None:
+    """A generated bay whose carton labels carry DataMatrix codes of ~2 px modules: the
+    whole-photo pass misses nearly all, the enlarged cut-outs of symbol-like places read most,
+    each once and with its GTIN, in photo pixels."""
+    from gateway.pipeline import codes as codes_mod
+    from gateway.training.scene_bays import render_planned_bay
+
+    scene = render_planned_bay(9161).scene
+    gray = cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY)
+    truth = [c for c in scene.codes if c.format == "DataMatrix"]
+    assert len(truth) >= 30 and all(c.module_px < 2.5 for c in truth)
+    whole = [c for c in codes_mod._zxing(gray) if c.format == "DataMatrix"]
+    read = [c for c in codes_mod.read_codes(gray) if c.format == "DataMatrix"]
+    assert len(whole) <= 5 and len(read) >= 12, (len(whole), len(read))
+    for code in read:  # every read sits on a true symbol and carries its content
+        cx, cy = (code.box[0] + code.box[2]) / 2, (code.box[1] + code.box[3]) / 2
+        match = [t for t in truth if t.box[0] <= cx <= t.box[2] and t.box[1] <= cy <= t.box[3]]
+        assert len(match) == 1 and code.gtin and code.text == match[0].text
+    centres = {(round((c.box[0] + c.box[2]) / 20), round((c.box[1] + c.box[3]) / 20))
+               for c in read}
+    assert len(centres) == len(read)  # no symbol read twice

@@ -33,6 +33,7 @@ from pyzbar import wrapper as zb
 from pyzbar.wrapper import ZBarConfig, ZBarSymbol
 
 from gateway.gtin import expand_upce, gs1_hri, normalize_gtin, parse_gs1
+from gateway.pipeline.symbol_finder import symbol_boxes
 from gateway.pipeline.types import Box, Code
 
 _F = zxingcpp.BarcodeFormat
@@ -89,9 +90,12 @@ _UPSCALE_MAX_PIXELS = 500_000
 _zbar_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zbar")
 
 
-def _box(points: Iterable[tuple[float, float]], scale: float) -> Box:
+def _box(points: Iterable[tuple[float, float]], scale: float,
+         offset: tuple[float, float] = (0.0, 0.0)) -> Box:
     xs, ys = zip(*points, strict=True)
-    return (min(xs) / scale, min(ys) / scale, max(xs) / scale, max(ys) / scale)
+    ox, oy = offset
+    return (ox + min(xs) / scale, oy + min(ys) / scale, ox + max(xs) / scale,
+            oy + max(ys) / scale)
 
 
 def _finish(fmt: str, text: str, box: Box, engine: str, gs1: bool) -> Code | None:
@@ -130,7 +134,10 @@ def _finish(fmt: str, text: str, box: Box, engine: str, gs1: bool) -> Code | Non
     return Code(fmt, text, box, engine, gtin, ais)
 
 
-def _zxing(gray: np.ndarray, scale: float = 1.0) -> list[Code]:
+def _zxing(gray: np.ndarray, scale: float = 1.0, *, formats: tuple | None = None,
+           offset: tuple[float, float] = (0.0, 0.0)) -> list[Code]:
+    """zxing's reads of ``gray`` (an image ``scale`` times the photo's size, its top-left
+    corner at ``offset`` in the photo), boxes in photo pixels."""
     out = []
     # Plain text: raw content with GS/RS separators intact (HRI mode would turn ISO 15434
     # separators into visible symbols); GS1 content is turned into HRI by _finish.
@@ -139,7 +146,7 @@ def _zxing(gray: np.ndarray, scale: float = 1.0) -> list[Code]:
     large = gray.size > LARGE_PIXELS
     reads = zxingcpp.read_barcodes(
         gray,
-        formats=_ZXING_FORMATS_LARGE if large else _ZXING_FORMATS,
+        formats=formats or (_ZXING_FORMATS_LARGE if large else _ZXING_FORMATS),
         text_mode=zxingcpp.TextMode.Plain,
         try_invert=not large,
     )
@@ -153,7 +160,7 @@ def _zxing(gray: np.ndarray, scale: float = 1.0) -> list[Code]:
         text = r.text
         if fmt == "UPC-E":  # zxing's text is the expanded EAN-13; the printed code is in extra
             text = str((r.extra or {}).get("UPCE", text))
-        code = _finish(fmt, text, _box(points, scale), "zxing", gs1)
+        code = _finish(fmt, text, _box(points, scale, offset), "zxing", gs1)
         if code is not None:
             out.append(code)
     return out
@@ -312,6 +319,27 @@ def _retry_ladder(gray: np.ndarray) -> list[Code]:
     return []
 
 
+# 2D symbols too small for the whole-photo pass: cut out where they may be, enlarged 3x.
+_SMALL_FORMATS = (_F.DataMatrix, _F.QRCode, _F.MicroQRCode, _F.Aztec)
+SMALL_SYMBOL_ZOOM = 3
+
+
+def _small_symbols(gray: np.ndarray, known: list[Code]) -> list[Code]:
+    """2D codes read from enlarged cut-outs of the places that look like a small symbol
+    (gateway.pipeline.symbol_finder), skipping places a code was already read."""
+    out: list[Code] = []
+    for x0, y0, x1, y1 in symbol_boxes(gray):
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        if any(c.box[0] <= cx <= c.box[2] and c.box[1] <= cy <= c.box[3]
+               for c in (*known, *out)):
+            continue
+        crop = cv2.resize(gray[y0:y1, x0:x1], None, fx=SMALL_SYMBOL_ZOOM, fy=SMALL_SYMBOL_ZOOM,
+                          interpolation=cv2.INTER_CUBIC)
+        out += _zxing(crop, SMALL_SYMBOL_ZOOM, formats=_SMALL_FORMATS,
+                      offset=(float(x0), float(y0)))
+    return out
+
+
 def read_codes(gray: np.ndarray) -> list[Code]:
     """Every barcode / 2D code in a grayscale (H, W) uint8 image, boxes in its pixels.
 
@@ -331,6 +359,9 @@ def read_codes(gray: np.ndarray) -> list[Code]:
     # blurred UPC-A that zxing reads after contrast equalisation; the merge then drops it).
     if gray.size <= RETRY_MAX_PIXELS and not any(c.engine == "zxing" for c in codes):
         codes = _retry_ladder(gray) + codes
+    if gray.size > LARGE_PIXELS:
+        codes = _merge(codes)
+        codes += _small_symbols(gray, codes)
     return _merge(codes)
 
 
