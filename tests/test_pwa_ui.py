@@ -183,9 +183,11 @@ def test_review_flow_sends_correction_and_confirm(playwright: Any, camera: Path,
           const r = c.getBoundingClientRect(), k = c.width / r.width;
           const img = document.getElementById('photo');
           const s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
-          const ox = (r.width - img.naturalWidth * s) / 2, oy = (r.height - img.naturalHeight * s) / 2;
+          const ox = (r.width - img.naturalWidth * s) / 2;
+          const oy = (r.height - img.naturalHeight * s) / 2;
           const x = ox + img.naturalWidth * 0.78 * s, y = oy + img.naturalHeight * 0.33 * s;
-          const p = c.getContext('2d').getImageData(Math.round(x * k), Math.round(y * k), 1, 1).data;
+          const ctx = c.getContext('2d');
+          const p = ctx.getImageData(Math.round(x * k), Math.round(y * k), 1, 1).data;
           return p[3] > 0 && p[0] > p[1] && p[0] > p[2];
         }""", timeout=5000)
         page.click(".line[data-sku='SKU-10001']")
