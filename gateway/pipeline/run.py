@@ -18,7 +18,7 @@ import numpy as np
 
 from gateway.catalog import Catalog
 from gateway.config import Settings
-from gateway.inference.client import InferenceClient
+from gateway.inference.client import FACE_MODEL, InferenceClient, InferenceUnavailable
 from gateway.pipeline.appearance import describe
 from gateway.pipeline.assign import Naming, name_items, orphan_reads
 from gateway.pipeline.audit import AuditItem, audit_bay
@@ -41,6 +41,7 @@ from gateway.pipeline.fuse import (
     gather_facts,
 )
 from gateway.pipeline.ocr_regions import Region, choose_regions
+from gateway.pipeline.privacy import find_faces
 from gateway.pipeline.types import Box, Code, CountResult, Detection, PipelineError, TextLine
 from gateway.planogram import BayPlan, Planogram
 
@@ -63,11 +64,15 @@ class Pipeline:
         catalog: Catalog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         planogram: Planogram | None = None,
+        keeps_photos: bool = False,
     ) -> None:
+        """``keeps_photos``: the caller stores the photos (the gateway), so with
+        SHELFCOUNT_BLUR_PEOPLE the faces to blur are found too."""
         self.settings = settings
         self.client = client
         self.catalog = catalog
         self.planogram = planogram or Planogram.empty()
+        self.finds_people = keeps_photos and settings.blur_people
         self.clock = clock
         self._locations = {loc.upper() for loc in catalog.locations()}
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline")
@@ -115,6 +120,8 @@ class Pipeline:
         model_version: str | None = None
         if self.detector_ready():
             detect_future = self._executor.submit(self._detect, image, preview)
+        faces_future = self._executor.submit(self._faces, image, scale) \
+            if self.finds_people and not preview else None
 
         t = time.perf_counter()
         codes = read_codes(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
@@ -192,6 +199,7 @@ class Pipeline:
                  for b, src in zip(boxes, sources, strict=True)],
                 self.plan_for(facts.location, facts.home), image.shape[1], image.shape[0])]
             timings["audit"] = _ms(t)
+        people = faces_future.result() if faces_future is not None else []
         timings["total"] = _ms(t0)
         if scale != 1.0:
             boxes = [[*(round(v / scale, 1) for v in b[:4]), *b[4:]] for b in boxes]
@@ -207,6 +215,7 @@ class Pipeline:
             box_sources=sources,
             model_version=model_version,
             findings=findings,
+            people=people,
         )
 
     def plan_for(self, location: str, home: str | None) -> BayPlan | None:
@@ -267,6 +276,16 @@ class Pipeline:
             location_pattern=s.location_pattern,
             sku_pattern=s.sku_pattern,
         )
+
+    def _faces(self, image: np.ndarray, scale: float) -> list[list[float]]:
+        """Faces to blur in the kept photo (photo pixels). Without the face model a photo
+        cannot be kept as promised, so it waits as for any Triton outage."""
+        if not self.client.model_ready(FACE_MODEL):
+            raise InferenceUnavailable(
+                f"Triton model {FACE_MODEL} is not ready: photos are not kept with faces in "
+                "them (SHELFCOUNT_BLUR_PEOPLE=0 turns blurring off)")
+        return [[*(round(v / scale, 1) for v in f[:4]), f[4]]
+                for f in find_faces(self.client, image)]
 
     def _detect(
         self, image: np.ndarray, preview: bool

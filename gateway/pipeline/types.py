@@ -95,6 +95,8 @@ class CountResult:
     model_version: str | None = None  # the item detector version that answered (Triton's)
     # Shelf audit (gateway.pipeline.audit): gap / misplaced / missing / extra, photo pixels.
     findings: list[dict[str, object]] = field(default_factory=list)
+    # Faces found to blur in the kept photo ([x0, y0, x1, y1, score]; gateway.pipeline.privacy)
+    people: list[list[float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -109,4 +111,5 @@ class CountResult:
             "box_sources": self.box_sources or [],
             "model_version": self.model_version,
             "findings": self.findings,
+            "people": self.people,
         }

@@ -167,9 +167,23 @@ class CountWorker:
                 self._queue.put(count_id)
                 return
         else:
+            if result.people:
+                self._redact(record.photo_hash, data, result.people)
             store.finish_count(count_id, result.to_json())
             services.metrics.observe_count(result.timings_ms)
         services.publish(store.get_count(count_id))
+
+    def _redact(self, digest: str, data: bytes, people: list[list[float]]) -> None:
+        """Blur the people in the stored photo (before the result is recorded: a crash in
+        between counts it again, from the blurred copy, rather than keep the faces)."""
+        from gateway.pipeline.privacy import redacted_jpeg
+
+        services = self.services
+        try:
+            image = services.pipelines.get().decode(data)
+            services.photos.redact(digest, redacted_jpeg(image, people))
+        except Exception:  # noqa: BLE001 - logged; the count itself stands
+            log.exception("photo %s: blurring its people failed", digest[:12])
 
     def _retry_loop(self) -> None:
         """During an outage: poll Triton, and queue the parked photos again when it answers."""

@@ -52,7 +52,7 @@ class PipelineProvider:
                 old = self._pipeline
                 data_dir = self.settings.data_dir
                 self._pipeline = Pipeline(self.settings, self.client, load_catalog(data_dir),
-                                          planogram=_planogram(data_dir))
+                                          planogram=_planogram(data_dir), keeps_photos=True)
                 self._stamp = stamp
                 if old is not None:
                     old.close()

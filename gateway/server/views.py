@@ -31,7 +31,8 @@ def _picture(record: CountRecord) -> dict[str, Any]:
             "timings_ms": result.get("timings_ms", {}),
             "width": result.get("width", 0), "height": result.get("height", 0),
             "model_version": result.get("model_version"),
-            "findings": record.findings}
+            "findings": record.findings,
+            "people": result.get("people", [])}  # faces blurred in the kept photo
 
 
 def _box_sources(record: CountRecord) -> list[str]:

@@ -29,14 +29,25 @@ class PhotoStore:
         return self.root / digest[:2] / digest[2:4] / digest
 
     def put(self, data: bytes) -> str:
-        """Store ``data`` durably and return its hash (a no-op when already stored)."""
+        """Store ``data`` durably and return its hash (a no-op when already stored, or when
+        the stored copy was redacted: a re-sent original must not bring the faces back)."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
-        if target.exists() and target.stat().st_size == len(data):
+        if _redacted(target).exists() or (target.exists() and
+                                           target.stat().st_size == len(data)):
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, data, sync_dir=True)
         return digest
+
+    def redact(self, digest: str, data: bytes) -> None:
+        """Replace the photo ``digest`` names with ``data`` (people blurred), for good: the
+        original bytes are gone from disk once this returns. The photo keeps its name (the
+        hash of what the walker sent), which is how counts and re-sends refer to it."""
+        target = self.path(digest)
+        marker = _redacted(target)
+        write_atomic(marker, b"", sync_dir=True)  # first: a re-sent original stays out
+        write_atomic(target, data, sync_dir=True)
 
     def get(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()
@@ -46,3 +57,8 @@ class PhotoStore:
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
+        _redacted(self.path(digest)).unlink(missing_ok=True)
+
+
+def _redacted(path: Path) -> Path:
+    return path.with_name(path.name + ".redacted")

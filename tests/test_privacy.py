@@ -1,0 +1,128 @@
+"""People are blurred before a photo is kept: real faces (scikit-image's sample photographs,
+shipped in its wheel) pasted into rendered shelves, found by Triton's face_detector, blurred
+in the stored copy only; the count comes from the original pixels."""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+from gateway.catalog import Catalog
+from gateway.config import load_settings
+from gateway.pipeline.privacy import blur_regions, find_faces, redacted_jpeg
+from gateway.pipeline.run import Pipeline
+from gateway.server import GatewayServer
+from gateway.training.scenes import render_scene
+
+from .server_support import new_token, running_gateway
+
+pytestmark = pytest.mark.triton
+DEMO = Path(__file__).resolve().parent.parent / "gateway" / "demo" / "catalog.csv"
+
+
+def sample_photo(name: str) -> np.ndarray:
+    """One of scikit-image's sample photographs, read from the installed wheel's files."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-image is not installed (make venv installs it): no real faces")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, path
+    return image
+
+
+def shelf_with_person(seed: int = 11, face: str = "astronaut.png") -> tuple[np.ndarray, tuple]:
+    """A rendered 1920x1080 bay with a person's head and shoulders standing in front of the
+    upper right; returns the photo and where the pasted picture is."""
+    scene = render_scene(seed, width=1920, height=1080, style="warehouse", difficulty=0.2)
+    person = cv2.resize(sample_photo(face), (420, 420), interpolation=cv2.INTER_AREA)
+    x0, y0 = 1380, 80
+    image = scene.image.copy()
+    image[y0:y0 + 420, x0:x0 + 420] = person
+    return image, (x0, y0, x0 + 420, y0 + 420)
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return buf.tobytes()
+
+
+def inside(box, area) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return area[0] <= cx <= area[2] and area[1] <= cy <= area[3]
+
+
+@pytest.mark.parametrize("face", ["astronaut.png", "camera.png"])
+def test_faces_are_found_and_none_is_left_after_blurring(inference, face: str) -> None:
+    image, area = shelf_with_person(face=face)
+    faces = find_faces(inference, image)
+    assert len(faces) == 1 and inside(faces[0], area), faces
+    blurred = blur_regions(image, faces)
+    assert find_faces(inference, blurred) == []
+    # only the grown face region changed: the shelf is the same photo
+    changed = np.argwhere(np.any(blurred != image, axis=2))
+    assert changed.size and inside((*changed.min(0)[::-1], *changed.max(0)[::-1]), area)
+    assert find_faces(inference, render_scene(11, width=1920, height=1080).image) == []
+
+
+def test_the_count_is_made_from_the_original_pixels(inference) -> None:
+    image, _ = shelf_with_person()
+    settings = load_settings()
+    keeper = Pipeline(settings, inference, Catalog.from_csv(DEMO), keeps_photos=True)
+    plain = Pipeline(settings, inference, Catalog.from_csv(DEMO))
+    try:
+        kept = keeper.count(jpeg(image))
+        assert len(kept.people) == 1
+        assert plain.count(jpeg(image)).people == []  # the CLI keeps no photo: no blurring
+        quantities = {r["SKU"]: r["Quantity_Counted"] for r in kept.rows}
+        assert quantities == {r["SKU"]: r["Quantity_Counted"] for r in plain.count(
+            jpeg(image)).rows}
+    finally:
+        keeper.close()
+        plain.close()
+    blurred = cv2.imdecode(np.frombuffer(redacted_jpeg(image, kept.people), np.uint8),
+                           cv2.IMREAD_COLOR)
+    assert blurred.shape == image.shape and find_faces(inference, blurred) == []
+
+
+@pytest.fixture(scope="module")
+def gw(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    with running_gateway(tmp_path_factory.mktemp("gw-privacy"), triton.url) as server:
+        yield server
+
+
+def test_the_kept_photo_has_no_face_and_the_original_bytes_are_gone(
+        gw: GatewayServer, inference) -> None:
+    token = new_token(gw.settings.data_dir, "walker-privacy")
+    image, _ = shelf_with_person(seed=12)
+    original = jpeg(image)
+    headers = {"Authorization": f"Bearer {token}"}
+    posted = requests.post(f"{gw.base_url}/api/v1/counts", headers=headers,
+                           files={"photo": ("bay.jpg", original, "image/jpeg")},
+                           data={"id": str(uuid.uuid4())}, timeout=120)
+    assert posted.status_code == 200, posted.text
+    result = posted.json()
+    assert len(result["people"]) == 1
+    kept = requests.get(f"{gw.base_url}/api/v1/counts/{result['count_id']}/photo",
+                        headers=headers, timeout=30)
+    assert kept.status_code == 200 and kept.content != original
+    picture = cv2.imdecode(np.frombuffer(kept.content, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == image.shape and find_faces(inference, picture) == []
+    photos = Path(gw.settings.data_dir) / "photos"
+    on_disk = [p.read_bytes() for p in photos.rglob("*") if p.is_file()]
+    assert original not in on_disk and kept.content in on_disk
+    # The walker's phone sends the same photo again (a lost ack): the faces stay out.
+    again = requests.post(f"{gw.base_url}/api/v1/counts", headers=headers,
+                          files={"photo": ("bay.jpg", original, "image/jpeg")},
+                          data={"id": str(uuid.uuid4())}, timeout=120)
+    assert again.status_code == 200, again.text
+    on_disk = [p.read_bytes() for p in photos.rglob("*") if p.is_file()]
+    assert original not in on_disk
