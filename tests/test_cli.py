@@ -70,7 +70,8 @@ def test_count_jsonl_has_image_key_and_stored_catalog(photos, env) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "counting" in proc.stderr and "photo" in proc.stderr  # progress bar for many photos
     objs = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert objs and all(set(o) == set(COLUMNS) | {"Image", "model_version"} for o in objs)
+    assert objs and all(set(o) == set(COLUMNS) | {"Image", "model_version", "findings"}
+                    for o in objs)
     assert {o["model_version"] for o in objs} == {"1"}  # the detector version that counted
     assert {o["Image"] for o in objs} == set(paths)
     assert any(o["Product_Description"] for o in objs)  # priced from the imported catalog

@@ -728,10 +728,10 @@ function renderFindings(r) {
   box.hidden = !findings.length;
   const kinds = Object.keys(FINDING_STYLE).filter((k) => findings.some((f) => f.type === k));
   $("finding-legend").replaceChildren(...kinds.map((k) => el("li", { "data-type": k },
-    el("span", { class: "swatch", style: `border-color: ${FINDING_STYLE[k].colour}` }),
+    el("span", { class: `swatch swatch-${k}` }),
     `${FINDING_STYLE[k].label}: ${findings.filter((f) => f.type === k).length}`)));
   $("finding-list").replaceChildren(...findings.map((f) => el("li", { "data-type": f.type },
-    el("span", { class: "swatch", style: `border-color: ${FINDING_STYLE[f.type].colour}` }),
+    el("span", { class: `swatch swatch-${f.type}` }),
     findingText(f))));
 }
 
