@@ -230,8 +230,8 @@ def _counting(args: argparse.Namespace, settings: Settings,
               work: Callable[[object, str, bytes], None], *, progress: bool) -> int:
     """Start Triton, build the pipeline (catalog, planogram), run ``work(pipeline, path,
     bytes)`` on each photo, stop everything; the exit status says whether any photo failed."""
-    from gateway.inference.client import InferenceClient
     from gateway.inference.embedded import start_triton
+    from gateway.inference.pool import connect
     from gateway.pipeline.run import Pipeline
 
     catalog = _load_catalog(args, settings)
@@ -240,7 +240,7 @@ def _counting(args: argparse.Namespace, settings: Settings,
         url, server = start_triton(settings)
     except (RuntimeError, OSError, TimeoutError) as exc:
         return _fail(f"cannot start Triton: {exc}", EXIT_UNAVAILABLE)
-    client = InferenceClient(url, timeout_s=settings.triton_request_timeout_s)
+    client = connect(url, settings.triton_request_timeout_s)
     pipeline = Pipeline(settings, client, catalog, planogram=planogram)
     try:
         failed = _each_photo(args.images, lambda path, data: work(pipeline, path, data),

@@ -23,13 +23,24 @@ Loader = Callable[[str], None]
 
 
 def triton_loader(url: str, timeout_s: float = 120.0) -> Loader:
-    """A loader for an external Triton (it must run with --model-control-mode=explicit)."""
+    """A loader for external Tritons (run with --model-control-mode=explicit): ``url`` may
+    list several, comma-separated; each is told. One that is down is skipped (it loads the
+    live version from the repository when it starts again); none answering is an error."""
+    from gateway.inference.pool import triton_urls
 
     def load(name: str) -> None:
         import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
 
-        with grpcclient.InferenceServerClient(url) as client:
-            client.load_model(name, client_timeout=timeout_s)
+        errors = []
+        for address in triton_urls(url):
+            try:
+                with grpcclient.InferenceServerClient(address) as client:
+                    client.load_model(name, client_timeout=timeout_s)
+            except InferenceServerException as exc:
+                errors.append(f"{address}: {exc}")
+        if errors and len(errors) == len(triton_urls(url)):
+            raise RuntimeError("no Triton loaded " + name + ": " + "; ".join(errors))
 
     return load
 

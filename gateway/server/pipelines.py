@@ -19,14 +19,13 @@ class PipelineProvider:
     """
 
     def __init__(self, settings: Any, triton_url: str) -> None:
-        from gateway.inference.client import InferenceClient
+        from gateway.inference.pool import connect
 
         self.settings = settings
         # The worker queues and retries itself during an outage, so the client should give up
-        # quickly instead of holding a worker thread for its default 20 s.
-        self.client = InferenceClient(
-            triton_url, timeout_s=settings.triton_request_timeout_s, retry_wait_s=1.0
-        )
+        # quickly instead of holding a worker thread for its default 20 s. Several URLs
+        # (comma-separated): calls spread over them (gateway.inference.pool).
+        self.client = connect(triton_url, settings.triton_request_timeout_s, retry_wait_s=1.0)
         self._paths = (Path(settings.data_dir) / "catalog.csv",
                        Path(settings.data_dir) / "planogram.csv")
         self._stamp: tuple[float, ...] | None = None
