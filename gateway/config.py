@@ -31,6 +31,9 @@ class Settings(BaseModel):
     data_dir: Path = Path("./data")
     # host:port of an external Triton (gRPC). Empty: start the embedded tritonserver.
     triton_url: str = ""
+    # Where photos are kept: empty, <data_dir>/photos; s3://bucket/prefix, object storage
+    # (endpoint, region and keys: SHELFCOUNT_S3_ENDPOINT, _REGION, _ACCESS_KEY, _SECRET_KEY).
+    photo_store: str = ""
     model_repository: Path = REPO_ROOT / "triton_models"
     triton_start_timeout_s: float = 120.0
     triton_request_timeout_s: float = 30.0

@@ -46,5 +46,11 @@ def open_store(settings: Any) -> Store:
     return Store(Path(settings.data_dir) / "shelfcount.db")
 
 
-def open_photos(settings: Any) -> PhotoStore:
+def open_photos(settings: Any) -> Any:
+    """The photo store: a bucket when SHELFCOUNT_PHOTO_STORE names one (s3://...), else
+    ``<data_dir>/photos`` on disk. Both offer put / get / exists / delete / redact."""
+    if settings.photo_store:
+        from .photos_s3 import S3PhotoStore
+
+        return S3PhotoStore.from_settings(settings.photo_store, dict(settings.extra))
     return PhotoStore(Path(settings.data_dir) / "photos")
