@@ -34,6 +34,9 @@ class Settings(BaseModel):
     # Where photos are kept: empty, <data_dir>/photos; s3://bucket/prefix, object storage
     # (endpoint, region and keys: SHELFCOUNT_S3_ENDPOINT, _REGION, _ACCESS_KEY, _SECRET_KEY).
     photo_store: str = ""
+    # Gateway replicas on one database share the photos to count: a replica holds a photo for
+    # this long and renews it while counting; a dead replica's photos go to another after it.
+    lease_s: float = Field(30.0, ge=2.0, le=3600.0)
     model_repository: Path = REPO_ROOT / "triton_models"
     triton_start_timeout_s: float = 120.0
     triton_request_timeout_s: float = 30.0

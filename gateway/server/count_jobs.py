@@ -1,12 +1,19 @@
 """Count jobs: the threads that count stored photos in arrival order, park them while Triton
-is down and queue them again when it is back (the database, not this queue, is the truth)."""
+is down and queue them again when it is back (the database, not this queue, is the truth).
+
+Several gateway replicas may share one database: each photo is counted by the replica that
+holds its lease (gateway.store.leases_repo), renewed while it is queued, counted or parked
+here; a replica that dies leaves its photos to the others once their leases run out (a dead
+process on this same machine: at once)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import queue
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -58,23 +65,67 @@ class CountWorker:
         self.triton_down = threading.Event()
         self._busy = 0
         self._busy_lock = threading.Lock()
+        # this replica in the leases: machine, process, and which worker of the process
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_s = float(services.settings.lease_s)
+        self._held: set[str] = set()  # counts whose lease this replica holds
+        self._held_lock = threading.Lock()
 
     def start(self) -> None:
-        resumed = 0
-        for record in self.services.store.unfinished_counts():
+        store = self.services.store
+        for record in store.unfinished_counts():
             if record.attempts >= MAX_ATTEMPTS:
-                self.services.store.fail_count(
-                    record.id, "internal_error", "counting this photo failed repeatedly"
-                )
-                continue
-            self._queue.put(record.id)
-            resumed += 1
+                store.fail_count(record.id, "internal_error",
+                                 "counting this photo failed repeatedly")
+        resumed = self._take_orphans()
         if resumed:
             log.warning("resuming %d unfinished count(s)", resumed)
         n = max(1, int(self.services.settings.workers))
         for i in range(n):
             self._spawn(self._loop, f"count-worker-{i}")
         self._spawn(self._retry_loop, "count-retry")
+        self._spawn(self._lease_loop, "count-leases")
+
+    def _take_orphans(self) -> int:
+        """Queue the unfinished counts nobody holds: leases run out, never taken, or held by
+        a process of this machine that is gone. Returns how many."""
+        store = self.services.store
+        host = socket.gethostname()
+        ids: list[str] = []
+        for owner in store.lease_owners():
+            name, _, pid = owner.rsplit(":", 1)[0].rpartition(":")
+            if owner != self.owner and name == host and pid.isdigit() and \
+                    not _alive(int(pid)):
+                ids += store.take_over(owner, self.owner, self.lease_s)
+        ids += store.claim_expired(self.owner, self.lease_s, limit=10_000)
+        for count_id in dict.fromkeys(ids):
+            self._hold(count_id)
+            self._queue.put(count_id)
+        return len(ids)
+
+    def _hold(self, count_id: str) -> None:
+        with self._held_lock:
+            self._held.add(count_id)
+
+    def _drop(self, count_id: str) -> None:
+        with self._held_lock:
+            self._held.discard(count_id)
+
+    def _lease_loop(self) -> None:
+        """Renew the leases held here; take over the photos whose holder stopped renewing."""
+        store = self.services.store
+        while not self._stop.wait(max(0.5, self.lease_s / 3)):
+            try:
+                with self._held_lock:
+                    held = list(self._held)
+                kept = store.renew_leases(held, self.owner, self.lease_s)
+                for lost in set(held) - kept:
+                    self._drop(lost)  # taken over while this replica was too slow
+                taken = self._take_orphans()
+                if taken:
+                    log.warning("took over %d count(s) another replica left", taken)
+            except Exception:  # noqa: BLE001 - the database may be away for a moment
+                log.exception("renewing count leases failed")
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -82,7 +133,9 @@ class CountWorker:
         self._threads.append(thread)
 
     def submit(self, count_id: str) -> None:
-        self._queue.put(count_id)
+        if self.services.store.claim_count(count_id, self.owner, self.lease_s):
+            self._hold(count_id)
+            self._queue.put(count_id)
 
     def depth(self) -> dict[str, int]:
         with self._waiting_lock:
@@ -98,6 +151,10 @@ class CountWorker:
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()
+        try:  # a clean stop hands its photos on at once (a crash: when the leases run out)
+            self.services.store.release_leases(self.owner)
+        except Exception:  # noqa: BLE001 - the leases run out anyway
+            log.exception("releasing count leases failed")
 
     def _loop(self) -> None:
         _lower_thread_priority(PHOTO_NICENESS)
@@ -130,6 +187,10 @@ class CountWorker:
         store = services.store
         record = store.get_count(count_id)
         if record is None or record.status in ("done", "failed"):
+            self._drop(count_id)
+            return
+        if not store.claim_count(count_id, self.owner, self.lease_s):
+            self._drop(count_id)  # another replica holds it
             return
         if self.triton_down.is_set():
             self._park(count_id, "Triton is down")
@@ -138,6 +199,7 @@ class CountWorker:
             data = services.photos.get(record.photo_hash)
         except FileNotFoundError:
             store.fail_count(count_id, "photo_missing", "the stored photo file is missing")
+            self._drop(count_id)
             services.publish(store.get_count(count_id))
             return
         try:
@@ -169,8 +231,9 @@ class CountWorker:
         else:
             if result.people:
                 self._redact(record.photo_hash, data, result.people)
-            store.finish_count(count_id, result.to_json())
-            services.metrics.observe_count(result.timings_ms)
+            if store.finish_count(count_id, result.to_json()):
+                services.metrics.observe_count(result.timings_ms)
+        self._drop(count_id)
         services.publish(store.get_count(count_id))
 
     def _redact(self, digest: str, data: bytes, people: list[list[float]]) -> None:
@@ -206,6 +269,16 @@ class CountWorker:
             for count_id in waiting:
                 self.services.store.set_status(count_id, "queued")
                 self._queue.put(count_id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _lower_thread_priority(niceness: int) -> None:

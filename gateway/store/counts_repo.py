@@ -146,16 +146,21 @@ class CountRepository:
                 status=status, updated_at=to_ts(utcnow()),
                 attempts=case((c.attempts + delta < 0, 0), else_=c.attempts + delta)))
 
-    def finish_count(self, count_id: str, result: dict[str, Any]) -> None:
-        """Store the result and settle the photo's bay in the same transaction."""
+    def finish_count(self, count_id: str, result: dict[str, Any]) -> bool:
+        """Store the result and settle the photo's bay in the same transaction; False (and
+        nothing changed) when the count was finished already (another replica was first)."""
         now = to_ts(utcnow())
         with self.db.tx() as conn:
-            conn.execute(update(counts).where(c.id == count_id).values(
+            done = conn.execute(update(counts).where(
+                (c.id == count_id) & c.status.in_(UNFINISHED)).values(
                 status="done", result_json=json.dumps(result, default=str), error_code=None,
                 error_message=None, updated_at=now, finished_at=now))
+            if done.rowcount != 1:
+                return False
             record = self._count(conn, count_id)
             if record is not None and record.bay_id is None:
                 self._settle_bay(conn, record)
+        return True
 
     def fail_count(self, count_id: str, code: str, message: str) -> None:
         now = to_ts(utcnow())

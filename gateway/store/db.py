@@ -15,6 +15,7 @@ from .corrections_repo import CorrectionRepository
 from .counts_repo import CountRepository
 from .devices_repo import DeviceRepository, hash_token, new_id
 from .engine import Database
+from .leases_repo import LeaseRepository
 from .outbox_repo import OutboxRepository
 from .reorder_repo import ReorderRepository
 from .stock_repo import StockRepository
@@ -27,7 +28,7 @@ SCHEMA_VERSION = "4"
 
 
 class Store(DeviceRepository, CountRepository, CorrectionRepository, OutboxRepository,
-            StockRepository, ReorderRepository):
+            StockRepository, ReorderRepository, LeaseRepository):
     """Thread-safe access to the count database (SQLite file or PostgreSQL URL)."""
 
     def __init__(self, target: str | Path, *, schema: str | None = None) -> None:

@@ -87,6 +87,8 @@ counts = Table(
     _text("recount_at"),
     _text("crops_hash"),  # code crops sent beside a reduced photo (0005): one photo-store file
     _text("crops_json"),  # and where each lies in the full photo: [{"box", "bytes"}], "full"
+    _text("lease_owner"),  # the gateway replica counting it (0007, gateway/store/leases_repo)
+    _text("lease_until"),  # and until when; past it, another replica may take it over
     UniqueConstraint("device_id", "client_id"),
     Index("counts_session", "session_id", "created_at"),
     Index("counts_status", "status"),
