@@ -66,7 +66,8 @@ def replica(data_dir: Path, env: dict[str, str], triton_url: str) -> Iterator[An
                 break
             except requests.ConnectionError:
                 if proc.poll() is not None:
-                    raise RuntimeError((data_dir.parent / f"gw-{http}.log").read_text()[-3000:])
+                    log = (data_dir.parent / f"gw-{http}.log").read_text()[-3000:]
+                    raise RuntimeError(log) from None
                 time.sleep(0.3)
         yield proc, base
     finally:
