@@ -231,7 +231,7 @@ class CountWorker:
         else:
             if result.people:
                 self._redact(record.photo_hash, data, result.people)
-            if store.finish_count(count_id, result.to_json()):
+            if store.finish_count(count_id, result.to_json(), once=True):
                 services.metrics.observe_count(result.timings_ms)
         self._drop(count_id)
         services.publish(store.get_count(count_id))

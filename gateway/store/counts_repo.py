@@ -146,13 +146,15 @@ class CountRepository:
                 status=status, updated_at=to_ts(utcnow()),
                 attempts=case((c.attempts + delta < 0, 0), else_=c.attempts + delta)))
 
-    def finish_count(self, count_id: str, result: dict[str, Any]) -> bool:
-        """Store the result and settle the photo's bay in the same transaction; False (and
-        nothing changed) when the count was finished already (another replica was first)."""
+    def finish_count(self, count_id: str, result: dict[str, Any], *,
+                     once: bool = False) -> bool:
+        """Store the result and settle the photo's bay in the same transaction. ``once`` (the
+        count workers): False, and nothing changed, when the count is finished already
+        (another replica was first)."""
         now = to_ts(utcnow())
+        where = (c.id == count_id) & c.status.in_(UNFINISHED) if once else c.id == count_id
         with self.db.tx() as conn:
-            done = conn.execute(update(counts).where(
-                (c.id == count_id) & c.status.in_(UNFINISHED)).values(
+            done = conn.execute(update(counts).where(where).values(
                 status="done", result_json=json.dumps(result, default=str), error_code=None,
                 error_message=None, updated_at=now, finished_at=now))
             if done.rowcount != 1:
