@@ -47,7 +47,7 @@ from gateway.planogram import BayPlan, Planogram
 
 PREVIEW_MAX_SIDE = 960
 DETECTOR_MODEL = "item_detector"
-DETECTOR_RECHECK_S = 30.0
+MODEL_RECHECK_S = 30.0  # how long a model's readiness is trusted (detector, face model)
 # Unnamed items whose labels are OCR'd (see assign.orphan_reads), and the smallest item side
 # worth reading: below it label print is too small for the OCR model.
 ORPHAN_READS = 6
@@ -76,8 +76,7 @@ class Pipeline:
         self.clock = clock
         self._locations = {loc.upper() for loc in catalog.locations()}
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline")
-        self._detector_checked = -1e9
-        self._detector_ready = False
+        self._readiness: dict[str, tuple[float, bool]] = {}  # model -> (checked at, ready)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -92,17 +91,22 @@ class Pipeline:
         )
 
     def detector_ready(self) -> bool:
-        """Whether the item detector is deployed; re-checked now and then, not per photo.
+        """Whether the item detector is deployed (see ``_model_ready``)."""
+        return self._model_ready(DETECTOR_MODEL)
+
+    def _model_ready(self, name: str) -> bool:
+        """Whether Triton serves ``name``; re-checked now and then, not per photo.
 
         A "no" is only remembered when Triton itself answered: during an outage the next photo
-        asks again, so counts made right after Triton comes back still use the detector.
+        asks again, so counts made right after Triton comes back use the model.
         """
         now = time.monotonic()
-        if now - self._detector_checked > DETECTOR_RECHECK_S:
-            self._detector_ready = self.client.model_ready(DETECTOR_MODEL)
-            if self._detector_ready or self.client.is_ready():
-                self._detector_checked = now
-        return self._detector_ready
+        checked, ready = self._readiness.get(name, (-1e9, False))
+        if now - checked > MODEL_RECHECK_S:
+            ready = self.client.model_ready(name)
+            if ready or self.client.is_ready():
+                self._readiness[name] = (now, ready)
+        return ready
 
     def count(
         self, data: bytes, *, location: str | None = None, preview: bool = False,
@@ -280,7 +284,7 @@ class Pipeline:
     def _faces(self, image: np.ndarray, scale: float) -> list[list[float]]:
         """Faces to blur in the kept photo (photo pixels). Without the face model a photo
         cannot be kept as promised, so it waits as for any Triton outage."""
-        if not self.client.model_ready(FACE_MODEL):
+        if not self._model_ready(FACE_MODEL):
             raise InferenceUnavailable(
                 f"Triton model {FACE_MODEL} is not ready: photos are not kept with faces in "
                 "them (SHELFCOUNT_BLUR_PEOPLE=0 turns blurring off)")
