@@ -128,8 +128,13 @@ def test_scheduled_camera_counts(triton, tmp_path: Path, snapshot_server: str) -
         assert scheduler.run_due(datetime(2026, 11, 23, 6, 31)) == []
         queued = scheduler.run_due(datetime(2026, 11, 23, 6, 30))
         assert len(queued) == 1  # the second camera answers 401 and is skipped (logged)
-        assert scheduler.run_due(datetime(2026, 11, 23, 6, 30)) == queued  # same minute: same
+        # the round is claimed in the store: the same minute again, or another replica's
+        # scheduler, fetches nothing
+        assert scheduler.run_due(datetime(2026, 11, 23, 6, 30)) == []
+        other = CameraScheduler(server.services, scheduler.zones)
+        assert other.run_due(datetime(2026, 11, 23, 6, 30)) == []
         store = server.services.store
+        assert len(store.list_sessions(store.device_by_name("camera:aisle A").id)) == 1
         deadline = datetime.now() + timedelta(seconds=120)
         record = store.get_count(queued[0])
         while record.status not in ("done", "failed") and datetime.now() < deadline:

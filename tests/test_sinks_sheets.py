@@ -179,6 +179,8 @@ def test_killed_between_sending_and_recording_no_duplicate(tmp_path: Path,
     assert bays.delivered("sheets") == 0
     restarted = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows),
                              clock=clock)
+    assert restarted.run_once() == 0  # the dead worker's claims hold until the lease ends
+    clock.advance(31)
     assert restarted.run_once() == 4
     assert len(sheets.fake.rows(sheets.key, _today(bays))) == 5
     assert restarted.run_once() == 0

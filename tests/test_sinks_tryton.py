@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -126,12 +128,17 @@ def test_killed_after_booking_no_double_booking(tmp_path: Path, tryton_db: Tryto
     settings = load_settings(tryton_db.env(), data_dir=tmp_path / "data")
     bays = Bays.open(tmp_path / "store.db")
     count = bays.confirm("A-02-1", [row("A-02-1", "SKU-10003", 31)])
+    gone = subprocess.Popen(["true"])  # the killed gateway: a process of this machine, gone
+    gone.wait()
     doomed = OutboxWorker(_DiesAfterSending(bays.store),  # type: ignore[arg-type]
-                          build_sinks(settings, bays.store.session_rows))
+                          build_sinks(settings, bays.store.session_rows),
+                          owner=f"{socket.gethostname()}:{gone.pid}:dead")
     with pytest.raises(KeyboardInterrupt):
         doomed.run_once()
     assert tryton_db.on_hand("A-02-1", "SKU-10003") == 31
     restarted = OutboxWorker(bays.store, build_sinks(settings, bays.store.session_rows))
+    assert restarted.run_once() == 0  # claimed by the dead process until the lease ends
+    restarted.free_dead_claims()  # what the restarted gateway does on start
     assert restarted.run_once() == 1
     assert tryton_db.on_hand("A-02-1", "SKU-10003") == 31
     assert len(_booked(tryton_db, count)) == 1

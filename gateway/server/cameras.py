@@ -25,7 +25,7 @@ import re
 import threading
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ import yaml
 from croniter import croniter
 
 from gateway.schema import PhotoHeader
+from gateway.store.cameras_repo import CameraRun
+from gateway.store.leases_repo import replica_owner
 
 log = logging.getLogger("shelfcount.gateway.cameras")
 
@@ -128,11 +130,21 @@ def fetch_snapshot(camera: Camera, max_bytes: int) -> bytes:
 
 
 class CameraScheduler:
-    """Runs each zone at its cron minutes: fetch every camera, store and queue the photos."""
+    """Runs each zone at its cron minutes: fetch every camera, store and queue the photos.
+
+    Several gateway replicas share one schedule: each round is claimed in the store
+    (gateway.store.cameras_repo), so one replica fetches it, and a round whose replica died
+    half-way is finished by another within the lease time.
+    """
+
+    # a round found stalled later than this after its minute is left as it stands
+    RESUME_WITHIN = timedelta(hours=1)
 
     def __init__(self, services: Any, zones: list[Zone]) -> None:
         self.services = services
         self.zones = zones
+        self.owner = replica_owner()
+        self.lease_s = float(services.settings.lease_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_minute: datetime | None = None
@@ -149,38 +161,87 @@ class CameraScheduler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             now = datetime.now().astimezone().replace(second=0, microsecond=0)
-            if now != self._last_minute:
-                self._last_minute = now
-                self.run_due(now)
-            pause = 60.5 - datetime.now().second - datetime.now().microsecond / 1e6
+            try:
+                if now != self._last_minute:
+                    self._last_minute = now
+                    self.run_due(now)
+                self.resume_stalled()
+            except Exception:  # noqa: BLE001 - the database away for a moment: next minute
+                log.exception("camera schedule pass failed")
+            pause = min(self.lease_s, 60.5 - datetime.now().second
+                        - datetime.now().microsecond / 1e6)
             self._stop.wait(max(1.0, pause))
 
     def run_due(self, moment: datetime) -> list[str]:
-        """Run every zone whose schedule matches ``moment``; returns the count ids queued."""
+        """Run every zone whose schedule matches ``moment`` and that no other replica has
+        started; returns the count ids queued."""
         queued: list[str] = []
         for zone in self.zones:
-            if zone.cron.matches(moment):
-                queued.extend(self.run_zone(zone, moment))
+            if not zone.cron.matches(moment):
+                continue
+            run = self.services.store.claim_camera_run(zone.name, moment.isoformat(),
+                                                       self.owner, self.lease_s)
+            if run is None:
+                log.info("camera zone %s at %s: another gateway runs it", zone.name, moment)
+                continue
+            queued.extend(self.run_zone(zone, moment, run))
         return queued
 
-    def run_zone(self, zone: Zone, moment: datetime) -> list[str]:
+    def resume_stalled(self) -> list[str]:
+        """Finish the rounds another replica started and stopped renewing (it died)."""
         store = self.services.store
-        device_name = f"camera:{zone.name}"
-        device = store.device_by_name(device_name)
-        if device is None:
-            device, _ = store.add_device(device_name, "camera")
-        session = store.create_session(device, f"{zone.name} {moment:%Y-%m-%d %H:%M}")
+        since = datetime.now().astimezone() - self.RESUME_WITHIN
+        queued: list[str] = []
+        zones = {zone.name: zone for zone in self.zones}
+        for run in store.claim_stalled_camera_runs(self.owner, self.lease_s, since):
+            zone = zones.get(run.zone)
+            if zone is None:  # no longer in this gateway's cameras file
+                store.finish_camera_run(run, self.owner)
+                continue
+            log.warning("camera zone %s at %s: finishing a round another gateway left",
+                        run.zone, run.minute)
+            queued.extend(self.run_zone(zone, datetime.fromisoformat(run.minute), run))
+        return queued
+
+    def run_zone(self, zone: Zone, moment: datetime, run: CameraRun) -> list[str]:
+        """Fetch the zone's cameras not yet stored for this round, one session per round."""
+        store = self.services.store
+        device = self._device(zone)
+        session = store.get_session(run.session_id) if run.session_id else None
+        if session is None:
+            session = store.create_session(device, f"{zone.name} {moment:%Y-%m-%d %H:%M}")
+            store.camera_run_session(run, session.id)
         stamp = moment.strftime("%Y%m%dT%H%M")
         zone_id = re.sub(r"[^A-Za-z0-9._:-]", "_", zone.name)[:60]
         queued = []
         for index, camera in enumerate(zone.cameras):
-            try:
-                data = fetch_snapshot(camera, self.services.settings.max_image_bytes)
-                record, _ = self.services.submit_photo(
-                    device, session=session, data=data, source="camera", rate_limit=False,
-                    header=PhotoHeader(id=f"{zone_id}.{index}.{stamp}", location=camera.location),
-                )
-                queued.append(record.id)
-            except Exception as exc:  # noqa: BLE001 - one dead camera must not stop the zone
-                log.warning("camera %s (%s): %s", zone.name, camera.url, exc)
+            photo_id = f"{zone_id}.{index}.{stamp}"
+            if store.count_by_client(device.id, photo_id) is None:
+                record = self._snapshot(zone, camera, device, session, photo_id)
+                if record is not None:
+                    queued.append(record)
+            if not store.renew_camera_run(run, self.owner, self.lease_s):
+                log.warning("camera zone %s: the round was taken over", zone.name)
+                return queued
+        store.finish_camera_run(run, self.owner)
         return queued
+
+    def _device(self, zone: Zone) -> Any:
+        store = self.services.store
+        device = store.device_by_name(f"camera:{zone.name}")
+        if device is None:
+            device, _ = store.add_device(f"camera:{zone.name}", "camera")
+        return device
+
+    def _snapshot(self, zone: Zone, camera: Camera, device: Any, session: Any,
+                  photo_id: str) -> str | None:
+        try:
+            data = fetch_snapshot(camera, self.services.settings.max_image_bytes)
+            record, _ = self.services.submit_photo(
+                device, session=session, data=data, source="camera", rate_limit=False,
+                header=PhotoHeader(id=photo_id, location=camera.location),
+            )
+            return record.id
+        except Exception as exc:  # noqa: BLE001 - one dead camera must not stop the zone
+            log.warning("camera %s (%s): %s", zone.name, camera.url, exc)
+            return None

@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.pipeline.crops import Crop
+from gateway.store.leases_repo import dead_local_owner, replica_owner
 
 if TYPE_CHECKING:
     from gateway.store import CountRecord
@@ -66,7 +65,7 @@ class CountWorker:
         self._busy = 0
         self._busy_lock = threading.Lock()
         # this replica in the leases: machine, process, and which worker of the process
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = replica_owner()
         self.lease_s = float(services.settings.lease_s)
         self._held: set[str] = set()  # counts whose lease this replica holds
         self._held_lock = threading.Lock()
@@ -90,12 +89,9 @@ class CountWorker:
         """Queue the unfinished counts nobody holds: leases run out, never taken, or held by
         a process of this machine that is gone. Returns how many."""
         store = self.services.store
-        host = socket.gethostname()
         ids: list[str] = []
         for owner in store.lease_owners():
-            name, _, pid = owner.rsplit(":", 1)[0].rpartition(":")
-            if owner != self.owner and name == host and pid.isdigit() and \
-                    not _alive(int(pid)):
+            if dead_local_owner(owner):
                 ids += store.take_over(owner, self.owner, self.lease_s)
         ids += store.claim_expired(self.owner, self.lease_s, limit=10_000)
         for count_id in dict.fromkeys(ids):
@@ -269,16 +265,6 @@ class CountWorker:
             for count_id in waiting:
                 self.services.store.set_status(count_id, "queued")
                 self._queue.put(count_id)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _lower_thread_priority(niceness: int) -> None:

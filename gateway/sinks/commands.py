@@ -26,7 +26,7 @@ def start_worker(settings: Settings, store: Store) -> OutboxWorker | None:
     sinks = build_sinks(settings, store.session_rows, session_findings=store.session_findings)
     if not sinks:
         return None
-    return OutboxWorker(store, sinks).start()
+    return OutboxWorker(store, sinks, lease_s=float(settings.lease_s)).start()
 
 
 def system_quantity_lookup(settings: Settings, store: Store) -> Any:

@@ -16,9 +16,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+from gateway.store.leases_repo import dead_local_owner, replica_owner
 
 from .base import Entry, Sink, SinkError
 
@@ -28,11 +31,38 @@ log = logging.getLogger(__name__)
 class Outbox(Protocol):
     """What the worker needs from the store (gateway.store.Store)."""
 
-    def outbox_due(self, sink: str, now: datetime, limit: int) -> Sequence[Entry]: ...
+    def outbox_claim(self, sink: str, owner: str, now: datetime, limit: int,
+                     lease_s: float) -> Sequence[Entry]: ...
+    def outbox_renew(self, entry_ids: Sequence[str], sink: str, owner: str,
+                     lease_s: float) -> None: ...
+    def outbox_release(self, owner: str) -> None: ...
+    def outbox_owners(self) -> set[str]: ...
     def outbox_mark_delivered(self, entry_id: str, sink: str) -> None: ...
     def outbox_mark_failed(self, entry_id: str, sink: str, error: str,
                            retry_at: datetime) -> None: ...
     def outbox_status(self, entry_id: str) -> dict[str, dict[str, Any]]: ...
+
+
+@contextmanager
+def _renewing(renew: Callable[[], None], every_s: float) -> Iterator[None]:
+    """Call ``renew`` every ``every_s`` seconds while the block runs (a delivery to a slow
+    destination must not lose its claim to another replica half-way)."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(max(0.2, every_s)):
+            try:
+                renew()
+            except Exception:  # noqa: BLE001 - the database away for a moment: next time
+                log.exception("renewing outbox claims failed")
+
+    thread = threading.Thread(target=loop, name="outbox-renew", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(5)
 
 
 def _utcnow() -> datetime:
@@ -120,11 +150,36 @@ class OutboxWorker(PollingWorker):
     thread_name = "outbox-worker"
 
     def __init__(self, store: Outbox, sinks: Sequence[Sink], *, batch: int = 50,
-                 **timing: Any) -> None:
+                 lease_s: float = 30.0, owner: str | None = None, **timing: Any) -> None:
         super().__init__(**timing)
         self.store = store
         self.sinks = list(sinks)
         self.batch = batch
+        self.lease_s = lease_s
+        self.owner = owner or replica_owner()
+
+    def start(self) -> OutboxWorker:
+        self.free_dead_claims()
+        super().start()
+        return self
+
+    def free_dead_claims(self) -> None:
+        """Free the claims of this machine's gateway processes that died (a restart need not
+        wait for their leases to run out)."""
+        try:
+            for owner in self.store.outbox_owners():
+                if dead_local_owner(owner):
+                    self.store.outbox_release(owner)
+        except Exception:  # noqa: BLE001 - their leases run out anyway
+            log.exception("freeing a dead gateway's outbox claims failed")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish the delivery in progress, then hand this replica's claims on at once."""
+        super().stop(timeout_s)
+        try:
+            self.store.outbox_release(self.owner)
+        except Exception:  # noqa: BLE001 - the claims run out anyway
+            log.exception("releasing outbox claims failed")
 
     def run_once(self) -> int:
         """One pass over every sink; returns how many deliveries were recorded."""
@@ -134,13 +189,17 @@ class OutboxWorker(PollingWorker):
         return delivered
 
     def _run_sink(self, sink: Sink) -> int:
-        entries = list(self.store.outbox_due(sink.name, self.clock(), self.batch))
+        entries = list(self.store.outbox_claim(sink.name, self.owner, self.clock(),
+                                               self.batch, self.lease_s))
         if not entries:
             return 0
-        try:
-            outcomes = sink.deliver_batch(entries)
-        except Exception as exc:  # noqa: BLE001 - a sink bug must not stop the others
-            outcomes = [exc] * len(entries)
+        with _renewing(lambda: self.store.outbox_renew([e.id for e in entries], sink.name,
+                                                       self.owner, self.lease_s),
+                       self.lease_s / 3):
+            try:
+                outcomes = sink.deliver_batch(entries)
+            except Exception as exc:  # noqa: BLE001 - a sink bug must not stop the others
+                outcomes = [exc] * len(entries)
         delivered = 0
         # Entries that failed together (one quota error for the batch) retry together, so
         # they go out as one batch again instead of trickling in one request each.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .cameras_repo import CameraRunRepository
 from .corrections_repo import CorrectionRepository
 from .counts_repo import CountRepository
 from .devices_repo import DeviceRepository, hash_token, new_id
@@ -28,7 +29,7 @@ SCHEMA_VERSION = "4"
 
 
 class Store(DeviceRepository, CountRepository, CorrectionRepository, OutboxRepository,
-            StockRepository, ReorderRepository, LeaseRepository):
+            StockRepository, ReorderRepository, LeaseRepository, CameraRunRepository):
     """Thread-safe access to the count database (SQLite file or PostgreSQL URL)."""
 
     def __init__(self, target: str | Path, *, schema: str | None = None) -> None:

@@ -10,6 +10,9 @@ polling at once each get different rows instead of queueing behind each other's 
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -20,6 +23,27 @@ from .tables import counts
 from .types import UNFINISHED, to_ts, utcnow
 
 c = counts.c
+
+
+def replica_owner() -> str:
+    """A lease holder's name: machine, process id, and a random part (one per worker), so a
+    replica can tell a dead process of its own machine from a live one elsewhere."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def dead_local_owner(owner: str) -> bool:
+    """Whether ``owner`` (a :func:`replica_owner` name) is a process of this machine that is
+    gone: its leases need not run out before a restarted gateway takes its work over."""
+    host, _, pid = owner.rsplit(":", 1)[0].rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 def _free(now: str, owner: str):  # noqa: ANN202 - a SQLAlchemy condition

@@ -4,10 +4,12 @@ sink gets every confirmation exactly once, after restarts and outages)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, case, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .devices_repo import new_id
 from .engine import Database
@@ -28,8 +30,10 @@ class OutboxRepository:
         the first), for /metrics."""
         with self.db.tx() as conn:
             entries = int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+            # a delivery row is written when an entry is first claimed (attempts 0)
+            retries = func.sum(case((d.attempts > 1, d.attempts - 1), else_=0))
             rows = conn.execute(select(d.sink, func.count(d.delivered_at),
-                                       func.coalesce(func.sum(d.attempts - 1), 0))
+                                       func.coalesce(retries, 0))
                                 .group_by(d.sink)).all()
         seen = {r[0]: (int(r[1]), int(r[2])) for r in rows}
         return {sink: {"delivered": seen.get(sink, (0, 0))[0],
@@ -45,6 +49,75 @@ class OutboxRepository:
                  .order_by(o.created_at, o.id).limit(int(limit)))
         with self.db.tx() as conn:
             return [_entry(r) for r in conn.execute(query).mappings()]
+
+    def outbox_claim(self, sink: str, owner: str, now: datetime, limit: int,
+                     lease_s: float) -> list[OutboxEntry]:
+        """Due entries for ``sink`` that no other gateway replica is delivering, leased to
+        ``owner`` for ``lease_s`` seconds (oldest first).
+
+        Why: replicas on one database would otherwise each deliver every entry. The lease
+        sits on the entry's delivery row, written here when missing; on PostgreSQL the rows
+        are picked ``FOR UPDATE SKIP LOCKED``, so replicas claiming at once get different
+        entries instead of waiting for each other. A replica that dies leaves its claims to
+        the others once the lease runs out.
+        """
+        stamp = to_ts(now)
+        with self.db.tx() as conn:
+            self._add_delivery_rows(conn, sink, limit)
+            query = (select(d.entry_id).select_from(outbox_delivery.join(outbox,
+                                                                          o.id == d.entry_id))
+                     .where(d.sink == sink, d.delivered_at.is_(None),
+                            or_(d.retry_at.is_(None), d.retry_at <= stamp),
+                            or_(d.lease_until.is_(None), d.lease_until < stamp,
+                                d.lease_owner == owner))
+                     .order_by(o.created_at, o.id).limit(int(limit))
+                     .with_for_update(of=outbox_delivery, skip_locked=True))
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            until = to_ts(now + timedelta(seconds=lease_s))
+            conn.execute(update(outbox_delivery).where(d.sink == sink, d.entry_id.in_(ids))
+                         .values(lease_owner=owner, lease_until=until))
+            rows = {r["id"]: r for r in conn.execute(select(outbox).where(o.id.in_(ids)))
+                    .mappings()}
+            return [_entry(rows[i]) for i in ids]
+
+    def outbox_renew(self, entry_ids: Sequence[str], sink: str, owner: str,
+                     lease_s: float, now: datetime | None = None) -> None:
+        """Push the deadline of ``owner``'s claims (a slow destination: the delivery is still
+        running)."""
+        if not entry_ids:
+            return
+        until = to_ts((now or utcnow()) + timedelta(seconds=lease_s))
+        with self.db.tx() as conn:
+            conn.execute(update(outbox_delivery).where(
+                d.sink == sink, d.entry_id.in_(list(entry_ids)), d.lease_owner == owner)
+                .values(lease_until=until))
+
+    def outbox_release(self, owner: str) -> None:
+        """Give up every delivery claim ``owner`` holds (a replica stopping cleanly)."""
+        with self.db.tx() as conn:
+            conn.execute(update(outbox_delivery).where(d.lease_owner == owner)
+                         .values(lease_owner=None, lease_until=None))
+
+    def outbox_owners(self) -> set[str]:
+        """Who holds delivery claims (live or not)."""
+        with self.db.tx() as conn:
+            return set(conn.execute(select(d.lease_owner).distinct().where(
+                d.lease_owner.is_not(None))).scalars())
+
+    def _add_delivery_rows(self, conn: Connection, sink: str, limit: int) -> None:
+        """A delivery row (no attempt yet) for the oldest entries ``sink`` has none for, so a
+        claim has a row to lock; two replicas adding the same one at once is not an error."""
+        missing = list(conn.execute(
+            select(o.id).where(~exists().where(d.entry_id == o.id, d.sink == sink))
+            .order_by(o.created_at, o.id).limit(int(limit))).scalars())
+        if not missing:
+            return
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(outbox_delivery)
+                     .values([{"entry_id": i, "sink": sink, "attempts": 0} for i in missing])
+                     .on_conflict_do_nothing())
 
     def outbox_entries(self, session_id: str) -> list[OutboxEntry]:
         """All outbox entries of a session (delivered or not), for re-sending on demand."""
@@ -87,7 +160,8 @@ class OutboxRepository:
     def _delivery(self, entry_id: str, sink: str, *, delivered: bool, error: str | None,
                   retry_at: datetime | None) -> None:
         values = {"delivered_at": to_ts(utcnow()) if delivered else None, "last_error": error,
-                  "retry_at": None if retry_at is None else to_ts(retry_at)}
+                  "retry_at": None if retry_at is None else to_ts(retry_at),
+                  "lease_owner": None, "lease_until": None}
         with self.db.tx() as conn:
             if conn.execute(select(o.id).where(o.id == entry_id)).first() is None:
                 raise StoreError("not_found", f"no outbox entry {entry_id}")

@@ -136,7 +136,24 @@ outbox_delivery = Table(
     _text("delivered_at"),
     _text("last_error"),
     _text("retry_at"),
+    _text("lease_owner"),  # the gateway replica delivering it now (0008, outbox_repo)
+    _text("lease_until"),  # and until when; past it, another replica may deliver it
     PrimaryKeyConstraint("entry_id", "sink"),
+)
+
+# One row per zone and scheduled minute of the fixed cameras (0008, cameras_repo): the replica
+# that inserted it fetches the cameras; a run whose holder stopped renewing is finished by
+# another in the same session.
+camera_runs = Table(
+    "camera_runs", metadata,
+    _text("zone", nullable=False),
+    _text("minute", nullable=False),
+    _text("session_id"),
+    _text("lease_owner"),
+    _text("lease_until"),
+    _text("started_at", nullable=False),
+    _text("done_at"),
+    PrimaryKeyConstraint("zone", "minute"),
 )
 
 # A photo's item boxes as a person corrected them (the complete set each time; the newest
