@@ -143,6 +143,14 @@ def test_scheduled_camera_counts(triton, tmp_path: Path, snapshot_server: str) -
         assert record.status == "done" and record.source == "camera"
         assert record.location == "A-1-1" and record.result["rows"]
         assert store.device_by_name("camera:aisle A").role == "camera"
+        # a replica that claimed the 07:00 round died before fetching: once its lease ran
+        # out, this one fetches the round (a session of its own, the 07:00 photo id)
+        store.claim_camera_run("aisle A", datetime(2026, 11, 23, 7, 0).isoformat(), "gw-dead",
+                               30, now=utcnow() - timedelta(seconds=40))
+        (resumed,) = scheduler.resume_stalled()
+        assert store.get_count(resumed).client_id.endswith(".0.20261123T0700")
+        assert scheduler.resume_stalled() == []
+        assert len(store.list_sessions(store.device_by_name("camera:aisle A").id)) == 2
 
 
 def test_tls_self_signed_certificate_serves_https_and_wss(tmp_path: Path) -> None:
