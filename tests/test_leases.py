@@ -114,3 +114,19 @@ def test_a_camera_round_is_run_by_one_replica_and_finished_by_another(store: Sto
     assert store.claim_stalled_camera_runs(
         "gw-3", 30, since=now + timedelta(seconds=1),
         now=utcnow() + timedelta(minutes=10)) == []
+
+
+def test_outcomes_counted_by_another_replica_reach_this_ones_listeners(store: Store) -> None:
+    from gateway.server.hub import Hub
+    from gateway.server.outcome_watch import OutcomeWatcher
+
+    (count_id,) = queued(store, 1)
+    hub, published = Hub(), []
+    watcher = OutcomeWatcher(store, hub.watched, lambda r: published.append(r.status))
+    assert watcher.poll_once() == 0  # nobody follows anything: no query, nothing sent
+    hub.subscribe(count_id, lambda message: None)  # a walker's socket follows the photo
+    assert watcher.poll_once() == 1 and published == ["queued"]
+    assert watcher.poll_once() == 0
+    assert store.finish_count(count_id, {"rows": []}, once=True)  # another replica counted it
+    assert watcher.poll_once() == 1 and published == ["queued", "done"]
+    assert watcher.poll_once() == 0

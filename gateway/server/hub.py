@@ -29,6 +29,11 @@ class Hub:
                 if not listeners:
                     del self._listeners[count_id]
 
+    def watched(self) -> list[str]:
+        """The counts someone listens to now."""
+        with self._lock:
+            return list(self._listeners)
+
     def publish(self, count_id: str, message: dict[str, Any]) -> None:
         with self._lock:
             listeners = list(self._listeners.get(count_id, ()))

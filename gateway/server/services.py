@@ -45,6 +45,7 @@ from .errors import STORE_STATUS, ApiError
 from .hub import Hub
 from .limits import ConnectionLimiter, RateLimiter
 from .metrics import GatewayMetrics
+from .outcome_watch import OutcomeWatcher
 from .pipelines import PipelineProvider
 from .previews import PreviewRunner
 from .views import outcome_message
@@ -76,6 +77,7 @@ class Services:
         self.photos = photos or open_photos(settings)
         self.pipelines = pipelines or PipelineProvider(settings, triton_url)
         self.hub = Hub()
+        self.outcomes: OutcomeWatcher | None = None  # other replicas' outcomes (PostgreSQL)
         self.worker = CountWorker(self)
         self.previews = PreviewRunner(self, settings.preview_workers)
         self.photo_limit = RateLimiter(settings.photo_rate_per_min / 60.0, 10)
@@ -101,6 +103,8 @@ class Services:
     def start(self) -> None:
         self.worker.start()
         self.previews.start()
+        if self.store.is_postgres:  # replicas share PostgreSQL; SQLite is one process
+            self.outcomes = OutcomeWatcher(self.store, self.hub.watched, self.publish).start()
         for target, name in ((self._retention_loop, "retention"),
                              (self._revocation_loop, "revocation")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -117,6 +121,8 @@ class Services:
         self.close_sockets()
         self.worker.stop()
         self.previews.stop()
+        if self.outcomes is not None:
+            self.outcomes.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         close = getattr(self.pipelines, "close", None)

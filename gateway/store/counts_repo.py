@@ -118,6 +118,17 @@ class CountRepository:
         with self.db.tx() as conn:
             return self._count(conn, count_id)
 
+    def count_stamps(self, count_ids: Sequence[str]) -> dict[str, str]:
+        """When each count last changed (``updated_at``), for watching other replicas' work."""
+        out: dict[str, str] = {}
+        ids = list(count_ids)
+        with self.db.tx() as conn:
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(select(c.id, c.updated_at)
+                                    .where(c.id.in_(ids[start:start + 500]))).all()
+                out.update((row[0], row[1]) for row in rows)
+        return out
+
     def count_by_client(self, device_id: str, client_id: str) -> CountRecord | None:
         with self.db.tx() as conn:
             return self._count_by_client(conn, device_id, client_id)
