@@ -207,6 +207,13 @@ class EmbeddedTriton:
         return f"127.0.0.1:{self._ports[0]}"
 
     @property
+    def metrics_url(self) -> str:
+        """Triton's own Prometheus metrics (inference counts, queue and compute times)."""
+        if not self._ports:
+            raise RuntimeError("Triton has not been started")
+        return f"http://127.0.0.1:{self._ports[2]}/metrics"
+
+    @property
     def pid(self) -> int | None:
         """Process id of the running tritonserver (tests kill it to check the restart)."""
         process = self._process

@@ -10,6 +10,8 @@ from flask import Flask, Response, g, jsonify, request, send_from_directory
 from flask_sock import Sock
 from werkzeug.exceptions import ClientDisconnected, HTTPException, NotFound
 
+from gateway.schema import ApiErrorBody
+
 from . import ws
 from .errors import ApiError
 from .openapi import operation
@@ -39,11 +41,23 @@ def _register_probes(app: Flask, services: Services) -> None:
     """What orchestrators and monitoring ask, without a token: readiness and metrics (counts
     and latencies, no content)."""
 
-    @operation("Readiness of gateway, Triton and store (no token; also served at /healthz)",
-               public=True, responses={200: ({"type": "object"}, "all ready"),
-                                       503: ({"type": "object"}, "something is not ready")})
+    @operation("Readiness of gateway, Triton and store (no token; also served at /healthz). "
+               "probe=ready: 200 while photos can be stored and acknowledged (the store "
+               "answers; photos wait for Triton), for an orchestrator's readiness probe; "
+               "probe=live: 200 while the process serves requests, for its liveness probe",
+               public=True, query={"probe": {"type": "string", "enum": ["ready", "live"]}},
+               responses={200: ({"type": "object"}, "all ready"),
+                          400: (ApiErrorBody, "unknown probe"),
+                          503: ({"type": "object"}, "something is not ready")})
     def healthz() -> tuple[Response, int]:
+        probe = request.args.get("probe", "")
+        if probe == "live":  # touches nothing: a slow database must not restart the pod
+            return jsonify({"status": "ok", "gateway": "ok"}), 200
+        if probe not in ("", "ready"):
+            return jsonify(ApiError("bad_request", "probe must be ready or live").to_json()), 400
         ok, body = services.health()
+        if probe == "ready":
+            ok = body["store"] == "ok"
         return jsonify(body), 200 if ok else 503
 
     app.add_url_rule("/healthz", "healthz", healthz)
