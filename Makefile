@@ -51,8 +51,10 @@ lint: $(STAMP)
 bench: system models
 	$(BIN)/python -m tests.bench.pipeline_bench
 
+# Walkers against gateway processes; make bench-load ARGS="--gateways 2 --tritons 2" for
+# replicas on one PostgreSQL (SHELFCOUNT_TEST_DATABASE_URL or --database-url).
 bench-load: system models
-	$(BIN)/python -m tests.bench.load_bench
+	$(BIN)/python -m tests.bench.load_bench $(ARGS)
 
 bench-pwa: system models
 	$(BIN)/python -m tests.bench.pwa_bench

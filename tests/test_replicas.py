@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,12 +24,12 @@ from gateway.server.serve import device_add
 from gateway.store import Store
 
 from .conftest import PG_URL
+from .replica_support import fresh_database, replica
 from .s3_server import s3_server
 from .server_support import DEMO_CATALOG, WsClient, outcome, shelf_jpeg
 
 pytestmark = pytest.mark.triton
 pytest_plugins = ["tests.tryton_fixtures"]
-REPO = Path(__file__).resolve().parent.parent
 # scene seeds whose bins Tryton has (tests/tryton_fixtures.py): A-01-2, A-02-1, A-01-1, A-02-2,
 # then A-01-1 and A-02-1 again (a second photo of a bin: the same bay, the later one counts)
 BINS = (20, 25, 26, 46, 80, 82)
@@ -43,48 +40,8 @@ def database() -> Iterator[str]:
     """A fresh PostgreSQL database for the replicas (dropped afterwards)."""
     if not PG_URL:
         pytest.skip("SHELFCOUNT_TEST_DATABASE_URL is not set: the replica test needs PostgreSQL")
-    import psycopg
-
-    name = f"replicas_{uuid.uuid4().hex[:10]}"
-    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def replica(data_dir: Path, env: dict[str, str], triton_url: str) -> Iterator[Any]:
-    """``shelfcount serve`` in its own process; yields (process, base URL)."""
-    http, grpc = free_ports(2)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--host", "127.0.0.1", "--port", str(http),
-         "--grpc-port", str(grpc), "--data-dir", str(data_dir)],
-        env={**os.environ, **env, "SHELFCOUNT_TRITON_URL": triton_url}, cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=open(data_dir.parent / f"gw-{http}.log", "wb"))  # noqa: SIM115
-    base = f"http://127.0.0.1:{http}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"{base}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                if proc.poll() is not None:
-                    log = (data_dir.parent / f"gw-{http}.log").read_text()[-3000:]
-                    raise RuntimeError(log) from None
-                time.sleep(0.3)
-        yield proc, base
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with fresh_database(PG_URL) as url:
+        yield url
 
 
 def test_a_killed_replicas_photos_are_counted_by_the_other_once(

@@ -5,9 +5,16 @@ every ``--photo-interval`` seconds and live preview frames at ``--preview-fps``,
 the time from sending a photo's bytes to its result. The number of walkers grows level by level
 (``--levels``); each level runs ``--duration`` seconds, then waits (bounded) for the photos
 still being counted. Reported per level: p50/p95 photo result latency, preview latency and
-frames dropped for newer ones, and the first N at which the photo p95 passes 1 s.
-Loopback only; every loop is bounded. Figures are printed and written to
-artifacts/load_bench.json.
+frames dropped for newer ones, photos counted per second, the CPU the gateways and Tritons
+spent per photo (core-seconds, from the processes' own accounting, previews included), and
+the first N at which the photo p95 passes 1 s.
+
+``--gateways N --tritons M``: N gateway processes (``shelfcount serve``; several share one
+PostgreSQL, ``--database-url``, a fresh database made on that server) and M embedded Tritons
+(each gateway spreads over all of them); walkers are dealt over the gateways in turn. After
+each level the store is read back: photos acknowledged but not counted (lost) and results a
+walker got twice (duplicated) are reported. Loopback only; every loop is bounded. Figures are
+printed and written to artifacts/load_bench.json.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +38,12 @@ from simple_websocket import Client
 
 from gateway.catalog import import_catalog
 from gateway.config import REPO_ROOT, load_settings
-from gateway.inference.embedded import start_triton
-from gateway.server import GatewayServer, device_add
+from gateway.inference.embedded import EmbeddedTriton
+from gateway.server import device_add
+from gateway.store import open_store
+from gateway.store.types import UNFINISHED
 from gateway.training.scenes import encode_jpeg, render_scene
+from tests.replica_support import cpu_seconds, fresh_database, replica
 
 DRAIN_LIMIT_S = 60.0
 
@@ -45,6 +57,9 @@ class Tally:
     photos_sent: int = 0
     previews_sent: int = 0
     previews_dropped: int = 0
+    duplicated: int = 0  # a second result for one photo
+    first_sent: float | None = None
+    last_result: float | None = None
     errors: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,6 +76,7 @@ class Walker:
             raise RuntimeError(f"no welcome: {welcome}")
         self.photos, self.previews, self.tally, self.offset = photos, previews, tally, offset
         self.sent_at: dict[str, float] = {}
+        self.answered: set[str] = set()
         self.outstanding: set[str] = set()
         self.lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -79,6 +95,11 @@ class Walker:
             photo_id = message.get("id")
             with self.lock:
                 started = self.sent_at.get(photo_id)
+                again = started is None and photo_id in self.answered \
+                    and message.get("type") == "result"
+            if again:
+                with self.tally.lock:
+                    self.tally.duplicated += 1
             if started is None:
                 continue
             if message.get("type") == "ack":
@@ -99,6 +120,7 @@ class Walker:
                         self.tally.errors[code] = self.tally.errors.get(code, 0) + 1
                 elif message.get("type") == "result":
                     self.tally.photo_ms.append(elapsed)
+                    self.tally.last_result = now
                     total = (message.get("timings_ms") or {}).get("total")
                     if total is not None:
                         self.tally.pipeline_ms.append(float(total))
@@ -107,6 +129,8 @@ class Walker:
                     self.tally.errors[code] = self.tally.errors.get(code, 0) + 1
             with self.lock:
                 self.sent_at.pop(photo_id, None)
+                if photo_id in self.outstanding:
+                    self.answered.add(photo_id)
                 self.outstanding.discard(photo_id)
 
     def _send(self, data: bytes, preview: bool) -> None:
@@ -123,6 +147,8 @@ class Walker:
                 self.tally.previews_sent += 1
             else:
                 self.tally.photos_sent += 1
+                if self.tally.first_sent is None:
+                    self.tally.first_sent = time.perf_counter()
 
     def run(self, duration_s: float, photo_interval_s: float, preview_fps: float) -> None:
         start = time.perf_counter()
@@ -168,12 +194,23 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[index], 1)
 
 
-def run_level(url: str, tokens: list[str], photos: list[bytes], previews: list[bytes],
+@dataclass
+class Fleet:
+    """The gateways (URLs, processes) and Tritons under test, and where their store is."""
+
+    urls: list[str]
+    pids: list[int]
+    settings: Any
+    tokens: list[str]
+
+
+def run_level(fleet: Fleet, n: int, photos: list[bytes], previews: list[bytes],
               args: argparse.Namespace) -> dict[str, Any]:
     tally = Tally()
-    n = len(tokens)
-    walkers = [Walker(url, token, photos, previews, tally, offset=i * args.photo_interval / n)
-               for i, token in enumerate(tokens)]
+    walkers = [Walker(fleet.urls[i % len(fleet.urls)], token, photos, previews, tally,
+                      offset=i * args.photo_interval / n)
+               for i, token in enumerate(fleet.tokens[:n])]
+    cpu_before = cpu_seconds(fleet.pids)
     threads = [threading.Thread(target=w.run, daemon=True,
                                 args=(args.duration, args.photo_interval, args.preview_fps))
                for w in walkers]
@@ -183,12 +220,17 @@ def run_level(url: str, tokens: list[str], photos: list[bytes], previews: list[b
         thread.join(timeout=args.duration + 30)
     deadline = time.perf_counter() + DRAIN_LIMIT_S
     unanswered = sum(w.drain(deadline) for w in walkers)
+    cpu = cpu_seconds(fleet.pids) - cpu_before
     for walker in walkers:
         walker.close()
+    span = (tally.last_result - tally.first_sent) if tally.last_result and tally.first_sent \
+        else None
     return {
         "walkers": n,
         "photos_sent": tally.photos_sent,
         "photo_results": len(tally.photo_ms),
+        "photos_per_s": round(len(tally.photo_ms) / span, 2) if span else None,
+        "cpu_core_s_per_photo": round(cpu / len(tally.photo_ms), 3) if tally.photo_ms else None,
         "photo_p50_ms": pct(tally.photo_ms, 50),
         "photo_p95_ms": pct(tally.photo_ms, 95),
         "photo_mean_ms": round(statistics.fmean(tally.photo_ms), 1) if tally.photo_ms else None,
@@ -197,6 +239,7 @@ def run_level(url: str, tokens: list[str], photos: list[bytes], previews: list[b
         "pipeline_p50_ms": pct(tally.pipeline_ms, 50),
         "pipeline_p95_ms": pct(tally.pipeline_ms, 95),
         "photos_unanswered_after_drain": unanswered,
+        "results_duplicated": tally.duplicated,
         "previews_sent": tally.previews_sent,
         "preview_results": len(tally.preview_ms),
         "previews_dropped": tally.previews_dropped,
@@ -206,7 +249,22 @@ def run_level(url: str, tokens: list[str], photos: list[bytes], previews: list[b
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def store_check(settings: Any) -> dict[str, int]:
+    """Every photo the gateways stored, read back from the store: counted once each (a
+    count's result is written once) or still unfinished (lost, when the level has drained)."""
+    store = open_store(settings)
+    try:
+        totals: dict[str, int] = {}
+        for _source, status, _code, n in store.count_totals():
+            totals[status] = totals.get(status, 0) + n
+    finally:
+        store.close()
+    return {"stored": sum(totals.values()), "counted": totals.get("done", 0),
+            "unfinished": sum(totals.get(s, 0) for s in UNFINISHED),
+            "failed": totals.get("failed", 0)}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="1,2,4,8,12,16,20",
                         help="walker counts to try, in order (default %(default)s)")
@@ -217,10 +275,66 @@ def main(argv: list[str] | None = None) -> int:
                         help="WxH of stored photos (phones may send larger stills)")
     parser.add_argument("--preview-size", default="960x540",
                         help="WxH of preview frames (the PWA sends 960 px wide)")
+    parser.add_argument("--gateways", type=int, default=1, help="gateway processes")
+    parser.add_argument("--tritons", type=int, default=1, help="embedded Tritons")
+    parser.add_argument("--database-url", default=os.environ.get(
+        "SHELFCOUNT_DATABASE_URL") or os.environ.get("SHELFCOUNT_TEST_DATABASE_URL", ""),
+        help="PostgreSQL server for several gateways (a fresh database is made on it); "
+             "default: SHELFCOUNT_DATABASE_URL, else SHELFCOUNT_TEST_DATABASE_URL")
     parser.add_argument("--keep-going", action="store_true",
                         help="run every level even after p95 passed 1 s")
     parser.add_argument("--out", default=str(REPO_ROOT / "artifacts" / "load_bench.json"))
     args = parser.parse_args(argv)
+    if args.gateways < 1 or args.tritons < 1:
+        parser.error("--gateways and --tritons must be at least 1")
+    if args.gateways > 1 and not args.database_url.startswith("postgresql"):
+        parser.error("several gateways share one PostgreSQL: give --database-url "
+                     "postgresql://... (or set SHELFCOUNT_TEST_DATABASE_URL)")
+    return args
+
+
+@contextmanager
+def fleet_of(args: argparse.Namespace, walkers: int) -> Iterator[Fleet]:
+    """M Tritons, then N gateway processes on one store, and a token per walker."""
+    with ExitStack() as stack:
+        tritons = []
+        for _ in range(args.tritons):
+            triton = EmbeddedTriton(load_settings().model_repository, start_timeout_s=180)
+            triton.start()
+            stack.callback(triton.stop)
+            tritons.append(triton)
+        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="shelfcount-load-"))) / "data"
+        data_dir.mkdir()
+        import_catalog(REPO_ROOT / "gateway" / "demo" / "catalog.csv", data_dir)
+        env = {"SHELFCOUNT_PHOTO_RATE_PER_MIN": "120"}
+        if args.gateways > 1:
+            env["SHELFCOUNT_DATABASE_URL"] = stack.enter_context(
+                fresh_database(args.database_url))
+        settings = load_settings(env=env, data_dir=data_dir)
+        tokens = [device_add(settings, f"walker-{i}") for i in range(walkers)]
+        urls, pids = [], [t.pid for t in tritons if t.pid]
+        triton_urls = ",".join(t.url for t in tritons)
+        for _ in range(args.gateways):
+            proc, base = stack.enter_context(replica(data_dir, env, triton_urls, 180))
+            urls.append(base.replace("http", "ws", 1) + "/ws/count")
+            pids.append(proc.pid)
+        yield Fleet(urls, pids, settings, tokens)
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    print(f"{'N':>3} {'photos':>6} {'per s':>6} {'core-s':>6} {'p50 ms':>8} {'p95 ms':>8} "
+          f"{'pipe p50':>8} {'prev':>5} {'drop':>5} {'prev p50':>8} {'lost':>4} {'dup':>4}")
+    for r in results:
+        print(f"{r['walkers']:>3} {r['photos_sent']:>6} {r['photos_per_s']!s:>6} "
+              f"{r['cpu_core_s_per_photo']!s:>6} {r['photo_p50_ms']!s:>8} "
+              f"{r['photo_p95_ms']!s:>8} {r['pipeline_p50_ms']!s:>8} {r['previews_sent']:>5} "
+              f"{r['previews_dropped']:>5} {r['preview_p50_ms']!s:>8} "
+              f"{r['photos_lost']:>4} {r['results_duplicated']:>4}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     pw, ph = (int(v) for v in args.photo_size.lower().split("x"))
     vw, vh = (int(v) for v in args.preview_size.lower().split("x"))
@@ -228,24 +342,18 @@ def main(argv: list[str] | None = None) -> int:
               for i in range(6)]
     previews = [encode_jpeg(render_scene(200 + i, width=vw, height=vh), quality=70)
                 for i in range(4)]
-
-    base = load_settings()
-    triton_url, triton = start_triton(base)
-    data_dir = Path(tempfile.mkdtemp(prefix="shelfcount-load-"))
-    import_catalog(REPO_ROOT / "gateway" / "demo" / "catalog.csv", data_dir)
-    settings = load_settings(data_dir=data_dir, host="127.0.0.1", port=0, grpc_port=0,
-                             triton_url=triton_url, photo_rate_per_min=120.0)
-    tokens = [device_add(settings, f"walker-{i}") for i in range(max(levels))]
-    server = GatewayServer(settings, triton_url=triton_url).start()
-    url = server.base_url.replace("http", "ws", 1) + "/ws/count"
     results: list[dict[str, Any]] = []
     knee: int | None = None
-    try:
-        # Warm-up: first requests build ONNX sessions and caches inside Triton.
-        run_level(url, tokens[:1], photos, previews,
+    with fleet_of(args, max(levels)) as fleet:
+        # Warm-up: first requests build ONNX sessions and caches inside each Triton.
+        run_level(fleet, max(len(fleet.urls), args.tritons), photos, previews,
                   argparse.Namespace(**{**vars(args), "duration": 6.0}))
         for n in levels:
-            row = run_level(url, tokens[:n], photos, previews, args)
+            before = store_check(fleet.settings)
+            row = run_level(fleet, n, photos, previews, args)
+            after = store_check(fleet.settings)
+            row["photos_lost"] = after["unfinished"]  # acknowledged, not counted, drained
+            row["photos_stored"] = after["stored"] - before["stored"]
             results.append(row)
             print(json.dumps(row), flush=True)
             p95 = row["photo_p95_ms"]
@@ -254,24 +362,17 @@ def main(argv: list[str] | None = None) -> int:
                 knee = n
                 if not args.keep_going:
                     break
-    finally:
-        server.stop()
-        if triton is not None:
-            triton.stop()
     summary = {
+        "gateways": args.gateways, "tritons": args.tritons,
         "photo_size": args.photo_size, "preview_size": args.preview_size,
         "photo_interval_s": args.photo_interval, "preview_fps": args.preview_fps,
         "duration_s": args.duration, "levels": results,
         "p95_passes_1s_at_walkers": knee,
         "load_average_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
     }
-    print(f"{'N':>3} {'photos':>6} {'p50 ms':>8} {'p95 ms':>8} {'pipe p50':>8} {'prev':>5} "
-          f"{'drop':>5} {'prev p50':>8} {'prev p95':>8}")
-    for r in results:
-        print(f"{r['walkers']:>3} {r['photos_sent']:>6} {r['photo_p50_ms']!s:>8} "
-              f"{r['photo_p95_ms']!s:>8} {r['pipeline_p50_ms']!s:>8} {r['previews_sent']:>5} "
-              f"{r['previews_dropped']:>5} {r['preview_p50_ms']!s:>8} {r['preview_p95_ms']!s:>8}")
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print_table(results)
+    print(f"{args.gateways} gateway(s), {args.tritons} Triton(s); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"photo p95 passes 1 s at N = {knee if knee is not None else 'not reached'}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
