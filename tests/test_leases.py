@@ -123,10 +123,10 @@ def test_outcomes_counted_by_another_replica_reach_this_ones_listeners(store: St
     (count_id,) = queued(store, 1)
     hub, published = Hub(), []
     watcher = OutcomeWatcher(store, hub.watched, lambda r: published.append(r.status))
-    assert watcher.poll_once() == 0  # nobody follows anything: no query, nothing sent
+    assert watcher.run_once() == 0  # nobody follows anything: no query, nothing sent
     hub.subscribe(count_id, lambda message: None)  # a walker's socket follows the photo
-    assert watcher.poll_once() == 1 and published == ["queued"]
-    assert watcher.poll_once() == 0
+    assert watcher.run_once() == 1 and published == ["queued"]
+    assert watcher.run_once() == 0
     assert store.finish_count(count_id, {"rows": []}, once=True)  # another replica counted it
-    assert watcher.poll_once() == 1 and published == ["queued", "done"]
-    assert watcher.poll_once() == 0
+    assert watcher.run_once() == 1 and published == ["queued", "done"]
+    assert watcher.run_once() == 0

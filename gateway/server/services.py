@@ -104,7 +104,8 @@ class Services:
         self.worker.start()
         self.previews.start()
         if self.store.is_postgres:  # replicas share PostgreSQL; SQLite is one process
-            self.outcomes = OutcomeWatcher(self.store, self.hub.watched, self.publish).start()
+            self.outcomes = OutcomeWatcher(self.store, self.hub.watched, self.publish)
+            self.outcomes.start()
         for target, name in ((self._retention_loop, "retention"),
                              (self._revocation_loop, "revocation")):
             thread = threading.Thread(target=target, name=name, daemon=True)
