@@ -286,6 +286,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="WxH of preview frames (the PWA sends 960 px wide)")
     parser.add_argument("--gateways", type=int, default=1, help="gateway processes")
     parser.add_argument("--tritons", type=int, default=1, help="embedded Tritons")
+    parser.add_argument("--triton-url", default=os.environ.get("SHELFCOUNT_TRITON_URL", ""),
+                        help="Tritons already running (comma-separated; e.g. on a GPU) instead "
+                             "of embedded ones: their CPU is not counted (default: "
+                             "SHELFCOUNT_TRITON_URL)")
     parser.add_argument("--database-url", default=os.environ.get(
         "SHELFCOUNT_DATABASE_URL") or os.environ.get("SHELFCOUNT_TEST_DATABASE_URL", ""),
         help="PostgreSQL server for several gateways (a fresh database is made on it); "
@@ -307,7 +311,7 @@ def fleet_of(args: argparse.Namespace, walkers: int) -> Iterator[Fleet]:
     """M Tritons, then N gateway processes on one store, and a token per walker."""
     with ExitStack() as stack:
         tritons = []
-        for _ in range(args.tritons):
+        for _ in range(0 if args.triton_url else args.tritons):
             triton = EmbeddedTriton(load_settings().model_repository, start_timeout_s=180)
             triton.start()
             stack.callback(triton.stop)
@@ -324,7 +328,7 @@ def fleet_of(args: argparse.Namespace, walkers: int) -> Iterator[Fleet]:
         tokens = [device_add(settings, f"walker-{i}") for i in range(walkers)]
         urls: list[str] = []
         gateway_pids: list[int] = []
-        triton_urls = ",".join(t.url for t in tritons)
+        triton_urls = args.triton_url or ",".join(t.url for t in tritons)
         for _ in range(args.gateways):
             proc, base = stack.enter_context(replica(data_dir, env, triton_urls, 180))
             urls.append(base.replace("http", "ws", 1) + "/ws/count")
@@ -375,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.keep_going:
                     break
     summary = {
-        "gateways": args.gateways, "tritons": args.tritons,
+        "gateways": args.gateways, "tritons": args.triton_url or args.tritons,
         "photo_size": args.photo_size, "preview_size": args.preview_size,
         "photo_interval_s": args.photo_interval, "preview_fps": args.preview_fps,
         "duration_s": args.duration, "levels": results,
