@@ -97,7 +97,10 @@ def test_the_gateway_keeps_the_worksheets_current(triton, tmp_path: Path,
     with running_gateway(data, triton.url, env=sheets.env()) as gw:
         assert gw.report is not None
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(sheets.fake.rows(sheets.key, "Reorder")) < 2:
+        # one report writes Reorder, then Alerts: wait for both
+        while time.monotonic() < deadline and (
+                len(sheets.fake.rows(sheets.key, "Reorder")) < 2
+                or not sheets.fake.rows(sheets.key, "Alerts")):
             time.sleep(0.2)
         reorder = sheets.fake.rows(sheets.key, "Reorder")
         assert reorder[0] == list(REORDER_HEADER) and reorder[1][0] == "SKU-10001"
