@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from .engine import Database
+from .engine import Database, insert_unless_present
 from .tables import camera_runs
 from .types import to_ts, utcnow
 
@@ -41,11 +40,10 @@ class CameraRunRepository:
         """Start the zone's run at ``minute``; None when another replica has started it."""
         now = now or utcnow()
         with self.db.tx() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            done = conn.execute(dialect.insert(camera_runs).values(
+            done = conn.execute(insert_unless_present(conn, camera_runs).values(
                 zone=zone, minute=minute, lease_owner=owner, started_at=to_ts(now),
                 lease_until=to_ts(now + timedelta(seconds=lease_s)))
-                .on_conflict_do_nothing().returning(r.zone)).first()
+                .returning(r.zone)).first()
             return CameraRun(zone, minute, None) if done is not None else None
 
     def claim_stalled_camera_runs(self, owner: str, lease_s: float, since: datetime,

@@ -19,11 +19,20 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 7_151_004  # advisory lock: two gateways opening one database migrate once
+
+
+def insert_unless_present(conn: Connection, table: Table) -> Any:
+    """An INSERT into ``table`` that skips rows whose key is already there (``ON CONFLICT DO
+    NOTHING`` in both back-ends): two replicas writing the same row at once is not an error,
+    and the second learns it lost (no row returned with ``.returning``)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
 
 
 class Database:

@@ -9,10 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .devices_repo import new_id
-from .engine import Database
+from .engine import Database, insert_unless_present
 from .tables import counts, outbox, outbox_delivery
 from .types import OutboxEntry, StoreError, from_ts, to_ts, utcnow
 
@@ -114,10 +113,8 @@ class OutboxRepository:
             .order_by(o.created_at, o.id).limit(int(limit))).scalars())
         if not missing:
             return
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(outbox_delivery)
-                     .values([{"entry_id": i, "sink": sink, "attempts": 0} for i in missing])
-                     .on_conflict_do_nothing())
+        conn.execute(insert_unless_present(conn, outbox_delivery)
+                     .values([{"entry_id": i, "sink": sink, "attempts": 0} for i in missing]))
 
     def outbox_entries(self, session_id: str) -> list[OutboxEntry]:
         """All outbox entries of a session (delivered or not), for re-sending on demand."""
