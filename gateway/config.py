@@ -78,8 +78,9 @@ class Settings(BaseModel):
     # A counted photo whose least sure line is below this Count_Confidence is marked "please
     # check" (the phone asks to look at the boxes; managers see it in the review queue).
     review_below: float = Field(0.6, ge=0.0, le=1.0)
-    # Faces are found (Triton's face_detector) and blurred in the stored photo once it is
-    # counted; the count itself is made from the original pixels, which are then dropped.
+    # Faces and whole people are found (Triton's face_detector, person_detector) and blurred in
+    # the stored photo once it is counted; the count itself is made from the original pixels,
+    # which are then dropped.
     blur_people: bool = True
     currency: str = "EUR"  # ISO 4217 code of Unit_Price / Total_Value, shown with values
     # Stock insights (issue 16): a bin with stock is a slow mover after this many days without

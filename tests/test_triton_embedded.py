@@ -106,7 +106,7 @@ def test_repository_prepare_is_idempotent(tmp_path: Path) -> None:
     changed = repository.prepare(repo)
     names = {p.relative_to(repo).as_posix() for p in changed}
     assert names == {"ocr_det/1/model.onnx", "ocr_rec/1/model.onnx", "ocr_rec/1/keys.txt",
-                     "face_detector/1/model.onnx"}
+                     "face_detector/1/model.onnx", "person_detector/1/model.tflite"}
     keys = (repo / "ocr_rec/1/keys.txt").read_text(encoding="utf-8")[:-1].split("\n")
     assert len(keys) == 6623 and "A" in keys and "-" in keys
     assert repository.prepare(repo) == []

@@ -22,6 +22,7 @@ from gateway.pipeline.types import Detection, TextLine
 
 OCR_MODEL = "ocr_pipeline"
 FACE_MODEL = "face_detector"  # people are blurred before a photo is kept
+PERSON_MODEL = "person_detector"  # whole people, where no face shows
 DETECTOR_MODEL = "item_detector"
 DETECTOR_TILE = 640
 DETECTOR_MAX_BATCH = 8
@@ -165,11 +166,21 @@ class InferenceClient:
 
     def faces(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         """Faces in a BGR uint8 photo: (box in its pixels, score) each (``face_detector``)."""
+        return self._boxes(FACE_MODEL, image)
+
+    def people(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Whole people in a BGR uint8 photo: (body box in its pixels, score) each
+        (``person_detector``)."""
+        return self._boxes(PERSON_MODEL, image)
+
+    def _boxes(self, model: str, image: np.ndarray
+               ) -> list[tuple[tuple[float, float, float, float], float]]:
+        """One photo through a model answering ``boxes`` [N, 4] and ``scores`` [N]."""
         array = _as_bgr(image, 0)
         tensor = grpcclient.InferInput("image", list(array.shape), "UINT8")
         tensor.set_data_from_numpy(array)
         (result,) = self._call(
-            lambda: self._infer_all(FACE_MODEL, [[tensor]], ["boxes", "scores"]))
+            lambda: self._infer_all(model, [[tensor]], ["boxes", "scores"]))
         boxes, scores = result.as_numpy("boxes"), result.as_numpy("scores")
         return [((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(s))
                 for b, s in zip(boxes.reshape(-1, 4), scores.reshape(-1), strict=True)]

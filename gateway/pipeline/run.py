@@ -18,7 +18,12 @@ import numpy as np
 
 from gateway.catalog import Catalog
 from gateway.config import Settings
-from gateway.inference.client import FACE_MODEL, InferenceClient, InferenceUnavailable
+from gateway.inference.client import (
+    FACE_MODEL,
+    PERSON_MODEL,
+    InferenceClient,
+    InferenceUnavailable,
+)
 from gateway.pipeline.appearance import describe
 from gateway.pipeline.assign import Naming, name_items, orphan_reads
 from gateway.pipeline.audit import AuditItem, audit_bay
@@ -41,13 +46,13 @@ from gateway.pipeline.fuse import (
     gather_facts,
 )
 from gateway.pipeline.ocr_regions import Region, choose_regions
-from gateway.pipeline.privacy import find_faces
+from gateway.pipeline.privacy import find_people
 from gateway.pipeline.types import Box, Code, CountResult, Detection, PipelineError, TextLine
 from gateway.planogram import BayPlan, Planogram
 
 PREVIEW_MAX_SIDE = 960
 DETECTOR_MODEL = "item_detector"
-MODEL_RECHECK_S = 30.0  # how long a model's readiness is trusted (detector, face model)
+MODEL_RECHECK_S = 30.0  # how long a model's readiness is trusted (detector, people models)
 # Unnamed items whose labels are OCR'd (see assign.orphan_reads), and the smallest item side
 # worth reading: below it label print is too small for the OCR model.
 ORPHAN_READS = 6
@@ -124,7 +129,7 @@ class Pipeline:
         model_version: str | None = None
         if self.detector_ready():
             detect_future = self._executor.submit(self._detect, image, preview)
-        faces_future = self._executor.submit(self._faces, image, scale) \
+        people_future = self._executor.submit(self._people, image, scale) \
             if self.finds_people and not preview else None
 
         t = time.perf_counter()
@@ -203,7 +208,7 @@ class Pipeline:
                  for b, src in zip(boxes, sources, strict=True)],
                 self.plan_for(facts.location, facts.home), image.shape[1], image.shape[0])]
             timings["audit"] = _ms(t)
-        people = faces_future.result() if faces_future is not None else []
+        people = people_future.result() if people_future is not None else []
         timings["total"] = _ms(t0)
         if scale != 1.0:
             boxes = [[*(round(v / scale, 1) for v in b[:4]), *b[4:]] for b in boxes]
@@ -281,15 +286,17 @@ class Pipeline:
             sku_pattern=s.sku_pattern,
         )
 
-    def _faces(self, image: np.ndarray, scale: float) -> list[list[float]]:
-        """Faces to blur in the kept photo (photo pixels). Without the face model a photo
-        cannot be kept as promised, so it waits as for any Triton outage."""
-        if not self._model_ready(FACE_MODEL):
-            raise InferenceUnavailable(
-                f"Triton model {FACE_MODEL} is not ready: photos are not kept with faces in "
-                "them (SHELFCOUNT_BLUR_PEOPLE=0 turns blurring off)")
-        return [[*(round(v / scale, 1) for v in f[:4]), f[4]]
-                for f in find_faces(self.client, image)]
+    def _people(self, image: np.ndarray, scale: float) -> list[list[float | str]]:
+        """Faces and bodies to blur in the kept photo (photo pixels). Without the face and
+        person models a photo cannot be kept as promised, so it waits as for any Triton
+        outage."""
+        for model in (FACE_MODEL, PERSON_MODEL):
+            if not self._model_ready(model):
+                raise InferenceUnavailable(
+                    f"Triton model {model} is not ready: photos are not kept with people in "
+                    "them (SHELFCOUNT_BLUR_PEOPLE=0 turns blurring off)")
+        return [[*(round(float(v) / scale, 1) for v in p[:4]), *p[4:]]
+                for p in find_people(self.client, image)]
 
     def _detect(
         self, image: np.ndarray, preview: bool

@@ -96,7 +96,7 @@ class CountResult:
     # Shelf audit (gateway.pipeline.audit): gap / misplaced / missing / extra, photo pixels.
     findings: list[dict[str, object]] = field(default_factory=list)
     # Faces found to blur in the kept photo ([x0, y0, x1, y1, score]; gateway.pipeline.privacy)
-    people: list[list[float]] = field(default_factory=list)
+    people: list[list[float | str]] = field(default_factory=list)  # privacy.find_people
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -232,7 +232,7 @@ class CountWorker:
         self._drop(count_id)
         services.publish(store.get_count(count_id))
 
-    def _redact(self, digest: str, data: bytes, people: list[list[float]]) -> None:
+    def _redact(self, digest: str, data: bytes, people: list[list[float | str]]) -> None:
         """Blur the people in the stored photo (before the result is recorded: a crash in
         between counts it again, from the blurred copy, rather than keep the faces)."""
         from gateway.pipeline.privacy import redacted_jpeg
