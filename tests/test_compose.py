@@ -86,7 +86,8 @@ def third_party_imports(model_py: Path) -> set[str]:
 
 def test_triton_image_installs_what_the_models_import() -> None:
     text = (REPO_ROOT / "triton_models" / "Dockerfile").read_text()
-    pip_names = {"onnxruntime": "onnxruntime-gpu", "cv2": "opencv-python-headless"}
+    pip_names = {"onnxruntime": "onnxruntime-gpu", "cv2": "opencv-python-headless",
+                 "ai_edge_litert": "ai-edge-litert"}
     for model_py in sorted((REPO_ROOT / "triton_models").glob("*/1/model.py")):
         for module in third_party_imports(model_py):
             package = pip_names.get(module, module)
