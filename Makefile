@@ -52,7 +52,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: system models
-	$(BIN)/python -m tests.bench.pipeline_bench
+	$(BIN)/python -m tests.bench.pipeline_bench $(ARGS)
 
 # Walkers against gateway processes; make bench-load ARGS="--gateways 2 --tritons 2" for
 # replicas on one PostgreSQL (SHELFCOUNT_TEST_DATABASE_URL or --database-url).

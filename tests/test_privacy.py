@@ -168,6 +168,7 @@ def test_a_real_person_seen_from_above_is_blurred_and_still_counted(inference) -
     assert {p[5] for p in kept.people} == {BODY}, kept.people
     assert max(covered(p, PEOPLE_PHOTOS[prefix]) for p in kept.people) >= 0.8
     assert kept.boxes == counted.boxes
+    assert "people" in kept.timings_ms and "people" not in counted.timings_ms
     assert {r["SKU"]: r["Quantity_Counted"] for r in kept.rows} == {
         r["SKU"]: r["Quantity_Counted"] for r in counted.rows}
 

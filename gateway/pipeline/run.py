@@ -208,7 +208,11 @@ class Pipeline:
                  for b, src in zip(boxes, sources, strict=True)],
                 self.plan_for(facts.location, facts.home), image.shape[1], image.shape[0])]
             timings["audit"] = _ms(t)
-        people = people_future.result() if people_future is not None else []
+        people: list[list[float | str]] = []
+        if people_future is not None:
+            t = time.perf_counter()
+            people = people_future.result()
+            timings["people"] = _ms(t)  # what finding people added after the rest was done
         timings["total"] = _ms(t0)
         if scale != 1.0:
             boxes = [[*(round(v / scale, 1) for v in b[:4]), *b[4:]] for b in boxes]

@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=25, help="photos per size (default 25)")
     p.add_argument("--baseline", type=int, default=3, help="baseline photos per size (default 3)")
     p.add_argument("--seed", type=int, default=777, help="scene seed (default 777)")
+    p.add_argument("--keep-photos", action="store_true",
+                   help="count as the gateway does, finding the people to blur "
+                        "(SHELFCOUNT_BLUR_PEOPLE); stage 'people' is the wait it added")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench.json")
     args = p.parse_args(argv)
 
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = make_photos(args.photos, args.seed)
     url, server = start_triton(settings)
     client = InferenceClient(url)
-    pipeline = Pipeline(settings, client, catalog)
+    pipeline = Pipeline(settings, client, catalog, keeps_photos=args.keep_photos)
     try:
         for _, data, _ in photos[:1] + photos[-1:]:
             pipeline.count(data)  # warm-up: first requests load sessions and caches
