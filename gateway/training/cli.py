@@ -99,6 +99,10 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--init", type=Path, help="start from these torch weights (default: the "
                     "synthetic stage's; the shipped weights with --data)")
     ap.add_argument("--lr", type=float, help=f"peak learning rate (default {MIXED_LR})")
+    ap.add_argument("--ignore-unlabelled-from", type=Path, metavar="ONNX",
+                    help="count the real training photos with this model first; its confident "
+                         "boxes that no label explains are left out of the loss "
+                         "(gateway.training.unlabelled)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest "
                     "on a shared machine; batches are prepared in a second thread)")
     ap.add_argument("--device", default="cpu", help="torch device for training: cpu (default, "
@@ -188,6 +192,12 @@ def _train(args: argparse.Namespace) -> int:
     elif not real_dir.exists():
         raise DataError(f"{real_dir}: no such folder")
     photos, tune_pairs = load_real(real_dir) if real_dir else ([], [])
+    if photos and args.ignore_unlabelled_from is not None:
+        from gateway.training.unlabelled import mark_unlabelled
+
+        photos, added = mark_unlabelled(photos, args.ignore_unlabelled_from, args.quiet)
+        print(f"{added} unlabelled cartons in {len(photos)} training photos are left out of "
+              "the loss", file=sys.stderr)
     cache = _cache_for(args)
     if args.init is not None:
         init = args.init
@@ -254,7 +264,9 @@ def _data_description(args: argparse.Namespace, real_dir: Path | None, photos: l
 
     real = (f"real: {real_dir} ({len(photos)} train photos, {len(tune_pairs)} tune photos "
             f"held out by family, share {args.real_share:g} of views, aspect stretch "
-            f"+-{args.stretch:g}); ") if photos else ""
+            f"+-{args.stretch:g}"
+            + (f", unlabelled cartons found by {args.ignore_unlabelled_from} ignored"
+               if args.ignore_unlabelled_from else "") + "); ") if photos else ""
     return real + (f"synthetic: {args.scenes} scenes x {args.views} views of {args.size}px "
                    f"(seed {args.seed}); val seeds {VAL_SEED}+{args.val}, "
                    f"test seeds {TEST_SEED}+{args.test}")
