@@ -6,6 +6,8 @@ person_detector; blurred in the stored copy only; the count comes from the origi
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ import requests
 
 from gateway.catalog import Catalog
 from gateway.config import load_settings
+from gateway.inference.embedded import EmbeddedTriton
 from gateway.pipeline.privacy import (
     BODY,
     FACE,
@@ -30,7 +33,7 @@ from gateway.server import GatewayServer
 from gateway.training.real import REAL_CARTONS
 from gateway.training.scenes import render_scene
 
-from .server_support import new_token, running_gateway
+from .server_support import WsClient, new_token, running_gateway, shelf_jpeg
 
 pytestmark = pytest.mark.triton
 DEMO = Path(__file__).resolve().parent.parent / "gateway" / "demo" / "catalog.csv"
@@ -206,3 +209,32 @@ def test_the_kept_photo_has_no_face_and_the_original_bytes_are_gone(
     assert again.status_code == 200, again.text
     on_disk = [p.read_bytes() for p in photos.rglob("*") if p.is_file()]
     assert original not in on_disk
+
+
+def test_without_the_person_model_photos_wait_and_health_says_which(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A Triton without person_detector (an old image, a failed load): photos are acknowledged
+    and wait, as in an outage, rather than being kept unblurred; /healthz names the model."""
+    repo = tmp_path / "models"
+    source = Path(__file__).resolve().parent.parent / "triton_models"
+    for name in ("ocr_det", "ocr_rec", "ocr_pipeline", "item_detector", "face_detector"):
+        shutil.copytree(source / name, repo / name)
+    with EmbeddedTriton(repo, required_models=["face_detector"], start_timeout_s=120) as server, \
+            running_gateway(tmp_path / "gw", server.url) as gw:
+        health = requests.get(f"{gw.base_url}/healthz", timeout=30)
+        assert health.status_code == 503
+        body = health.json()
+        assert body["triton"] == "ok" and body["status"] == "degraded"
+        assert body["models"]["person_detector"] == "unavailable"
+        assert body["models"]["face_detector"] == "ok" and body["models"]["ocr_pipeline"] == "ok"
+        phone = WsClient(gw)
+        phone.hello(new_token(gw.settings.data_dir, "walker-no-person-model"))
+        photo_id = str(uuid.uuid4())
+        phone.photo(photo_id, shelf_jpeg(21))
+        assert phone.wait_for(lambda m: m["type"] == "ack" and m["id"] == photo_id)
+        notice = phone.wait_for(lambda m: m.get("id") == photo_id and m["type"] == "error")
+        assert notice["code"] == "triton_unavailable" and notice["queued"] is True
+        phone.close()
+        time.sleep(3 * gw.settings.triton_retry_s)
+        # not counted again and again while the model is missing (each try is a whole count)
+        assert not [r for r in caplog.records if "Triton is back" in r.getMessage()]

@@ -125,12 +125,15 @@ class Pipeline:
         scale = image.shape[1] / width
         timings["decode"] = _ms(t0)
 
+        keeps_people = self.finds_people and not preview
+        if keeps_people:
+            self._need_people_models()  # before any work: the photo waits without them
         detect_future: Future[tuple[list[Detection], np.ndarray, float, str | None]] | None = None
         model_version: str | None = None
         if self.detector_ready():
             detect_future = self._executor.submit(self._detect, image, preview)
         people_future = self._executor.submit(self._people, image, scale) \
-            if self.finds_people and not preview else None
+            if keeps_people else None
 
         t = time.perf_counter()
         codes = read_codes(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
@@ -290,15 +293,17 @@ class Pipeline:
             sku_pattern=s.sku_pattern,
         )
 
-    def _people(self, image: np.ndarray, scale: float) -> list[list[float | str]]:
-        """Faces and bodies to blur in the kept photo (photo pixels). Without the face and
-        person models a photo cannot be kept as promised, so it waits as for any Triton
-        outage."""
+    def _need_people_models(self) -> None:
+        """Without the face and person models a photo cannot be kept as promised, so it waits
+        as for any Triton outage."""
         for model in (FACE_MODEL, PERSON_MODEL):
             if not self._model_ready(model):
                 raise InferenceUnavailable(
                     f"Triton model {model} is not ready: photos are not kept with people in "
                     "them (SHELFCOUNT_BLUR_PEOPLE=0 turns blurring off)")
+
+    def _people(self, image: np.ndarray, scale: float) -> list[list[float | str]]:
+        """Faces and bodies to blur in the kept photo (photo pixels)."""
         return [[*(round(float(v) / scale, 1) for v in p[:4]), *p[4:]]
                 for p in find_people(self.client, image)]
 

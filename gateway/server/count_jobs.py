@@ -253,7 +253,7 @@ class CountWorker:
             if not parked and not self.triton_down.is_set():
                 continue
             try:
-                ready = self.services.pipelines.triton_ready()
+                ready = self.services.pipelines.ready_to_count()
             except Exception:  # noqa: BLE001 - keep polling
                 ready = False
             if not ready:

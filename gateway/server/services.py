@@ -513,19 +513,25 @@ class Services:
     # -- health and retention -------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
         store_ok = self.store.ping()
+        models: dict[str, bool] = {}
         try:
             triton_ok = bool(self.pipelines.triton_ready())
+            if triton_ok:
+                models = self.pipelines.models_ready()
         except Exception:  # noqa: BLE001 - health reports, never raises
             triton_ok = False
+        ok = store_ok and triton_ok and all(models.values())
         body = {
-            "status": "ok" if store_ok and triton_ok else "degraded",
+            "status": "ok" if ok else "degraded",
             "gateway": "ok",
             "triton": "ok" if triton_ok else "unavailable",
             "store": "ok" if store_ok else "unavailable",
             "queue": self.worker.depth(),
             "connections": self.connections.open,
         }
-        return store_ok and triton_ok, body
+        if models:  # what Triton serves of what the counts need
+            body["models"] = {k: "ok" if v else "unavailable" for k, v in models.items()}
+        return ok, body
 
     def purge_photos(self) -> int:
         """Delete photo files older than the retention period (records stay)."""
