@@ -354,7 +354,10 @@ def test_every_endpoint_needs_a_token_except_health_and_pwa(gw: GatewayServer,
     assert health.status_code == 200
     assert health.json() | {"queue": None, "connections": None} == {
         "status": "ok", "gateway": "ok", "triton": "ok", "store": "ok", "queue": None,
-        "connections": None}
+        "connections": None, "models": {"ocr_pipeline": "ok", "face_detector": "ok",
+                                        "person_detector": "ok", "item_detector": "ok"}}
+    ready = requests.get(gw.base_url + "/healthz?probe=ready", timeout=10)
+    assert ready.status_code == 200 and "models" not in ready.json()  # no model calls
     index = requests.get(gw.base_url + "/", timeout=10)
     assert index.status_code == 200 and "<html" in index.text.lower()
     assert requests.get(gw.base_url + "/../gateway/config.py", timeout=10).status_code == 404

@@ -55,7 +55,7 @@ def _register_probes(app: Flask, services: Services) -> None:
             return jsonify({"status": "ok", "gateway": "ok"}), 200
         if probe not in ("", "ready"):
             return jsonify(ApiError("bad_request", "probe must be ready or live").to_json()), 400
-        ok, body = services.health()
+        ok, body = services.health(models_too=probe != "ready")
         if probe == "ready":
             ok = body["store"] == "ok"
         return jsonify(body), 200 if ok else 503

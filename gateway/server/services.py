@@ -511,12 +511,14 @@ class Services:
                 log.exception("on_confirmed hook failed")
 
     # -- health and retention -------------------------------------------------------------------
-    def health(self) -> tuple[bool, dict[str, Any]]:
+    def health(self, models_too: bool = True) -> tuple[bool, dict[str, Any]]:
+        """Whether everything is ready, and what each part says; ``models_too``: ask Triton
+        about each model the counts use (one call each)."""
         store_ok = self.store.ping()
         models: dict[str, bool] = {}
         try:
             triton_ok = bool(self.pipelines.triton_ready())
-            if triton_ok:
+            if triton_ok and models_too:
                 models = self.pipelines.models_ready()
         except Exception:  # noqa: BLE001 - health reports, never raises
             triton_ok = False
