@@ -10,7 +10,9 @@ fixed anchors on a 224 px letterboxed input; per anchor it predicts a head box a
 keypoints, of which the first two give the centre of the hips and a point on the circle
 around the whole body. A person a quarter of the photo high is ~50 px at 224, near its lower
 limit, so the photo is read whole and in four overlapping corner tiles, and the bodies found
-are merged (NMS).
+are merged (NMS). Every spot of the photo is in at least two of these windows; a body only one
+window sees is dropped: on real warehouse photos that is what rack uprights and pallet feet
+look like, and people are seen in two or three (see config.pbtxt).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ SIDE = 224
 LAYERS = ((8, 2), (16, 2), (32, 6))
 TILE_SHARE = 0.6  # a corner tile's side, as a share of the photo's long side
 BODY_WIDTH = 0.5  # half the body's width across its axis, as a share of the body's radius
+SEEN_IOU = 0.3  # a window's hit this close to a body is a sighting of it
 
 
 def anchor_centres() -> np.ndarray:
@@ -102,10 +105,35 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, np.int64).reshape(-1)
 
 
-class PersonFinder:
-    """The detector with its interpreter; not thread-safe (one per model instance)."""
+def support(boxes: np.ndarray, windows_found: list[np.ndarray], iou: float) -> np.ndarray:
+    """For each box, in how many windows some box overlaps it by ``iou`` or more."""
+    counts = np.zeros(len(boxes), np.int64)
+    for found in windows_found:
+        if len(found) and len(boxes):
+            counts += (overlaps(boxes, found) >= iou).any(axis=1)
+    return counts
 
-    def __init__(self, path: str, threads: int, threshold: float, nms_iou: float) -> None:
+
+def overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` [N, 4] with every box of ``b`` [M, 4]."""
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]),
+                0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]),
+                0, None)
+    inter = w * h
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
+
+
+class PersonFinder:
+    """The detector with its interpreter; not thread-safe (one per model instance).
+
+    A window's hits above ``window_threshold`` count as sightings; a body is kept when it
+    scores ``threshold`` and ``min_windows`` windows saw it."""
+
+    def __init__(self, path: str, threads: int, threshold: float, nms_iou: float,
+                 window_threshold: float = 0.5, min_windows: int = 2) -> None:
         self.interpreter = Interpreter(model_path=path, num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
@@ -113,6 +141,7 @@ class PersonFinder:
         self.raw, self.logits = outputs[12], outputs[1]
         self.anchors = anchor_centres()
         self.threshold, self.nms_iou = threshold, nms_iou
+        self.window_threshold, self.min_windows = window_threshold, min_windows
 
     def _window(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tensor, scale, ox, oy = letterbox(image)
@@ -120,7 +149,7 @@ class PersonFinder:
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self.raw)[0]
         logits = self.interpreter.get_tensor(self.logits)[0, :, 0]
-        boxes, scores = body_boxes(raw, logits, self.anchors, self.threshold)
+        boxes, scores = body_boxes(raw, logits, self.anchors, self.window_threshold)
         boxes[:, 0::2] = (boxes[:, 0::2] - ox) / scale
         boxes[:, 1::2] = (boxes[:, 1::2] - oy) / scale
         return boxes, scores
@@ -136,6 +165,9 @@ class PersonFinder:
         scores = np.concatenate([s for _, s in found])
         keep = nms(boxes, scores, self.nms_iou)
         boxes, scores = boxes[keep], scores[keep]
+        seen = support(boxes, [b for b, _ in found], SEEN_IOU)
+        sure = (scores >= self.threshold) & (seen >= self.min_windows)
+        boxes, scores = boxes[sure], scores[sure]
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
         return boxes.reshape(-1, 4), scores.reshape(-1)
@@ -150,8 +182,10 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(
                 f"{path} is missing: run `python -m gateway.inference.repository`")
         self.finder = PersonFinder(path, int(params.get("threads", "1")),
-                                   float(params.get("threshold", "0.75")),
-                                   float(params.get("nms_iou", "0.3")))
+                                   float(params.get("threshold", "0.7")),
+                                   float(params.get("nms_iou", "0.3")),
+                                   float(params.get("window_threshold", "0.5")),
+                                   int(params.get("min_windows", "2")))
 
     def execute(self, requests: list) -> list:
         responses = []
