@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,8 +73,8 @@ def jpeg(image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def real_person(prefix: str) -> np.ndarray:
-    """One of PEOPLE_PHOTOS, read from the shared data (skipped when it is absent)."""
+def real_photo(prefix: str) -> np.ndarray:
+    """A real training photo by name prefix, from the shared data (skipped when absent)."""
     found = sorted((REAL_CARTONS / "train" / "images").glob(f"{prefix}*.jpg"))
     if not found:
         pytest.skip(f"real carton photos not found at {REAL_CARTONS} (shared data absent)")
@@ -128,7 +130,7 @@ def test_the_count_is_made_from_the_original_pixels(inference) -> None:
 
 @pytest.mark.parametrize("prefix", sorted(PEOPLE_PHOTOS))
 def test_people_whose_faces_do_not_show_are_found_whole_and_blurred(inference, prefix) -> None:
-    image = real_person(prefix)
+    image = real_photo(prefix)
     area = PEOPLE_PHOTOS[prefix]
     assert not [f for f in find_faces(inference, image) if covered(f, area) > 0]
     people = find_people(inference, image)
@@ -141,6 +143,29 @@ def test_people_whose_faces_do_not_show_are_found_whole_and_blurred(inference, p
     changed = np.argwhere(np.any(person != image, axis=2))
     box = (*changed.min(0)[::-1], *changed.max(0)[::-1])
     assert covered(box, area) >= 0.8 and covered(bodies[0], box) == pytest.approx(1.0, abs=0.02)
+
+
+def person_finder(monkeypatch: pytest.MonkeyPatch, **overrides):
+    """The person model's own code and weights outside Triton, to switch a rule off."""
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils",
+                        types.ModuleType("triton_python_backend_utils"))
+    folder = Path(__file__).resolve().parent.parent / "triton_models" / "person_detector" / "1"
+    spec = importlib.util.spec_from_file_location("person_model_code", folder / "model.py")
+    assert spec is not None and spec.loader is not None
+    code = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(code)
+    args = {"threads": 1, "threshold": 0.7, "nms_iou": 0.3, "window_threshold": 0.5,
+            "min_windows": 2} | overrides
+    return code.PersonFinder(str(folder / "model.tflite"), **args)
+
+
+def test_a_hit_only_one_window_sees_is_not_a_person(inference, monkeypatch) -> None:
+    """Racking in a real frame scores 0.87 in one window: not blurred; with the two-window
+    rule off, the same network would take it for a person."""
+    image = real_photo("IMG_0263_mp4-96_")
+    assert [p for p in find_people(inference, image) if p[5] == BODY] == []
+    assert len(person_finder(monkeypatch).find(image)[1]) == 0
+    assert len(person_finder(monkeypatch, min_windows=1).find(image)[1]) >= 1
 
 
 def test_rendered_shelves_hold_no_person(inference) -> None:
@@ -160,7 +185,7 @@ def test_a_body_is_blurred_as_found_and_a_face_grown() -> None:
 
 def test_a_real_person_seen_from_above_is_blurred_and_still_counted(inference) -> None:
     prefix = "-01-16-1-1-1-3-14_"
-    image = real_person(prefix)
+    image = real_photo(prefix)
     settings = load_settings()
     keeper = Pipeline(settings, inference, Catalog.from_csv(DEMO), keeps_photos=True)
     plain = Pipeline(settings, inference, Catalog.from_csv(DEMO))
