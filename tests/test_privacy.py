@@ -265,3 +265,11 @@ def test_without_the_person_model_photos_wait_and_health_says_which(
         time.sleep(3 * gw.settings.triton_retry_s)
         # not counted again and again while the model is missing (each try is a whole count)
         assert not [r for r in caplog.records if "Triton is back" in r.getMessage()]
+        # the model arrives (an operator fixed the image): the waiting photo is counted
+        shutil.copytree(source / "person_detector", repo / "person_detector")
+        server.load_model("person_detector")
+        deadline = time.monotonic() + 30
+        while gw.services.store.get_count(notice["count_id"]).status != "done":
+            assert time.monotonic() < deadline, "the waiting photo was not counted"
+            time.sleep(0.5)
+        assert requests.get(f"{gw.base_url}/healthz", timeout=30).status_code == 200

@@ -99,15 +99,16 @@ class Pipeline:
         """Whether the item detector is deployed (see ``_model_ready``)."""
         return self._model_ready(DETECTOR_MODEL)
 
-    def _model_ready(self, name: str) -> bool:
+    def _model_ready(self, name: str, trust_no: bool = True) -> bool:
         """Whether Triton serves ``name``; re-checked now and then, not per photo.
 
         A "no" is only remembered when Triton itself answered: during an outage the next photo
-        asks again, so counts made right after Triton comes back use the model.
+        asks again, so counts made right after Triton comes back use the model. ``trust_no``
+        False: a remembered "no" is asked again (a photo that waits for the model anyway).
         """
         now = time.monotonic()
         checked, ready = self._readiness.get(name, (-1e9, False))
-        if now - checked > MODEL_RECHECK_S:
+        if now - checked > MODEL_RECHECK_S or not (ready or trust_no):
             ready = self.client.model_ready(name)
             if ready or self.client.is_ready():
                 self._readiness[name] = (now, ready)
@@ -297,7 +298,7 @@ class Pipeline:
         """Without the face and person models a photo cannot be kept as promised, so it waits
         as for any Triton outage."""
         for model in (FACE_MODEL, PERSON_MODEL):
-            if not self._model_ready(model):
+            if not self._model_ready(model, trust_no=False):  # it may be back since
                 raise InferenceUnavailable(
                     f"Triton model {model} is not ready: photos are not kept with people in "
                     "them (SHELFCOUNT_BLUR_PEOPLE=0 turns blurring off)")
