@@ -32,10 +32,11 @@ def pose_detector_path() -> Path:
 
 def pose_detector_bytes(path: Path | None = None) -> bytes:
     """The detector's TFLite bytes, checked to be a TFLite model."""
+    path = path or pose_detector_path()
     try:
-        data = (path or pose_detector_path()).read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise PersonModelError(f"cannot read the person model: {exc}") from exc
     if data[4:8] != TFLITE_MAGIC:
-        raise PersonModelError(f"{path or pose_detector_path()} is not a TFLite model")
+        raise PersonModelError(f"{path} is not a TFLite model")
     return data

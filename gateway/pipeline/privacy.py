@@ -27,27 +27,28 @@ FACE, BODY = "face", "body"  # what a region of CountResult.people holds (6th en
 Finder = Callable[[np.ndarray], list[tuple[tuple[float, float, float, float], float]]]
 
 
-def _found(finder: Finder, image: np.ndarray) -> list[list[float]]:
-    """``finder``'s boxes in a BGR photo as ``[x0, y0, x1, y1, score]`` in its pixels. The
-    photo is shrunk here, not in Triton: a 12 MP frame is 36 MB on the wire, 640 px 1 MB."""
+def _found(finders: Sequence[Finder], image: np.ndarray) -> list[list[list[float]]]:
+    """Each finder's boxes in a BGR photo as ``[x0, y0, x1, y1, score]`` in its pixels. The
+    photo is shrunk once, here, not in Triton: a 12 MP frame is 36 MB on the wire, 640 px
+    1 MB."""
     h, w = image.shape[:2]
     scale = min(1.0, FACE_SIDE / max(h, w))
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                        interpolation=cv2.INTER_AREA) if scale < 1 else image
-    return [[round(v / scale, 1) for v in box] + [round(score, 3)]
-            for box, score in finder(small)]
+    return [[[round(v / scale, 1) for v in box] + [round(score, 3)]
+             for box, score in finder(small)] for finder in finders]
 
 
 def find_faces(client: InferenceClient, image: np.ndarray) -> list[list[float]]:
     """Faces in a BGR photo: ``[x0, y0, x1, y1, score]`` in its pixels."""
-    return _found(client.faces, image)
+    return _found([client.faces], image)[0]
 
 
 def find_people(client: InferenceClient, image: np.ndarray) -> list[list[float | str]]:
     """Everything to blur in a BGR photo: ``[x0, y0, x1, y1, score, "face" | "body"]`` in its
     pixels; faces first, then whole bodies (a person seen from behind has no face to find)."""
-    return ([[*f, FACE] for f in _found(client.faces, image)]
-            + [[*b, BODY] for b in _found(client.people, image)])
+    faces, bodies = _found([client.faces, client.people], image)
+    return [[*f, FACE] for f in faces] + [[*b, BODY] for b in bodies]
 
 
 def blur_regions(image: np.ndarray, boxes: Sequence[Sequence[float | str]]) -> np.ndarray:

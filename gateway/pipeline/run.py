@@ -20,6 +20,7 @@ from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.inference.client import (
     FACE_MODEL,
+    OCR_MODEL,
     PERSON_MODEL,
     InferenceClient,
     InferenceUnavailable,
@@ -53,10 +54,18 @@ from gateway.planogram import BayPlan, Planogram
 PREVIEW_MAX_SIDE = 960
 DETECTOR_MODEL = "item_detector"
 MODEL_RECHECK_S = 30.0  # how long a model's readiness is trusted (detector, people models)
+PEOPLE_MODELS = (FACE_MODEL, PERSON_MODEL)  # a photo kept with SHELFCOUNT_BLUR_PEOPLE needs both
 # Unnamed items whose labels are OCR'd (see assign.orphan_reads), and the smallest item side
 # worth reading: below it label print is too small for the OCR model.
 ORPHAN_READS = 6
 MIN_READABLE_ITEM_PX = 60
+
+
+def awaited_models(blur_people: bool) -> list[str]:
+    """The models without which a photo waits: OCR and, with SHELFCOUNT_BLUR_PEOPLE, the
+    people models (the item detector is not one: without it photos are counted from their
+    codes and labels, as before its weights existed)."""
+    return [OCR_MODEL, *(PEOPLE_MODELS if blur_people else ())]
 
 
 class Pipeline:
@@ -297,7 +306,7 @@ class Pipeline:
     def _need_people_models(self) -> None:
         """Without the face and person models a photo cannot be kept as promised, so it waits
         as for any Triton outage."""
-        for model in (FACE_MODEL, PERSON_MODEL):
+        for model in PEOPLE_MODELS:
             if not self._model_ready(model, trust_no=False):  # it may be back since
                 raise InferenceUnavailable(
                     f"Triton model {model} is not ready: photos are not kept with people in "

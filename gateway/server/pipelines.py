@@ -82,26 +82,20 @@ class PipelineProvider:
     def triton_ready(self) -> bool:
         return self.client.is_ready()
 
-    def _awaited_models(self) -> list[str]:
-        """The models without which a photo waits: OCR and, with SHELFCOUNT_BLUR_PEOPLE, the
-        people models (the item detector is not one: without it photos are counted from
-        their codes and labels, as before its weights existed)."""
-        from gateway.inference.client import FACE_MODEL, OCR_MODEL, PERSON_MODEL
-
-        return [OCR_MODEL, *((FACE_MODEL, PERSON_MODEL) if self.settings.blur_people else ())]
-
     def models_ready(self) -> dict[str, bool]:
         """Whether Triton serves each model the counts use (an operator must see which one
         is missing when photos wait)."""
-        from gateway.pipeline.run import DETECTOR_MODEL
+        from gateway.pipeline.run import DETECTOR_MODEL, awaited_models
 
-        names = [*self._awaited_models(), DETECTOR_MODEL]
+        names = [*awaited_models(self.settings.blur_people), DETECTOR_MODEL]
         return {name: bool(self.client.model_ready(name)) for name in names}
 
     def ready_to_count(self) -> bool:
         """Triton answers and serves every model a waiting photo waits for."""
+        from gateway.pipeline.run import awaited_models
+
         return self.client.is_ready() and all(
-            self.client.model_ready(name) for name in self._awaited_models())
+            self.client.model_ready(name) for name in awaited_models(self.settings.blur_people))
 
     def close(self) -> None:
         with self._lock:

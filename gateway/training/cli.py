@@ -262,11 +262,11 @@ def _data_description(args: argparse.Namespace, real_dir: Path | None, photos: l
                       tune_pairs: list) -> str:
     from gateway.training.synth import TEST_SEED, VAL_SEED
 
+    ignored = (f", unlabelled cartons found by {args.ignore_unlabelled_from} ignored"
+               if args.ignore_unlabelled_from else "")
     real = (f"real: {real_dir} ({len(photos)} train photos, {len(tune_pairs)} tune photos "
             f"held out by family, share {args.real_share:g} of views, aspect stretch "
-            f"+-{args.stretch:g}"
-            + (f", unlabelled cartons found by {args.ignore_unlabelled_from} ignored"
-               if args.ignore_unlabelled_from else "") + "); ") if photos else ""
+            f"+-{args.stretch:g}{ignored}); ") if photos else ""
     return real + (f"synthetic: {args.scenes} scenes x {args.views} views of {args.size}px "
                    f"(seed {args.seed}); val seeds {VAL_SEED}+{args.val}, "
                    f"test seeds {TEST_SEED}+{args.test}")

@@ -44,13 +44,20 @@ def collect(
     return cands, truth
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection area of every box of ``a`` [N, 4] with every box of ``b`` [M, 4]."""
     ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
-    aa = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    ab = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(aa[:, None] + ab[None, :] - inter, 1e-6)
+    return np.clip(ix, 0, None) * np.clip(iy, 0, None)
+
+
+def areas(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    inter = intersections(a, b)
+    return inter / np.maximum(areas(a)[:, None] + areas(b)[None, :] - inter, 1e-6)
 
 
 def ap50(cands: Sequence[np.ndarray], gts: Sequence[EvalImage]) -> float:

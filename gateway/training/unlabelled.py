@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from gateway.pipeline.detect import detect_candidates
 from gateway.training.data import COUNT_VISIBLE, LabelledImage
+from gateway.training.evaluate import areas, intersections
 
 PSEUDO_SCORE = 0.5  # a candidate this sure is taken for a carton
 EXPLAINED_IOU = 0.3  # a candidate overlapping a label this much is that label's carton
@@ -29,15 +30,10 @@ def unexplained(candidates: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The candidate boxes ``[n, 4]`` that no label box explains."""
     if len(candidates) == 0 or len(labels) == 0:
         return candidates.reshape(-1, 4)
-    ix0 = np.maximum(candidates[:, None, 0], labels[None, :, 0])
-    iy0 = np.maximum(candidates[:, None, 1], labels[None, :, 1])
-    ix1 = np.minimum(candidates[:, None, 2], labels[None, :, 2])
-    iy1 = np.minimum(candidates[:, None, 3], labels[None, :, 3])
-    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
-    area_c = (candidates[:, 2] - candidates[:, 0]) * (candidates[:, 3] - candidates[:, 1])
-    area_l = (labels[:, 2] - labels[:, 0]) * (labels[:, 3] - labels[:, 1])
-    iou = inter / np.maximum(area_c[:, None] + area_l[None, :] - inter, 1e-6)
-    inside = inter / np.maximum(area_c[:, None], 1e-6)
+    inter = intersections(candidates, labels)
+    area_c = areas(candidates)[:, None]
+    iou = inter / np.maximum(area_c + areas(labels)[None, :] - inter, 1e-6)
+    inside = inter / np.maximum(area_c, 1e-6)
     keep = (iou.max(1) < EXPLAINED_IOU) & (inside.max(1) < EXPLAINED_INSIDE)
     return candidates[keep]
 
